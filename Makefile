@@ -1,0 +1,42 @@
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= wsgw.yaml
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: run test lint typecheck pytest bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## run: start the gateway with the example chat API on the in-memory registry
+run: $(STAMP)
+	$(BIN)/wsgw run -c $(CONFIG) --host $(HOST) --port $(PORT)
+
+## test: lint, type-check and run every test
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check wsgw handlers tests loadtest
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m loadtest suite --full
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m loadtest suite
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

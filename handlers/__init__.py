@@ -1,0 +1,1 @@
+"""Example Lambda-style handlers served by `make run` (see wsgw.yaml)."""

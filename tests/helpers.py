@@ -1,0 +1,159 @@
+"""Test harness: real gateways (in-process on port 0, or as processes), real clients, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wsgw.config import ApiConfig, parse_api
+from wsgw.server.app import GatewayServer
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+def api_from(raw: dict[str, Any], base_dir: Path = APPS) -> ApiConfig:
+    return parse_api(raw, base_dir)
+
+
+def write_config(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def serve(raw: dict[str, Any] | ApiConfig, **kwargs: Any) -> AsyncIterator[GatewayServer]:
+    """An in-process gateway on a free port, stopped (every $disconnect run) on exit."""
+    api = raw if isinstance(raw, ApiConfig) else api_from(raw)
+    server = GatewayServer(api, "127.0.0.1", 0, **kwargs)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> Any:
+    """Poll a condition until it is truthy or the deadline passes (then fail with a clear message)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def wait_for_sync(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GatewayProcess:
+    """`wsgw run` as a real process; parses its printed URLs; SIGTERM (or kill -9) on stop."""
+
+    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None, port: int = 0) -> None:
+        self.config = config
+        self.extra = extra
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.port = port
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+        self.ws_url = ""
+        self.http_url = ""
+
+    def start(self, timeout: float = 20.0) -> GatewayProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wsgw", "run", "-c", str(self.config), "--port", str(self.port), *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=str(ROOT),
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            match = re.search(r"WebSocket:\s+(ws://\S+)", line)
+            if match:
+                self.ws_url = match.group(1)
+                self.http_url = self.ws_url.replace("ws://", "http://", 1)
+                self.port = int(self.ws_url.rsplit(":", 1)[1].split("/")[0])
+                return self
+        self.stop()
+        raise AssertionError("gateway did not start:\n" + "".join(self.output))
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.output.append(out or "")
+        return int(self.proc.returncode)
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def management_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+async def raw_http(port: int, payload: bytes, read_until_close: bool = True, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to the node and read what it answers (until it closes, or one response)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(payload)
+        await writer.drain()
+        chunks = []
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not read_until_close and b"\r\n\r\n" in b"".join(chunks):
+                    break
+        return b"".join(chunks)
+    finally:
+        writer.close()

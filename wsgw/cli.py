@@ -1,0 +1,110 @@
+"""`wsgw run`, `wsgw check`: the command line users type."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from wsgw.config import ApiConfig, load_api
+from wsgw.errors import ConfigError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsgw", description="A self-hosted WebSocket API gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start one node")
+    run.add_argument("-c", "--config", default="wsgw.yaml", help="API definition (default: wsgw.yaml)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    run.add_argument("--redis", default=os.environ.get("WSGW_REDIS_URL"),
+                     help="redis://HOST:PORT/0 for the Redis registry (default: in-memory; env WSGW_REDIS_URL)")
+    run.add_argument("--log-level", default=os.environ.get("WSGW_LOG_LEVEL", "INFO"))
+    check = sub.add_parser("check", help="validate an API definition")
+    check.add_argument("-c", "--config", default="wsgw.yaml")
+    return parser
+
+
+def check(config: str) -> int:
+    """Exit 0 when the API can be served; else exit 2 with one line per problem naming the key."""
+    try:
+        api = load_api(config)
+        _build_everything(api)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    print(f"{config}: ok ({len(api.routes)} routes, {len(api.authorizers)} authorizers)")
+    return 0
+
+
+def _build_everything(api: ApiConfig) -> None:
+    """Import every handler and build every integration and authorizer, as `run` would."""
+    from wsgw.authorizers import build_authorizers
+    from wsgw.gateway.routes import RouteTable
+    from wsgw.integrations import Resources
+
+    resources = Resources()
+    try:
+        RouteTable(api, resources)
+        build_authorizers(api, resources)
+    finally:
+        resources.executor.shutdown(wait=False)
+
+
+async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None) -> None:
+    from wsgw.server.app import GatewayServer
+
+    server = GatewayServer(api, host, port, redis_url=redis_url)
+    await server.start()
+    urls = server.urls
+    registry = f"redis ({redis_url})" if redis_url else "memory"
+    print(f"wsgw serving stage '{api.stage}' on the {registry} registry", flush=True)
+    print(f"  WebSocket:    {urls.websocket}", flush=True)
+    print(f"  @connections: {urls.connections}/{{connectionId}}", flush=True)
+    print(f"  health:       {urls.health}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("wsgw stopping: closing connections", flush=True)
+    await server.stop()
+
+
+def _install_loop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; Windows lacks it
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "check":
+        return check(args.config)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        api = load_api(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(Path(args.config).resolve().parent))
+    _install_loop()
+    try:
+        asyncio.run(_serve(api, args.host, args.port, args.redis))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

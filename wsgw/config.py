@@ -1,0 +1,371 @@
+"""The API definition (wsgw.yaml): parsed and validated once, at start, into frozen values.
+
+Every problem is reported with the dotted key it concerns and the fix, all at once, so that
+`wsgw check` can print one line per problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wsgw.errors import ConfigError, ConfigProblem
+
+DEFAULT_SELECTION = "$request.body.action"
+INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
+STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+TOP_LEVEL_KEYS = {
+    "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
+    "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling",
+}
+ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
+              "throttling", "environment"}
+AUTHORIZER_TYPES = {"request", "jwt"}
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationSpec:
+    """How to reach one handler: its type (python, mock, http_proxy …), options and timeout."""
+
+    type: str
+    options: dict[str, Any]
+    timeout_ms: int
+    key: str  # the dotted config key, for error messages
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    key: str
+    integration: IntegrationSpec
+    authorizer: str | None
+    route_response: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizerSpec:
+    name: str
+    type: str
+    identity_sources: tuple[str, ...]
+    ttl_seconds: int
+    integration: IntegrationSpec | None
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits; AWS's published quotas are the defaults."""
+
+    max_message_bytes: int = 131_072
+    max_frame_bytes: int = 32_768
+    idle_timeout_seconds: float = 600.0
+    max_connection_seconds: float = 7_200.0
+    ping_interval_seconds: float = 30.0
+    ping_timeout_seconds: float = 30.0
+    handshake_timeout_seconds: float = 10.0
+    max_queued_messages: int = 1_000
+    max_send_buffer_bytes: int = 4 * 1024 * 1024
+    max_post_bytes: int = 131_072
+    max_http_body_bytes: int = 10 * 1024 * 1024
+
+
+LIMIT_KEYS: dict[str, tuple[str, type, float]] = {
+    # config key: (attribute, type, minimum)
+    "maxMessageBytes": ("max_message_bytes", int, 1),
+    "maxFrameBytes": ("max_frame_bytes", int, 1),
+    "idleTimeoutSeconds": ("idle_timeout_seconds", float, 0.01),
+    "maxConnectionSeconds": ("max_connection_seconds", float, 0.01),
+    "pingIntervalSeconds": ("ping_interval_seconds", float, 0.01),
+    "pingTimeoutSeconds": ("ping_timeout_seconds", float, 0.01),
+    "handshakeTimeoutSeconds": ("handshake_timeout_seconds", float, 0.01),
+    "maxQueuedMessages": ("max_queued_messages", int, 1),
+    "maxSendBufferBytes": ("max_send_buffer_bytes", int, 1024),
+    "maxPostBytes": ("max_post_bytes", int, 1),
+    "maxHttpBodyBytes": ("max_http_body_bytes", int, 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """One API as served by one node."""
+
+    base_dir: Path
+    stage: str = "dev"
+    route_selection_expression: str = DEFAULT_SELECTION
+    stage_variables: dict[str, str] = field(default_factory=dict)
+    routes: dict[str, RouteSpec] = field(default_factory=dict)
+    authorizers: dict[str, AuthorizerSpec] = field(default_factory=dict)
+    http: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    binary_as_base64: bool = False
+    api_id: str = "wsgwlocal0"
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    throttling: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+class _Collector:
+    """Gathers problems so that all of them are reported together."""
+
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(key, message))
+
+
+def _did_you_mean(word: str, choices: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def parse_integration(raw: dict[str, Any], key: str, problems: _Collector) -> IntegrationSpec | None:
+    """Read `handler: mod:fn` or `integration: {type: …}` from a route or authorizer mapping."""
+    if "handler" in raw and "integration" in raw:
+        problems.add(key, "give either 'handler' or 'integration', not both")
+        return None
+    if "handler" in raw:
+        handler = raw["handler"]
+        options: dict[str, Any] = {"handler": handler}
+        kind = "python"
+        timeout = raw.get("timeoutMs", INTEGRATION_TIMEOUT_RANGE_MS[1])
+        ikey = f"{key}.handler"
+        if not isinstance(handler, str) or not HANDLER_PATTERN.match(handler):
+            problems.add(ikey, f"'{handler}' is not 'module:function' (e.g. handlers.chat:on_connect)")
+            return None
+    elif "integration" in raw:
+        integ = raw["integration"]
+        ikey = f"{key}.integration"
+        if not isinstance(integ, dict):
+            problems.add(ikey, "must be a mapping with at least 'type' (python, mock, http, http_proxy, aws_lambda)")
+            return None
+        given = integ.get("type")
+        if not isinstance(given, str) or not given:
+            problems.add(f"{ikey}.type", "missing: name the type (python, mock, http, http_proxy, aws_lambda)")
+            return None
+        kind = given.lower()
+        options = {k: v for k, v in integ.items() if k not in ("type", "timeoutMs")}
+        timeout = integ.get("timeoutMs", INTEGRATION_TIMEOUT_RANGE_MS[1])
+    else:
+        problems.add(key, "needs 'handler: module:function' or 'integration: {type: ...}'")
+        return None
+    low, high = INTEGRATION_TIMEOUT_RANGE_MS
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
+        problems.add(f"{ikey}.timeoutMs", f"must be a whole number of milliseconds from {low} to {high}")
+        return None
+    return IntegrationSpec(type=kind, options=options, timeout_ms=timeout, key=ikey)
+
+
+def _parse_routes(raw: Any, problems: _Collector) -> dict[str, RouteSpec]:
+    routes: dict[str, RouteSpec] = {}
+    if raw is None:
+        return routes
+    if not isinstance(raw, dict):
+        problems.add("routes", "must be a mapping of route key to route (e.g. $default: {handler: mod:fn})")
+        return routes
+    for route_key, route in raw.items():
+        key = f"routes.{route_key}"
+        if not isinstance(route_key, str) or not route_key or len(route_key) > 128:
+            problems.add(key, "a route key is a non-empty string of at most 128 characters")
+            continue
+        if route_key.startswith("$") and route_key not in ("$connect", "$disconnect", "$default"):
+            problems.add(key, "only $connect, $disconnect and $default may start with '$'")
+            continue
+        if not isinstance(route, dict):
+            problems.add(key, "must be a mapping, e.g. {handler: handlers.chat:on_default}")
+            continue
+        for unknown in set(route) - ROUTE_KEYS:
+            problems.add(f"{key}.{unknown}", "unknown key" + _did_you_mean(str(unknown), ROUTE_KEYS))
+        spec = parse_integration(route, key, problems)
+        authorizer = route.get("authorizer")
+        if authorizer is not None and not isinstance(authorizer, str):
+            problems.add(f"{key}.authorizer", "must name an authorizer defined under 'authorizers'")
+            authorizer = None
+        if authorizer is not None and route_key != "$connect":
+            problems.add(f"{key}.authorizer", "WebSocket authorizers run on $connect only; move it there")
+        respond = route.get("routeResponse", False)
+        rrse = route.get("routeResponseSelectionExpression")
+        if rrse is not None:
+            if rrse != "$default":
+                problems.add(f"{key}.routeResponseSelectionExpression", "only '$default' is supported")
+            respond = True
+        if not isinstance(respond, bool):
+            problems.add(f"{key}.routeResponse", "must be true or false")
+            respond = False
+        if spec is not None:
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond)
+    return routes
+
+
+def _parse_identity_sources(raw: Any, key: str, problems: _Collector) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        problems.add(key, "must be a list such as [route.request.header.Authorization]")
+        return ()
+    sources = []
+    for item in items:
+        for part in (p.strip() for p in item.split(",")):
+            if not re.match(
+                r"^(route\.request\.(header|querystring)\.|\$request\.(header|querystring)\.|stageVariables\.|context\.)\S+$",
+                part,
+            ):
+                problems.add(key, f"'{part}' is not route.request.header.X, route.request.querystring.X, "
+                             "stageVariables.X or context.X")
+                continue
+            sources.append(part)
+    return tuple(sources)
+
+
+def _parse_authorizers(raw: Any, problems: _Collector) -> dict[str, AuthorizerSpec]:
+    result: dict[str, AuthorizerSpec] = {}
+    if raw is None:
+        return result
+    if not isinstance(raw, dict):
+        problems.add("authorizers", "must be a mapping of name to authorizer")
+        return result
+    for name, spec in raw.items():
+        key = f"authorizers.{name}"
+        if not isinstance(spec, dict):
+            problems.add(key, "must be a mapping with 'type: request' or 'type: jwt'")
+            continue
+        kind = str(spec.get("type", "request")).lower()
+        if kind not in AUTHORIZER_TYPES:
+            problems.add(f"{key}.type", f"'{kind}' is not one of: " + ", ".join(sorted(AUTHORIZER_TYPES)))
+            continue
+        integration = parse_integration(spec, key, problems) if kind == "request" else None
+        ttl = spec.get("resultTtlInSeconds", 300 if kind == "request" else 0)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 3600:
+            problems.add(f"{key}.resultTtlInSeconds", "must be a whole number from 0 to 3600 (0 turns the cache off)")
+            ttl = 0
+        sources = _parse_identity_sources(spec.get("identitySource"), f"{key}.identitySource", problems)
+        options = {k: v for k, v in spec.items()
+                   if k not in ("type", "handler", "integration", "identitySource", "resultTtlInSeconds")}
+        result[str(name)] = AuthorizerSpec(str(name), kind, sources, ttl, integration, options)
+    return result
+
+
+def _parse_limits(raw: Any, problems: _Collector) -> Limits:
+    if raw is None:
+        return Limits()
+    if not isinstance(raw, dict):
+        problems.add("limits", "must be a mapping, e.g. {maxMessageBytes: 131072}")
+        return Limits()
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in LIMIT_KEYS:
+            problems.add(f"limits.{name}", "unknown limit" + _did_you_mean(str(name), set(LIMIT_KEYS)))
+            continue
+        attr, kind, minimum = LIMIT_KEYS[name]
+        ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+        if not ok or value < minimum:
+            problems.add(f"limits.{name}", f"must be a {'number' if kind is float else 'whole number'} >= {minimum}")
+            continue
+        values[attr] = kind(value)
+    return Limits(**values)
+
+
+def _string_map(raw: Any, key: str, problems: _Collector) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(key, "must be a mapping of names to string values")
+        return {}
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, (dict, list)) or v is None:
+            problems.add(f"{key}.{k}", "must be a string (or a number, written as text)")
+            continue
+        out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
+    """Validate a loaded document into an ApiConfig; raise ConfigError listing every problem."""
+    problems = _Collector()
+    if not isinstance(raw, dict):
+        raise ConfigError.single("(top level)", "the file must hold a mapping with at least 'routes'")
+    for unknown in set(raw) - TOP_LEVEL_KEYS:
+        problems.add(str(unknown), "unknown key" + _did_you_mean(str(unknown), TOP_LEVEL_KEYS))
+
+    stage = raw.get("stage", "dev")
+    if not isinstance(stage, str) or not STAGE_PATTERN.match(stage) or stage.startswith("@") or stage == "health":
+        problems.add("stage", "must be 1-128 letters, digits, '-' or '_' (e.g. dev)")
+        stage = "dev"
+    expression = raw.get("routeSelectionExpression", DEFAULT_SELECTION)
+    if not isinstance(expression, str) or "request.body" not in expression:
+        problems.add("routeSelectionExpression", "must select from the body, e.g. $request.body.action")
+        expression = DEFAULT_SELECTION
+    routes = _parse_routes(raw.get("routes"), problems)
+    authorizers = _parse_authorizers(raw.get("authorizers"), problems)
+    for route in routes.values():
+        if route.authorizer is not None and route.authorizer not in authorizers:
+            problems.add(f"routes.{route.key}.authorizer",
+                         f"'{route.authorizer}' is not defined under 'authorizers'"
+                         + _did_you_mean(route.authorizer, set(authorizers)))
+    http = raw.get("http") or {}
+    if not isinstance(http, dict):
+        problems.add("http", "must be a mapping with 'routes' (and optionally 'cors')")
+        http = {}
+    binary = raw.get("isBase64Encoded", False)
+    if not isinstance(binary, bool):
+        problems.add("isBase64Encoded", "must be true (deliver binary frames base64-encoded) or false (refuse them)")
+        binary = False
+    throttling = raw.get("throttling") or {}
+    if not isinstance(throttling, dict):
+        problems.add("throttling", "must be a mapping such as {rateLimit: 1000, burstLimit: 500}")
+        throttling = {}
+    ids = {}
+    for key, pattern, default in (("apiId", r"^[a-z0-9]{1,32}$", "wsgwlocal0"),
+                                  ("region", r"^[a-z]{2}(-[a-z]+)+-\d$", "us-east-1"),
+                                  ("accountId", r"^\d{12}$", "000000000000")):
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not re.match(pattern, value):
+            problems.add(key, f"'{value}' does not look like an AWS {key} (e.g. {default})")
+            value = default
+        ids[key] = value
+    api = ApiConfig(
+        base_dir=base_dir,
+        stage=stage,
+        route_selection_expression=expression,
+        stage_variables=_string_map(raw.get("stageVariables"), "stageVariables", problems),
+        routes=routes,
+        authorizers=authorizers,
+        http=http,
+        limits=_parse_limits(raw.get("limits"), problems),
+        binary_as_base64=binary,
+        api_id=ids["apiId"],
+        region=ids["region"],
+        account_id=ids["accountId"],
+        throttling=throttling,
+        environment=_string_map(raw.get("environment"), "environment", problems),
+    )
+    if problems.problems:
+        raise ConfigError(problems.problems)
+    return api
+
+
+def load_api(path: str | Path) -> ApiConfig:
+    """Read a YAML (or JSON) API definition from disk and validate it."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(str(file), "file not found; pass -c PATH to a wsgw.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError.single(str(file), f"cannot be read ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError.single(str(file), f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_api(raw, file.resolve().parent)

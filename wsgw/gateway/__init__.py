@@ -1,0 +1,7 @@
+"""One node's core; see core.Gateway."""
+
+from wsgw.gateway.connection import Connection
+from wsgw.gateway.core import ConnectOutcome, Gateway, Handshake
+from wsgw.gateway.sink import SocketSink
+
+__all__ = ["ConnectOutcome", "Connection", "Gateway", "Handshake", "SocketSink"]

@@ -1,0 +1,442 @@
+"""One node's core: the connection lifecycle ($connect, messages, $disconnect), limits and keepalive.
+
+The server layer owns sockets and HTTP; it calls in here with plain values and a SocketSink. The gateway
+owns the local socket table and asks the registry about connections held elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsgw.authorizers import Authorizer, AuthRequest, build_authorizers
+from wsgw.config import ApiConfig
+from wsgw.events import (
+    ConnectionInfo,
+    InvalidIntegrationResult,
+    LambdaContext,
+    connect_event,
+    disconnect_event,
+    error_frame,
+    message_event,
+    method_arn,
+    new_id,
+    read_integration_result,
+)
+from wsgw.gateway.connection import Connection
+from wsgw.gateway.routes import Route, RouteTable
+from wsgw.gateway.sink import SocketSink
+from wsgw.integrations import Resources
+from wsgw.integrations.environment import prepare_environment
+from wsgw.metrics import Metrics
+from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
+
+log = logging.getLogger("wsgw.gateway")
+
+FORBIDDEN = "Forbidden"
+INTERNAL_ERROR = "Internal server error"
+TIMED_OUT = "Endpoint request timed out"
+TOO_MANY = "Too many requests"
+INBOX_HIGH_WATER = 64          # pause reading from a socket whose messages queue up beyond this
+INBOX_LOW_WATER = 16
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Handshake:
+    """A WebSocket upgrade request as the gateway sees it (no sockets)."""
+
+    headers: list[tuple[str, str]]
+    query: list[tuple[str, str]]
+    source_ip: str
+    host: str
+    subprotocols: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class ConnectOutcome:
+    """Accept (status 101 with a pending connection) or refuse with an HTTP status and body."""
+
+    status: int
+    info: ConnectionInfo | None = None
+    subprotocol: str | None = None
+    body: str = ""     # refused: the HTTP body; accepted: the $connect route response to relay, if any
+
+
+class Gateway:
+    """The connection lifecycle for one API on one node."""
+
+    def __init__(self, api: ApiConfig, registry: Registry, node_id: str | None = None,
+                 resources: Resources | None = None) -> None:
+        self.api = api
+        self.registry = registry
+        self.node_id = node_id or f"node-{os.getpid()}-{new_id()[:8]}"
+        self.resources = resources or Resources()
+        prepare_environment(api)
+        self.routes = RouteTable(api, self.resources)
+        self.authorizers: dict[str, Authorizer] = build_authorizers(api, self.resources)
+        self.connections: dict[str, Connection] = {}
+        self.metrics = Metrics()
+        self.metrics.gauge("wsgw_connections", lambda: float(len(self.connections)))
+        self.workers: set[asyncio.Task[None]] = set()
+        self.accepting = False
+        self.limits = api.limits
+        self._sweeper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ----- lifecycle of the node -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.registry.start(self)
+        self._sweeper = self._loop.create_task(self._sweep_forever())
+        self.accepting = True
+
+    async def shutdown(self, grace_seconds: float = 30.0) -> None:
+        """Stop accepting, close every socket with 1001, wait for every $disconnect, stop the registry."""
+        self.accepting = False
+        for conn in list(self.connections.values()):
+            self.close_connection(conn, 1001, "Going away")
+        deadline = time.monotonic() + grace_seconds
+        while (self.connections or self.workers) and time.monotonic() < deadline:
+            pending = list(self.workers)
+            if pending:
+                await asyncio.wait(pending, timeout=max(0.01, deadline - time.monotonic()))
+            else:
+                await asyncio.sleep(0.01)
+        for conn in list(self.connections.values()):    # peers that never answered the close
+            conn.sink.abort()
+        if self.workers:
+            await asyncio.wait(list(self.workers), timeout=max(0.1, deadline - time.monotonic()))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.registry.stop()
+        await self.routes.close()
+        for authorizer in self.authorizers.values():
+            await authorizer.close()
+        await self.resources.close()
+
+    # ----- $connect --------------------------------------------------------------------------------
+
+    async def connect(self, hs: Handshake) -> ConnectOutcome:
+        """Run the authorizer and the $connect integration; nothing is registered yet."""
+        if not self.accepting:
+            return ConnectOutcome(503, body="Service Unavailable: the node is shutting down")
+        api = self.api
+        started = now_ms()
+        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.host,
+                              api.stage, api.api_id, None)
+        route = self.routes.connect
+        subprotocol: str | None = None
+        request_id = new_id()
+        if route is not None and route.authorizer is not None:
+            authorizer = self.authorizers[route.authorizer]
+            request = AuthRequest(info, hs.headers, hs.query, api.stage_variables, request_id, started, "$connect",
+                                  method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"),
+                                  hs.subprotocols)
+            outcome = await authorizer.authorize(request)
+            if not outcome.allowed:
+                self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
+                return ConnectOutcome(outcome.status, body=outcome.message or _reason(outcome.status))
+            info.authorizer = outcome.context
+            subprotocol = outcome.subprotocol
+        if route is None:
+            return ConnectOutcome(101, info, subprotocol)
+        event = connect_event(info, hs.headers, hs.query, api.stage_variables or None, request_id, started)
+        try:
+            raw = await self._invoke(route, event, request_id)
+            result = read_integration_result(raw)
+        except TimeoutError:
+            log.error("$connect %s timed out after %.0f ms (requestId %s)", info.connection_id,
+                      route.timeout_s * 1000, request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
+            return ConnectOutcome(504, body="Endpoint request timed out")
+        except Exception:
+            log.exception("$connect handler failed (requestId %s)", request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
+            self.metrics.inc("wsgw_connections_refused_total", 'status="502"')
+            return ConnectOutcome(502, body="Internal server error")
+        if not 200 <= result.status_code < 300:
+            self.metrics.inc("wsgw_connections_refused_total", f'status="{result.status_code}"')
+            return ConnectOutcome(result.status_code, body=result.body or "")
+        chosen = _header(result.headers, "sec-websocket-protocol")
+        if chosen is not None:
+            first = chosen.split(",")[0].strip()
+            subprotocol = first if first in hs.subprotocols else None
+        greeting = result.body if route.route_response and result.body else ""
+        return ConnectOutcome(101, info, subprotocol, body=greeting)
+
+    async def admit(self, info: ConnectionInfo, sink: SocketSink, send_accept: Callable[[], bool]) -> Connection | None:
+        """Register the accepted connection, write the 101 (send_accept), then make it reachable locally.
+
+        Registration comes first so that a refused registration refuses the handshake (503); the local
+        table entry comes after the 101 so that no pushed frame can precede the handshake response.
+        """
+        loop = self._loop or asyncio.get_running_loop()
+        conn = Connection(info, sink, loop.time())
+        try:
+            await self.registry.register(conn.record(self.node_id))
+        except RegistryUnavailable:
+            log.warning("refusing %s: registry unavailable", info.connection_id)
+            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            return None
+        if not send_accept():                  # the client vanished while $connect ran
+            self._spawn_deregister(info.connection_id)
+            return None
+        self.connections[info.connection_id] = conn
+        self.metrics.inc("wsgw_connections_opened_total")
+        return conn
+
+    # ----- messages --------------------------------------------------------------------------------
+
+    def on_text(self, conn: Connection, body: str) -> None:
+        """A complete text message arrived (already valid UTF-8)."""
+        self._enqueue(conn, body, False)
+
+    def on_binary(self, conn: Connection, data: bytes) -> None:
+        """AWS refuses binary frames unless the API opts into base64 delivery."""
+        if not self.api.binary_as_base64:
+            conn.close_override = (1003, "Binary frames are not supported")
+            conn.sink.close(1003, "Binary frames are not supported")
+            return
+        self._enqueue(conn, base64.b64encode(data).decode("ascii"), True)
+
+    def on_peer_activity(self, conn: Connection) -> None:
+        """Any bytes from the peer (pongs included): it is alive, so no keepalive ping is owed."""
+        if self._loop is not None:
+            conn.last_seen = self._loop.time()
+        conn.ping_sent_at = None
+
+    def _enqueue(self, conn: Connection, body: str, is_base64: bool) -> None:
+        at = now_ms()
+        conn.last_active_ms = at
+        self.registry.touch(conn.info.connection_id, at)
+        self.metrics.inc("wsgw_messages_received_total")
+        if len(conn.inbox) >= self.limits.max_queued_messages:
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="queue_full"')
+            self._send_error(conn, TOO_MANY, new_id())
+            return
+        conn.inbox.append((body, is_base64, at))
+        if len(conn.inbox) > INBOX_HIGH_WATER and not conn.reading_paused:
+            conn.reading_paused = True
+            conn.sink.pause_reading()
+        if conn.worker is None:
+            self._start_worker(conn)
+
+    def _start_worker(self, conn: Connection) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._drain(conn))
+        conn.worker = task
+        self.workers.add(task)
+        task.add_done_callback(self.workers.discard)
+
+    async def _drain(self, conn: Connection) -> None:
+        """Handle one connection's messages in the order they arrived, $disconnect last."""
+        try:
+            while conn.inbox:
+                item = conn.inbox.popleft()
+                if item is None:
+                    await self._run_disconnect(conn)
+                    return
+                await self._handle_message(conn, *item)
+                if conn.reading_paused and len(conn.inbox) <= INBOX_LOW_WATER:
+                    conn.reading_paused = False
+                    conn.sink.resume_reading()
+        finally:
+            conn.worker = None
+
+    async def _handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
+        request_id = new_id()
+        route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
+        if route is None:
+            self.metrics.inc("wsgw_route_misses_total")
+            self._send_error(conn, FORBIDDEN, request_id)
+            return
+        event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
+                              request_id, new_id(), at_ms)
+        try:
+            raw = await self._invoke(route, event, request_id)
+            if route.route_response:
+                result = read_integration_result(raw)
+                if result.body is not None and conn.info.connection_id in self.connections:
+                    data = base64.b64decode(result.body) if result.is_base64 else result.body
+                    if conn.sink.send(data):
+                        self.metrics.inc("wsgw_messages_sent_total")
+        except TimeoutError:
+            log.error("route %s timed out after %.0f ms (connection %s, requestId %s)", route.key,
+                      route.timeout_s * 1000, conn.info.connection_id, request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
+            self._send_error(conn, TIMED_OUT, request_id)
+        except InvalidIntegrationResult as exc:
+            log.error("route %s returned an invalid result: %s (requestId %s)", route.key, exc, request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="invalid_result"')
+            self._send_error(conn, INTERNAL_ERROR, request_id)
+        except Exception:
+            log.exception("route %s failed (connection %s, requestId %s)", route.key,
+                          conn.info.connection_id, request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
+            self._send_error(conn, INTERNAL_ERROR, request_id)
+
+    async def _invoke(self, route: Route, event: dict[str, Any], request_id: str) -> object:
+        context = LambdaContext(route.integration.function_name, request_id, route.integration.timeout_ms,
+                                self.api.region, self.api.account_id)
+        async with asyncio.timeout(route.timeout_s):
+            return await route.integration.invoke(event, context)
+
+    def _send_error(self, conn: Connection, message: str, request_id: str) -> None:
+        if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):
+            self.metrics.inc("wsgw_messages_sent_total")
+
+    # ----- the end of a connection -----------------------------------------------------------------
+
+    def close_connection(self, conn: Connection, code: int, reason: str, report: str | None = None) -> None:
+        """Close from our side; $disconnect reports (code, report or reason)."""
+        if conn.close_override is None:
+            conn.close_override = (code, reason if report is None else report)
+        conn.sink.close(code, reason)
+
+    def on_closed(self, conn: Connection, code: int, reason: str) -> None:
+        """The socket is gone (any cause). Runs exactly once per admitted connection: schedules $disconnect."""
+        if self.connections.pop(conn.info.connection_id, None) is None:
+            return
+        self.metrics.inc("wsgw_connections_closed_total")
+        if conn.close_override is not None:
+            code, reason = conn.close_override
+        conn.close_override = (code, reason)
+        self._spawn_deregister(conn.info.connection_id)
+        conn.inbox.append(None)
+        if conn.worker is None:
+            self._start_worker(conn)
+
+    async def _run_disconnect(self, conn: Connection) -> None:
+        route = self.routes.disconnect
+        if route is None:
+            return
+        code, reason = conn.close_override or (1006, "")
+        request_id = new_id()
+        event = disconnect_event(conn.info, code, reason, self.api.stage_variables or None, request_id, now_ms())
+        try:
+            await self._invoke(route, event, request_id)
+        except Exception:
+            log.exception("$disconnect handler failed (connection %s, requestId %s)", conn.info.connection_id,
+                          request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
+
+    def _spawn_deregister(self, connection_id: str) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._deregister(connection_id))
+        self.workers.add(task)
+        task.add_done_callback(self.workers.discard)
+
+    async def _deregister(self, connection_id: str) -> None:
+        try:
+            await self.registry.deregister(connection_id)
+        except Exception as exc:   # the registry's own liveness sweep removes it later
+            log.warning("deregister %s failed: %s", connection_id, exc)
+
+    # ----- @connections ----------------------------------------------------------------------------
+
+    async def post(self, connection_id: str, data: bytes) -> bool:
+        """Deliver to a connection wherever it is; True only once a socket took the frame."""
+        if self.deliver_local(connection_id, data):
+            self.metrics.inc("wsgw_pushes_total", 'result="delivered"')
+            return True
+        delivered = connection_id not in self.connections and await self.registry.deliver(connection_id, data)
+        self.metrics.inc("wsgw_pushes_total", 'result="delivered"' if delivered else 'result="gone"')
+        return delivered
+
+    async def get(self, connection_id: str) -> ConnectionRecord | None:
+        return self.lookup_local(connection_id) or await self.registry.lookup(connection_id)
+
+    async def delete(self, connection_id: str) -> bool:
+        return self.disconnect_local(connection_id) or await self.registry.disconnect(connection_id)
+
+    # ----- LocalNode: what the registry reaches on this node ---------------------------------------
+
+    def deliver_local(self, connection_id: str, data: bytes) -> bool:
+        conn = self.connections.get(connection_id)
+        if conn is None:
+            return False
+        if conn.sink.send(data):
+            self.metrics.inc("wsgw_messages_sent_total")
+            return True
+        return False
+
+    def disconnect_local(self, connection_id: str) -> bool:
+        conn = self.connections.get(connection_id)
+        if conn is None:
+            return False
+        self.close_connection(conn, 1000, "", report="Connection Closed Normally")
+        return True
+
+    def lookup_local(self, connection_id: str) -> ConnectionRecord | None:
+        conn = self.connections.get(connection_id)
+        return None if conn is None else conn.record(self.node_id)
+
+    def local_records(self) -> Iterable[ConnectionRecord]:
+        return [conn.record(self.node_id) for conn in list(self.connections.values())]
+
+    # ----- idle, max age, keepalive: one sweep for all connections ---------------------------------
+
+    def _sweep_interval(self) -> float:
+        limits = self.limits
+        shortest = min(limits.idle_timeout_seconds, limits.max_connection_seconds, limits.ping_interval_seconds,
+                       limits.ping_timeout_seconds)
+        return max(0.05, min(1.0, shortest / 4))
+
+    async def _sweep_forever(self) -> None:
+        interval = self._sweep_interval()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    def sweep(self) -> None:
+        """Close idle and too-old connections; ping quiet peers and drop those that never answer."""
+        assert self._loop is not None
+        now = self._loop.time()
+        wall = now_ms()
+        limits = self.limits
+        idle_ms = limits.idle_timeout_seconds * 1000
+        max_age_ms = limits.max_connection_seconds * 1000
+        for conn in list(self.connections.values()):
+            if conn.close_override is not None:
+                continue
+            if wall - conn.info.connected_at_ms >= max_age_ms or wall - conn.last_active_ms >= idle_ms:
+                self.close_connection(conn, 1001, "Going away")
+            elif conn.ping_sent_at is not None:
+                if now - conn.ping_sent_at >= limits.ping_timeout_seconds:
+                    conn.close_override = (1006, "")
+                    conn.sink.abort()
+            elif now - conn.last_seen >= limits.ping_interval_seconds:
+                conn.ping_sent_at = now
+                conn.sink.ping()
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _reason(status: int) -> str:
+    return {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}.get(status, "Refused")

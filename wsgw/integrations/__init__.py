@@ -1,0 +1,26 @@
+"""Integration types by name; adding a type is a new module and one entry here."""
+
+from __future__ import annotations
+
+from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.errors import ConfigError
+from wsgw.integrations.base import Integration, IntegrationFailed, Resources
+from wsgw.integrations.mock import MockIntegration
+from wsgw.integrations.python import PythonIntegration
+
+INTEGRATION_TYPES: dict[str, type[Integration]] = {
+    cls.type_name: cls for cls in (PythonIntegration, MockIntegration)
+}
+
+
+def build_integration(spec: IntegrationSpec, api: ApiConfig, resources: Resources,
+                      function_name: str) -> Integration:
+    """Instantiate the class registered for spec.type; ConfigError names the key when it is unknown."""
+    cls = INTEGRATION_TYPES.get(spec.type)
+    if cls is None:
+        raise ConfigError.single(f"{spec.key}.type", f"'{spec.type}' is not one of: "
+                                 + ", ".join(sorted(INTEGRATION_TYPES)))
+    return cls.from_spec(spec, api, resources, function_name)
+
+
+__all__ = ["INTEGRATION_TYPES", "Integration", "IntegrationFailed", "Resources", "build_integration"]

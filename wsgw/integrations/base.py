@@ -1,0 +1,59 @@
+"""The integration interface: one class per type, called with an AWS-shaped event."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.events import LambdaContext
+
+
+class IntegrationFailed(Exception):
+    """The backend failed (raised, refused, answered garbage); the client gets the AWS error frame."""
+
+
+@dataclass(slots=True)
+class Resources:
+    """Things integrations share within one node: the thread pool for sync handlers, HTTP sessions."""
+
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(64, "wsgw-handler"))
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        for value in self.shared.values():
+            closer = getattr(value, "close", None)
+            if closer is not None:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+        self.shared.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Integration(ABC):
+    """Calls one handler with an event and returns its raw Lambda-proxy-style result."""
+
+    type_name: ClassVar[str]
+
+    def __init__(self, spec: IntegrationSpec, function_name: str) -> None:
+        self.spec = spec
+        self.timeout_ms = spec.timeout_ms
+        self.function_name = function_name
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
+                  function_name: str) -> Integration:
+        """Build from config; raise ConfigError naming spec.key when options are wrong."""
+
+    @abstractmethod
+    async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
+        """Run the handler; raise IntegrationFailed (or anything) on failure."""
+
+    async def close(self) -> None:
+        """Release what the integration holds; most hold nothing."""
+        return None

@@ -1,0 +1,86 @@
+"""The registry interface: where connections live and how a push finds the node holding its socket.
+
+A node keeps its own sockets in a local table (the gateway's); the registry answers for connections that
+are NOT local — in the memory registry there are none, in the Redis one they live on other nodes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class RegistryUnavailable(Exception):
+    """The shared store cannot be reached now; callers answer 503/500 quickly instead of hanging."""
+
+
+@dataclass(slots=True)
+class ConnectionRecord:
+    """What any node can learn about a connection (the GetConnection answer, plus its owner)."""
+
+    connection_id: str
+    node_id: str
+    connected_at_ms: int
+    last_active_ms: int
+    source_ip: str
+    user_agent: str | None
+
+
+class LocalNode(Protocol):
+    """What a registry needs from the node it serves: reach its local sockets."""
+
+    node_id: str
+
+    def deliver_local(self, connection_id: str, data: bytes) -> bool:
+        """Hand data to a local socket; False when it is not (or no longer) here."""
+        ...
+
+    def disconnect_local(self, connection_id: str) -> bool:
+        """Close a local socket (1000), running $disconnect; False when it is not here."""
+        ...
+
+    def lookup_local(self, connection_id: str) -> ConnectionRecord | None: ...
+
+    def local_records(self) -> Iterable[ConnectionRecord]:
+        """Every live local connection, for re-registration after the store lost them."""
+        ...
+
+
+class Registry(ABC):
+    """One small interface, one implementation per file (memory, redis)."""
+
+    name: str
+
+    @abstractmethod
+    async def start(self, node: LocalNode) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def register(self, record: ConnectionRecord) -> None:
+        """Make a connection reachable from every node; raise RegistryUnavailable when that cannot be done."""
+
+    @abstractmethod
+    async def deregister(self, connection_id: str) -> None: ...
+
+    @abstractmethod
+    def touch(self, connection_id: str, at_ms: int) -> None:
+        """Note activity; no I/O here — implementations batch it."""
+
+    @abstractmethod
+    async def lookup(self, connection_id: str) -> ConnectionRecord | None:
+        """A connection held by another node, or None."""
+
+    @abstractmethod
+    async def deliver(self, connection_id: str, data: bytes) -> bool:
+        """Push to a connection held by another node; True only once that node handed it to the socket."""
+
+    @abstractmethod
+    async def disconnect(self, connection_id: str) -> bool:
+        """Close a connection held by another node; False when it does not exist."""
+
+    def health(self) -> dict[str, object]:
+        return {"registry": self.name}

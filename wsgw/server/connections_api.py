@@ -1,0 +1,69 @@
+"""The @connections management API, wire-compatible with botocore's `apigatewaymanagementapi` (rest-json)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+from wsgw.gateway import Gateway
+from wsgw.registry import ConnectionRecord, RegistryUnavailable
+from wsgw.server.http import HttpRequest, HttpResponse
+
+CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
+
+
+def iso8601(epoch_ms: int) -> str:
+    """botocore parses the model's iso8601 timestamps; keep milliseconds and a Z."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def connection_json(record: ConnectionRecord) -> dict[str, object]:
+    """GetConnection's wire shape: lowerCamelCase keys (the model's locationNames)."""
+    identity: dict[str, str] = {"sourceIp": record.source_ip}
+    if record.user_agent is not None:
+        identity["userAgent"] = record.user_agent
+    return {"connectedAt": iso8601(record.connected_at_ms), "lastActiveAt": iso8601(record.last_active_ms),
+            "identity": identity}
+
+
+class ConnectionsApi:
+    """POST (push), GET (describe) and DELETE (close) one connection by id."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.max_post_bytes = gateway.api.limits.max_post_bytes
+
+    async def handle(self, request: HttpRequest, encoded_id: str) -> HttpResponse:
+        connection_id = unquote(encoded_id)
+        if not CONNECTION_ID.match(connection_id):
+            return HttpResponse.aws_error(400, "BadRequestException", f"Invalid connectionId: {connection_id[:128]}")
+        try:
+            if request.method == "POST":
+                return await self._post(connection_id, request.body)
+            if request.method == "GET":
+                record = await self.gateway.get(connection_id)
+                if record is None:
+                    return gone()
+                return HttpResponse.json(200, connection_json(record))
+            if request.method == "DELETE":
+                return HttpResponse(204) if await self.gateway.delete(connection_id) else gone()
+        except RegistryUnavailable as exc:
+            return HttpResponse.aws_error(503, "ServiceUnavailableException", f"Registry unavailable: {exc}")
+        return HttpResponse.aws_error(405, "MethodNotAllowedException",
+                                      f"{request.method} is not supported on @connections; use POST, GET or DELETE")
+
+    async def _post(self, connection_id: str, data: bytes) -> HttpResponse:
+        if len(data) > self.max_post_bytes:
+            return too_large(self.max_post_bytes)
+        return HttpResponse(200) if await self.gateway.post(connection_id, data) else gone()
+
+
+def gone() -> HttpResponse:
+    """410 with the header botocore needs to raise GoneException (AWS sends an empty body)."""
+    return HttpResponse.aws_error(410, "GoneException", None)
+
+
+def too_large(limit: int) -> HttpResponse:
+    return HttpResponse.aws_error(413, "PayloadTooLargeException", f"Message too long: the limit is {limit} bytes")

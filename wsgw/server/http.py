@@ -1,0 +1,70 @@
+"""Plain HTTP/1.1 values: a parsed request and a response serialised by hand (fast, no framework)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+import orjson
+
+SERVER_HEADER = b"wsgw"
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    method: str
+    raw_path: str                 # still percent-encoded, without the query
+    query_string: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+    keep_alive: bool = True
+    http_version: str = "1.1"
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(cls, status: int, payload: object, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
+        return cls(status, orjson.dumps(payload), [("Content-Type", "application/json"), *(headers or [])])
+
+    @classmethod
+    def aws_error(cls, status: int, error_type: str, message: str | None) -> HttpResponse:
+        """An AWS rest-json error: botocore reads the code from x-amzn-ErrorType first."""
+        body = b"" if message is None else orjson.dumps({"message": message})
+        headers = [("x-amzn-ErrorType", error_type)]
+        if message is not None:
+            headers.append(("Content-Type", "application/json"))
+        return cls(status, body, headers)
+
+    def serialize(self, keep_alive: bool, head_only: bool = False) -> bytes:
+        try:
+            phrase = HTTPStatus(self.status).phrase
+        except ValueError:
+            phrase = "Status"
+        lines = [f"HTTP/1.1 {self.status} {phrase}".encode("latin-1")]
+        for name, value in self.headers:
+            lines.append(f"{name}: {value}".encode("latin-1", "replace"))
+        if self.status >= 200 and self.status not in (204, 304):
+            lines.append(b"Content-Length: %d" % len(self.body))
+        if not keep_alive:
+            lines.append(b"Connection: close")
+        lines.append(b"Server: " + SERVER_HEADER)
+        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        return head if head_only or self.status in (204, 304) else head + self.body
+
+
+def plain_error(status: int, message: str) -> HttpResponse:
+    """A JSON error body for our own (non-AWS-API) endpoints."""
+    return HttpResponse.json(status, {"message": message})

@@ -1,0 +1,51 @@
+"""Dispatch of plain HTTP requests: health, metrics, the @connections API and (later) the REST front."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from wsgw.gateway import Gateway
+from wsgw.server.connections_api import ConnectionsApi, too_large
+from wsgw.server.http import HttpRequest, HttpResponse, plain_error
+
+
+class HttpRouter:
+    """Maps a request to its answer; no sockets here."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.stage = gateway.api.stage
+        self.connections = ConnectionsApi(gateway)
+        self.limits = gateway.api.limits
+
+    def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
+        """How large a body this path accepts, and the 413 it answers beyond that."""
+        if "/@connections/" in raw_path:
+            return self.limits.max_post_bytes, too_large(self.limits.max_post_bytes)
+        limit = self.limits.max_http_body_bytes
+        return limit, plain_error(413, f"Request Entity Too Large: the limit is {limit} bytes")
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        path = request.raw_path
+        if path == "/health":
+            return self.health()
+        if path == "/metrics":
+            return HttpResponse(200, self.gateway.metrics.render().encode(),
+                                [("Content-Type", "text/plain; version=0.0.4")])
+        parts = path.split("/")
+        if len(parts) >= 2 and unquote(parts[1]) == self.stage:
+            if len(parts) >= 3 and parts[2] == "@connections":
+                if len(parts) != 4 or not parts[3]:
+                    return HttpResponse.aws_error(400, "BadRequestException",
+                                                  "Use /{stage}/@connections/{connectionId}")
+                return await self.connections.handle(request, parts[3])
+            if len(parts) == 2 or (len(parts) == 3 and parts[2] == ""):
+                return plain_error(426, f"Upgrade Required: open a WebSocket to /{self.stage}")
+        return plain_error(404, "Not Found")
+
+    def health(self) -> HttpResponse:
+        gateway = self.gateway
+        ok = gateway.accepting
+        payload = {"status": "ok" if ok else "stopping", "node": gateway.node_id, "stage": self.stage,
+                   "connections": len(gateway.connections), **gateway.registry.health()}
+        return HttpResponse.json(200 if ok else 503, payload)
