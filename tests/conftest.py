@@ -12,7 +12,7 @@ from tests.helpers import APPS
 if str(APPS) not in sys.path:
     sys.path.insert(0, str(APPS))
 
-import testapp  # noqa: E402
+import testapp
 
 
 @pytest.fixture(autouse=True)
