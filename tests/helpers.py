@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -92,21 +93,28 @@ class GatewayProcess:
             [sys.executable, "-m", "wsgw", "run", "-c", str(self.config), "--port", str(self.port), *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=str(ROOT),
         )
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            match = re.search(r"WebSocket:\s+(ws://\S+)", line)
-            if match:
-                self.ws_url = match.group(1)
-                self.http_url = self.ws_url.replace("ws://", "http://", 1)
-                self.port = int(self.ws_url.rsplit(":", 1)[1].split("/")[0])
-                return self
-        self.stop()
-        raise AssertionError("gateway did not start:\n" + "".join(self.output))
+        ready = threading.Event()
+
+        def drain() -> None:
+            # Read everything the node prints, so a chatty node never blocks on a full pipe.
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line)
+                match = re.search(r"WebSocket:\s+(ws://\S+)", line)
+                if match:
+                    self.ws_url = match.group(1)
+                    self.http_url = self.ws_url.replace("ws://", "http://", 1)
+                    self.port = int(self.ws_url.rsplit(":", 1)[1].split("/")[0])
+                if "health:" in line:
+                    ready.set()
+            ready.set()
+
+        self.reader = threading.Thread(target=drain, daemon=True)
+        self.reader.start()
+        if not ready.wait(timeout) or not self.ws_url or self.proc.poll() is not None:
+            self.stop()
+            raise AssertionError("gateway did not start:\n" + "".join(self.output))
+        return self
 
     @property
     def base(self) -> str:
@@ -118,11 +126,11 @@ class GatewayProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            out, _ = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.output.append(out or "")
+            self.proc.wait()
+        self.reader.join(timeout=5)
         return int(self.proc.returncode)
 
     def __enter__(self) -> GatewayProcess:

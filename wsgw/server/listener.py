@@ -71,6 +71,7 @@ class HttpConnection(asyncio.Protocol):
     def _reset_request(self) -> None:
         self.url = b""
         self.headers: list[tuple[str, str]] = []
+        self.header_size = 0
         self.body: list[bytes] = []
         self.body_size = 0
         self.body_limit = 0
@@ -130,6 +131,10 @@ class HttpConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.header_size += len(name) + len(value) + 4
+        if self.header_size > MAX_HEAD_BYTES:
+            self._fail(plain_error(431, "Request header fields too large"))
+            raise httptools.HttpParserError("headers too large")
         if len(self.headers) > 100:
             self._fail(plain_error(431, "Too many request header fields"))
             raise httptools.HttpParserError("too many headers")

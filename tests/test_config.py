@@ -1,0 +1,80 @@
+"""The API definition: defaults, shorthands and one problem per bad key (pure, no sockets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsgw.config import Limits, parse_api
+from wsgw.errors import ConfigError
+
+
+def problems(raw: Any) -> dict[str, str]:
+    with pytest.raises(ConfigError) as error:
+        parse_api(raw, Path("."))
+    return {p.key: p.message for p in error.value.problems}
+
+
+def test_defaults_are_aws_values() -> None:
+    api = parse_api({"routes": {}}, Path("."))
+    assert api.stage == "dev"
+    assert api.route_selection_expression == "$request.body.action"
+    assert api.limits == Limits()
+    assert (api.limits.max_message_bytes, api.limits.max_frame_bytes) == (131_072, 32_768)
+    assert (api.limits.idle_timeout_seconds, api.limits.max_connection_seconds) == (600, 7200)
+
+
+def test_handler_shorthand_is_a_python_integration_with_the_aws_timeout() -> None:
+    api = parse_api({"routes": {"$default": {"handler": "mod:fn", "routeResponse": True}}}, Path("."))
+    route = api.routes["$default"]
+    assert route.integration.type == "python"
+    assert route.integration.options == {"handler": "mod:fn"}
+    assert route.integration.timeout_ms == 29_000
+    assert route.route_response is True
+
+
+def test_route_response_selection_expression_default_turns_route_response_on() -> None:
+    api = parse_api({"routes": {"x": {"handler": "m:f", "routeResponseSelectionExpression": "$default"}}}, Path("."))
+    assert api.routes["x"].route_response is True
+
+
+def test_stage_variables_are_strings() -> None:
+    api = parse_api({"stageVariables": {"n": 1, "b": True, "s": "x"}}, Path("."))
+    assert api.stage_variables == {"n": "1", "b": "true", "s": "x"}
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ([1, 2], "(top level)"),
+    ({"routes": []}, "routes"),
+    ({"routes": {"x": "m:f"}}, "routes.x"),
+    ({"routes": {"x": {}}}, "routes.x"),
+    ({"routes": {"x": {"handler": "m:f", "integration": {"type": "mock"}}}}, "routes.x"),
+    ({"routes": {"x": {"integration": {}}}}, "routes.x.integration.type"),
+    ({"routes": {"x": {"integration": {"type": "mock", "timeoutMs": 30_000}}}}, "routes.x.integration.timeoutMs"),
+    ({"routes": {"x": {"handler": "m:f", "routeResponse": "yes"}}}, "routes.x.routeResponse"),
+    ({"routes": {"x": {"handler": "m:f", "routeResponseSelectionExpression": "$x"}}},
+     "routes.x.routeResponseSelectionExpression"),
+    ({"routes": {"x": {"handler": "m:f", "authorizer": "a"}}}, "routes.x.authorizer"),
+    ({"routes": {"$connect": {"handler": "m:f", "authorizer": "missing"}}}, "routes.$connect.authorizer"),
+    ({"routeSelectionExpression": "$request.header.x"}, "routeSelectionExpression"),
+    ({"stage": "@connections"}, "stage"),
+    ({"limits": {"maxFrameBytes": 0}}, "limits.maxFrameBytes"),
+    ({"limits": {"idleTimeoutSeconds": True}}, "limits.idleTimeoutSeconds"),
+    ({"isBase64Encoded": "yes"}, "isBase64Encoded"),
+    ({"authorizers": {"a": {"type": "oauth"}}}, "authorizers.a.type"),
+    ({"authorizers": {"a": {"handler": "m:f", "resultTtlInSeconds": 7200}}}, "authorizers.a.resultTtlInSeconds"),
+    ({"authorizers": {"a": {"handler": "m:f", "identitySource": ["header.X"]}}}, "authorizers.a.identitySource"),
+    ({"stageVariables": {"x": {"nested": 1}}}, "stageVariables.x"),
+    ({"accountId": "12"}, "accountId"),
+])
+def test_each_bad_value_is_reported_under_its_key(raw: Any, key: str) -> None:
+    found = problems(raw)
+    assert key in found, found
+    assert found[key]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems({"stage": "", "limits": {"maxFrameBytes": -5}, "routes": {"x": {}}, "whatever": 1})
+    assert {"stage", "limits.maxFrameBytes", "routes.x", "whatever"} <= set(found)
