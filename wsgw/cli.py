@@ -47,11 +47,13 @@ def _build_everything(api: ApiConfig) -> None:
     from wsgw.authorizers import build_authorizers
     from wsgw.gateway.routes import RouteTable
     from wsgw.integrations import Resources
+    from wsgw.throttle import build_throttler
 
     resources = Resources()
     try:
         RouteTable(api, resources)
         build_authorizers(api, resources)
+        build_throttler(api, lambda: 0.0)
     finally:
         resources.executor.shutdown(wait=False)
 

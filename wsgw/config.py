@@ -46,6 +46,7 @@ class RouteSpec:
     integration: IntegrationSpec
     authorizer: str | None
     route_response: bool
+    throttling: Any = None     # raw `throttling:` mapping, validated by wsgw.throttle when the gateway is built
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class Limits:
     max_send_buffer_bytes: int = 4 * 1024 * 1024
     max_post_bytes: int = 131_072
     max_http_body_bytes: int = 10 * 1024 * 1024
+    max_messages_per_second: float = 0.0     # per-connection message rate (wsgw's own, not AWS); 0 = off
+    message_burst: int = 0                    # per-connection burst; 0 = ceil(max_messages_per_second)
 
 
 LIMIT_KEYS: dict[str, tuple[str, type, float]] = {
@@ -88,6 +91,8 @@ LIMIT_KEYS: dict[str, tuple[str, type, float]] = {
     "maxSendBufferBytes": ("max_send_buffer_bytes", int, 1024),
     "maxPostBytes": ("max_post_bytes", int, 1),
     "maxHttpBodyBytes": ("max_http_body_bytes", int, 1),
+    "maxMessagesPerSecond": ("max_messages_per_second", float, 0),
+    "messageBurst": ("message_burst", int, 0),
 }
 
 
@@ -200,7 +205,7 @@ def _parse_routes(raw: Any, problems: _Collector) -> dict[str, RouteSpec]:
             problems.add(f"{key}.routeResponse", "must be true or false")
             respond = False
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond)
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, route.get("throttling"))
     return routes
 
 

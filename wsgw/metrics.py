@@ -12,6 +12,7 @@ HELP = {
     "wsgw_messages_received_total": "Messages received from clients",
     "wsgw_messages_sent_total": "Frames sent to clients (route responses, pushes, errors)",
     "wsgw_integration_errors_total": "Integration calls that failed, by kind",
+    "wsgw_throttled_total": "Requests refused by throttling (Too Many Requests), by scope",
     "wsgw_route_misses_total": "Messages that matched no route and no $default (Forbidden frame)",
     "wsgw_pushes_total": "@connections POSTs, by result",
     "wsgw_http_requests_total": "HTTP requests answered, by status",

@@ -36,13 +36,14 @@ from wsgw.integrations import Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
+from wsgw.throttle import build_throttler
 
 log = logging.getLogger("wsgw.gateway")
 
 FORBIDDEN = "Forbidden"
 INTERNAL_ERROR = "Internal server error"
 TIMED_OUT = "Endpoint request timed out"
-TOO_MANY = "Too many requests"
+TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-contract.md)
 INBOX_HIGH_WATER = 64          # pause reading from a socket whose messages queue up beyond this
 INBOX_LOW_WATER = 16
 
@@ -91,6 +92,7 @@ class Gateway:
         prepare_environment(api)
         self.routes = RouteTable(api, self.resources)
         self.authorizers: dict[str, Authorizer] = build_authorizers(api, self.resources)
+        self.throttle = build_throttler(api, time.monotonic)
         self.connections: dict[str, Connection] = {}
         self.metrics = Metrics()
         self.metrics.gauge("wsgw_connections", lambda: float(len(self.connections)))
@@ -143,6 +145,10 @@ class Gateway:
         info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.host,
                               api.stage, api.api_id, None)
         route = self.routes.connect
+        if not self.throttle.admit_route("$connect"):
+            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
+            self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
+            return ConnectOutcome(429, body=TOO_MANY)
         subprotocol: str | None = None
         request_id = new_id()
         if route is not None and route.authorizer is not None:
@@ -228,6 +234,10 @@ class Gateway:
         conn.last_active_ms = at
         self.registry.touch(conn.info.connection_id, at)
         self.metrics.inc("wsgw_messages_received_total")
+        if not self.throttle.admit_message(conn.info.connection_id):
+            self.metrics.inc("wsgw_throttled_total", 'scope="connection"')
+            self._send_error(conn, TOO_MANY, new_id())
+            return
         if len(conn.inbox) >= self.limits.max_queued_messages:
             self.metrics.inc("wsgw_integration_errors_total", 'kind="queue_full"')
             self._send_error(conn, TOO_MANY, new_id())
@@ -267,6 +277,10 @@ class Gateway:
         if route is None:
             self.metrics.inc("wsgw_route_misses_total")
             self._send_error(conn, FORBIDDEN, request_id)
+            return
+        if not self.throttle.admit_route(route.key):
+            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
+            self._send_error(conn, TOO_MANY, request_id)
             return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
                               request_id, new_id(), at_ms)
@@ -316,6 +330,7 @@ class Gateway:
         if self.connections.pop(conn.info.connection_id, None) is None:
             return
         self.metrics.inc("wsgw_connections_closed_total")
+        self.throttle.forget(conn.info.connection_id)
         if conn.close_override is not None:
             code, reason = conn.close_override
         conn.close_override = (code, reason)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.errors import ConfigError
+from wsgw.integrations.aws_lambda import AwsLambdaIntegration
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
+from wsgw.integrations.http import HttpIntegration
+from wsgw.integrations.http_proxy import HttpProxyIntegration
 from wsgw.integrations.mock import MockIntegration
 from wsgw.integrations.python import PythonIntegration
 
 INTEGRATION_TYPES: dict[str, type[Integration]] = {
-    cls.type_name: cls for cls in (PythonIntegration, MockIntegration)
+    cls.type_name: cls
+    for cls in (PythonIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration, AwsLambdaIntegration)
 }
 
 

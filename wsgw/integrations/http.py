@@ -1,0 +1,89 @@
+"""`http`: forward the raw message body to `uri`, the connection's identity in headers; the answer's body
+becomes the route response.
+
+Headers sent: X-Connection-Id, X-Route-Key, X-Request-Id, X-Event-Type, X-Stage, X-Api-Id, X-Source-Ip,
+X-Authorizer-Principal-Id (when an authorizer allowed the connection), plus the `headers:` option. A 5xx
+answer, a refused connection or a redirect to another host is a failed invocation (AWS's error frame); any
+other status passes through, so a 401/403 from the $connect backend refuses the handshake with it.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from yarl import URL
+
+from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.events import LambdaContext
+from wsgw.integrations.base import Integration, IntegrationFailed, Resources
+from wsgw.integrations.http_client import (
+    check_options,
+    connect_timeout,
+    describe,
+    http_uri,
+    option_str,
+    send,
+    shared_session,
+    static_headers,
+)
+
+METHODS = {"POST", "PUT", "PATCH", "GET", "DELETE"}
+
+
+class HttpIntegration(Integration):
+    """Options: uri (required), method (POST), headers, contentType, connectTimeoutMs."""
+
+    type_name = "http"
+    options = {"uri", "method", "headers", "contentType", "connectTimeoutMs"}
+
+    def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, uri: URL, method: str,
+                 headers: dict[str, str], connect_timeout_s: float) -> None:
+        super().__init__(spec, function_name)
+        self.resources = resources
+        self.uri = uri
+        self.method = method
+        self.headers = headers
+        self.connect_timeout_s = connect_timeout_s
+
+    @classmethod
+    def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
+                  function_name: str) -> HttpIntegration:
+        check_options(spec, cls.options)
+        method = option_str(spec, "method", "POST", METHODS).upper()
+        content_type = option_str(spec, "contentType", "application/json")
+        headers = {"Content-Type": content_type, **static_headers(spec, api)}
+        return cls(spec, function_name, resources, http_uri(spec, api), method, headers, connect_timeout(spec))
+
+    def identity_headers(self, event: dict[str, Any]) -> dict[str, str]:
+        ctx = event.get("requestContext") or {}
+        headers = {
+            "X-Connection-Id": str(ctx.get("connectionId", "")),
+            "X-Route-Key": str(ctx.get("routeKey", "")),
+            "X-Request-Id": str(ctx.get("requestId", "")),
+            "X-Event-Type": str(ctx.get("eventType", "")),
+            "X-Stage": str(ctx.get("stage", "")),
+            "X-Api-Id": str(ctx.get("apiId", "")),
+            "X-Source-Ip": str((ctx.get("identity") or {}).get("sourceIp", "")),
+        }
+        authorizer = ctx.get("authorizer")
+        if isinstance(authorizer, dict) and authorizer.get("principalId") is not None:
+            headers["X-Authorizer-Principal-Id"] = str(authorizer["principalId"])
+        return headers
+
+    async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
+        raw = event.get("body")
+        body = b""
+        if isinstance(raw, str):
+            body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+        headers = {**self.headers, **self.identity_headers(event)}
+        answer = await send(shared_session(self.resources), self.method, self.uri, body, headers,
+                            self.connect_timeout_s, self.spec.timeout_ms / 1000)
+        if answer.status >= 500:
+            raise IntegrationFailed(f"{self.method} {self.uri} answered {describe(answer)}")
+        try:
+            text = answer.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"statusCode": answer.status, "body": base64.b64encode(answer.body).decode("ascii"),
+                    "isBase64Encoded": True}
+        return {"statusCode": answer.status, "body": text or None}
