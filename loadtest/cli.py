@@ -100,6 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(report.measurement_rows(results)))
     for ratio in report.ratios(results):
         if ratio.value is not None:
-            print(f"{ratio.name}: {ratio.value:.2f}×")
+            print(f"{ratio.name}: {ratio.value:.2f}x")
     failed = [m for m in results if m.status == "failed" or not m.accounted]
     return 1 if failed else 0

@@ -96,10 +96,18 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
+async def wait_until(done: Callable[[], bool], deadline: float, interval: float = 0.02) -> None:
+    """Poll (bounded by a monotonic deadline): the conditions live in C callbacks, not in awaitables."""
+    while time.monotonic() < deadline:
+        if done():
+            return
+        await asyncio.sleep(interval)
+
+
 # ----- WebSocket clients ---------------------------------------------------------------------------
 
 
-class EchoClient(WSListener):  # type: ignore[misc]
+class EchoClient(WSListener):
     """Sends numbered messages and matches each answer by id; an error frame answers the oldest outstanding."""
 
     def __init__(self, state: WorkerState, sender: Callable[[EchoClient], None] | None) -> None:
@@ -219,7 +227,7 @@ async def open_clients(state: WorkerState, count: int, factory: Callable[[], Ech
     """Open `count` connections, at most spec.concurrency handshakes at a time; failures are counted."""
     spec = state.spec
     target = url or spec.url
-    clients: list[EchoClient] = []
+    clients: list[Any] = []
     gate = asyncio.Semaphore(max(1, spec.concurrency))
 
     async def one() -> None:
@@ -393,8 +401,7 @@ async def _run_until(state: WorkerState, clients: list[EchoClient], deadline: fl
 async def _drain(state: WorkerState, clients: list[EchoClient]) -> None:
     """Wait (bounded) for answers still in flight; whatever is missing then is lost."""
     deadline = time.monotonic() + state.spec.drain_timeout
-    while time.monotonic() < deadline and any(c.outstanding for c in clients):
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: not any(c.outstanding for c in clients), deadline)
     for client in clients:
         state.counts.lost += len(client.outstanding) + len(client.timed_out)
         client.outstanding.clear()
@@ -441,7 +448,7 @@ class PushReceiver(EchoClient):
 
 
 async def run_push(state: WorkerState, go: Callable[[], Awaitable[None]]) -> None:
-    """Closed-loop pushes: spec.http_connections × spec.pipeline POSTs in flight (or as many Redis pushes)."""
+    """Closed-loop pushes: spec.http_connections x spec.pipeline POSTs in flight (or as many Redis pushes)."""
     spec = state.spec
     ledger = PushLedger(state)
     clients = await open_clients(state, spec.connections, lambda: PushReceiver(state, ledger))
@@ -496,16 +503,14 @@ async def run_push(state: WorkerState, go: Callable[[], Awaitable[None]]) -> Non
     else:
         for pipe in pipes:
             refill(pipe)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: False, deadline, 0.05)
     state.stop()
     if pusher_tasks:
         await asyncio.wait(pusher_tasks, timeout=spec.drain_timeout)
         for task in pusher_tasks:
             task.cancel()
     drain_until = time.monotonic() + spec.drain_timeout
-    while time.monotonic() < drain_until and (ledger.outstanding or any(p.inflight for p in pipes)):
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: not ledger.outstanding and not any(p.inflight for p in pipes), drain_until)
     state.counts.lost += len(ledger.outstanding)
     for pipe in pipes:
         if pipe.transport is not None:
@@ -525,7 +530,7 @@ async def redis_pusher(url: str) -> Callable[[str, bytes], Awaitable[bool]]:
             if asyncio.iscoroutine(result):
                 await result
             break
-    post = getattr(pusher, "post", None) or getattr(pusher, "post_to_connection")
+    post = getattr(pusher, "post", None) or pusher.post_to_connection
 
     async def push(connection_id: str, data: bytes) -> bool:
         result = post(connection_id, data)
@@ -597,14 +602,12 @@ async def run_broadcast(state: WorkerState, go: Callable[[], Awaitable[None]]) -
             assert sender.transport is not None
             sender.transport.send(WSMsgType.TEXT, b"B" + message)
         round_deadline = time.monotonic() + spec.msg_timeout
-        while entry[1] < n and time.monotonic() < round_deadline:
-            await asyncio.sleep(0.0005)
+        await wait_until(lambda e=entry: e[1] >= n, round_deadline, 0.0005)  # type: ignore[misc]
         round_times.record((now_ns() - entry[0]) // 1000)
         number += 1
     state.stop()
     drain_until = time.monotonic() + spec.drain_timeout
-    while time.monotonic() < drain_until and any(p.inflight for p in pipes):
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: not any(p.inflight for p in pipes), drain_until)
     state.counts.lost += state.counts.sent - state.counts.received - state.counts.errored
     state.extra["rounds"] = number
     state.extra["round_ms"] = round_times.summary_ms()
@@ -683,17 +686,13 @@ async def _worker(state: WorkerState, out: Any, go_event: Any, stop_event: Any) 
 
     async def go() -> None:
         out.put(("ready", state.spec.worker_index))
-        limit = time.monotonic() + 120
-        while not go_event.is_set() and time.monotonic() < limit:
-            await asyncio.sleep(0.005)
+        await wait_until(go_event.is_set, time.monotonic() + 120, 0.005)
         times = os.times()
         cpu_start.extend([times.user + times.system, time.monotonic()])
         asyncio.get_running_loop().create_task(ticker())
 
     async def hold() -> None:
-        limit = time.monotonic() + 300
-        while not stop_event.is_set() and time.monotonic() < limit:
-            await asyncio.sleep(0.02)
+        await wait_until(stop_event.is_set, time.monotonic() + 300)
 
     async def ticker() -> None:
         t0 = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +31,8 @@ def raise_nofile_limit() -> tuple[int, int]:
     """Raise RLIMIT_NOFILE's soft limit to the hard limit (children inherit it); returns (soft, hard)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
@@ -92,9 +92,18 @@ class ServerProcess:
             if match:
                 self.url = match.group(1)
                 self.mark()
+                threading.Thread(target=self._drain_output, name=f"{self.name} output", daemon=True).start()
                 return self
         self.stop()
         raise NotAvailable(f"{self.name} did not start: {self.last_words()}")
+
+    def _drain_output(self) -> None:
+        """Keep reading what the server prints, so a chatty server never blocks on a full pipe."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if len(self.output) > 200:
+                del self.output[:100]
 
     def last_words(self) -> str:
         """The last line it printed (a traceback's last line names the error)."""
@@ -133,11 +142,12 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.output.append(out or "")
+            self.proc.wait()
+        if self.proc.stdout is not None and not self.url:
+            self.output.append(self.proc.stdout.read())
 
     def __enter__(self) -> ServerProcess:
         return self.start()

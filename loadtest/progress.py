@@ -18,7 +18,8 @@ class Progress:
             return
         try:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
         except ImportError:
             return
         self.console = Console(stderr=True)

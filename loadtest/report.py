@@ -104,7 +104,7 @@ def ratios(ms: Sequence[Measurement]) -> list[Ratio]:
                _find(ms, "push-redis", "wsgw A←B (HTTP on B)"), push),
         _ratio("push-redis (RedisPusher) ÷ push-http same node", _find(ms, "push-redis", "wsgw A←RedisPusher"), push),
         _ratio("broadcast deliveries/s ÷ websockets.broadcast",
-               _find(ms, "broadcast", "wsgw (N × POST @connections)"), _find(ms, "broadcast", "websockets.broadcast"),
+               _find(ms, "broadcast", "wsgw (N x POST @connections)"), _find(ms, "broadcast", "websockets.broadcast"),
                note="wsgw has no broadcast API: N pipelined POSTs"),
         _ratio("connects/s with $connect ÷ bare websockets handshakes",
                _find(ms, "connect-storm", "wsgw memory + $connect"),
@@ -151,7 +151,7 @@ def _loss(m: Measurement) -> str:
 
 
 def _ms(m: Measurement, key: str) -> str:
-    return f"{m.latency_ms[key]:.2f}" if key in m.latency_ms else "–"
+    return f"{m.latency_ms[key]:.2f}" if key in m.latency_ms else "-"
 
 
 def measurement_rows(ms: Sequence[Measurement]) -> list[str]:
@@ -161,10 +161,10 @@ def measurement_rows(ms: Sequence[Measurement]) -> list[str]:
     for m in ms:
         if m.status != "ok":
             reason = m.reason.replace("|", "\\|")
-            rows.append(f"| {m.target} | **{m.status}**: {reason} |" + " – |" * 11)
+            rows.append(f"| {m.target} | **{m.status}**: {reason} |" + " - |" * 11)
             continue
         figure = f"{m.throughput:,.0f} {m.unit}"
-        cpu = ", ".join(f"{c:.0f}" for c in m.client_cpu_percent) or "–"
+        cpu = ", ".join(f"{c:.0f}" for c in m.client_cpu_percent) or "-"
         if any(c >= 90 for c in m.client_cpu_percent):
             cpu += " ⚠ saturated"
         rows.append(f"| {m.target} | **{figure}** | {_ms(m, 'p50')} | {_ms(m, 'p90')} | {_ms(m, 'p99')} | "
@@ -218,15 +218,15 @@ def render_markdown(ms: Sequence[Measurement], meta: dict[str, Any], plots: dict
               "", "## Ratios (wsgw ÷ baseline, both measured in this run)", "",
               "| ratio | value | wsgw | baseline | note |", "|---|---|---|---|---|"]
     for r in ratios(ms):
-        value = f"**{r.value:.2f}×**" if r.value is not None else "not available"
+        value = f"**{r.value:.2f}x**" if r.value is not None else "not available"
         lines.append(f"| {r.name} | {value} | {r.wsgw} | {r.baseline} | {r.note} |")
     lines += ["", "## Scenarios", ""]
-    order = list(SCENARIO_NOTES)
+    order = list(SCENARIO_NOTES) + sorted({x.scenario for x in ms} - set(SCENARIO_NOTES))
     for number, scenario in enumerate(order, 1):
         rows = [x for x in ms if x.scenario == scenario]
         if not rows:
             continue
-        lines += [f"### {number}. {scenario}", "", SCENARIO_NOTES[scenario], "", *measurement_rows(rows), ""]
+        lines += [f"### {number}. {scenario}", "", SCENARIO_NOTES.get(scenario, ""), "", *measurement_rows(rows), ""]
         for x in rows:
             details = _details(x)
             if details:
@@ -251,7 +251,7 @@ def render_markdown(ms: Sequence[Measurement], meta: dict[str, Any], plots: dict
 def _details(m: Measurement) -> str:
     parts = []
     if m.errors:
-        parts.append("errors: " + ", ".join(f"{k} × {v}" for k, v in m.errors.items()))
+        parts.append("errors: " + ", ".join(f"{k} x {v}" for k, v in m.errors.items()))
     if m.counts.get("unmatched"):
         parts.append(f"{m.counts['unmatched']} unmatched frames")
     for key in ("server_bytes_per_connection", "redis_bytes_per_connection", "rss_before_mb", "rss_after_mb",

@@ -174,7 +174,7 @@ def broadcast(ctx: Context) -> list[Measurement]:
     """wsgw has no broadcast API: N pipelined POST @connections (its fastest path) vs websockets.broadcast."""
     n = ctx.options.broadcast_connections
     unit = "deliveries/s"
-    wsgw = _measure(ctx, "broadcast", "wsgw (N × POST @connections)", _one(wsgw_node("bench.yaml")),
+    wsgw = _measure(ctx, "broadcast", "wsgw (N x POST @connections)", _one(wsgw_node("bench.yaml")),
                     lambda s: ctx.spec("broadcast", s[0].url, connections=n, push_url=s[0].http_base,
                                        broadcast_via="http", http_connections=8), unit=unit, processes=1)
     bare = _measure(ctx, "broadcast", "websockets.broadcast", _one(baseline_server("websockets-echo")),

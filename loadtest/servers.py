@@ -66,7 +66,7 @@ async def picows_echo(args: argparse.Namespace) -> None:
 
     drop_every, error_every = args.drop_every, args.error_every
 
-    class Echo(WSListener):  # type: ignore[misc]
+    class Echo(WSListener):
         def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
             if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 payload = frame.get_payload_as_bytes()
