@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from loadtest import report
 from loadtest.procs import raise_nofile_limit
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--banner", default=os.environ.get("BENCH_BANNER", ""),
                         help="a line printed at the top of the report (e.g. how quiet the machine was)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--from-json", type=Path, help="measure nothing: re-render the report (and plots) from "
+                        "a results file written earlier")
     return parser
 
 
@@ -64,8 +68,37 @@ def run(names: list[str], opts: Options, progress: Progress) -> list[Measurement
     return ctx.results
 
 
+def write_report(path: Path, results: list[Measurement], meta: dict[str, Any]) -> None:
+    plots = report.write_plots(results, path.parent / "plots")
+    links = {title: os.path.relpath(plot, path.parent) for title, plot in plots.items()}
+    path.write_text(report.render_markdown(results, meta, links), encoding="utf-8")
+    print(f"report: {path}", file=sys.stderr)
+
+
+def _command(argv: list[str]) -> str:
+    """The command line as the report shows it (without the banner, which is printed on its own)."""
+    shown: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--banner":
+            skip = True
+            continue
+        if not word.startswith("--banner="):
+            shown.append(word)
+    return " ".join(["python -m loadtest", *shown])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_json is not None:
+        results, meta = report.from_json(json.loads(args.from_json.read_text(encoding="utf-8")))
+        if args.banner:
+            meta["banner"] = args.banner
+        write_report(args.report or HERE / "REPORT.md", results, meta)
+        return 0
     soft, hard = raise_nofile_limit()
     opts = options_from(args)
     names = list(SCENARIOS) if args.scenario == "suite" else [args.scenario]
@@ -78,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.close()
     meta = {
         "generated": report.now_iso(),
-        "command": "python -m loadtest " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": _command(argv if argv is not None else sys.argv[1:]),
         "suite": ("full suite" if args.full else "quick suite") if args.scenario == "suite" else args.scenario,
         "elapsed_seconds": time.monotonic() - started,
         "machine": report.machine_info(),
@@ -93,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(json_path, results, meta)
     report_path = args.report or (HERE / "REPORT.md" if args.scenario == "suite" else None)
     if report_path is not None:
-        plots = report.write_plots(results, report_path.parent / "plots")
-        links = {title: os.path.relpath(path, report_path.parent) for title, path in plots.items()}
-        report_path.write_text(report.render_markdown(results, meta, links), encoding="utf-8")
-        print(f"report: {report_path}", file=sys.stderr)
+        write_report(report_path, results, meta)
     print("\n".join(report.measurement_rows(results)))
     for ratio in report.ratios(results):
         if ratio.value is not None:

@@ -125,6 +125,16 @@ def ratios(ms: Sequence[Measurement]) -> list[Ratio]:
     ]
 
 
+def from_json(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
+    """Measurements and meta back from a results file (to re-render a report without measuring again)."""
+    fields = set(Measurement("x", "y").to_dict()) - {"accounted"}
+    ms = [Measurement(**{k: v for k, v in raw.items() if k in fields}) for raw in data["measurements"]]
+    for m in ms:
+        m.latency_distribution = [(float(p), float(v)) for p, v in m.latency_distribution]
+        m.series = [(float(t), float(v)) for t, v in m.series]
+    return ms, dict(data["meta"])
+
+
 def to_json(ms: Sequence[Measurement], meta: dict[str, Any]) -> dict[str, Any]:
     return {"meta": meta, "measurements": [m.to_dict() for m in ms],
             "ratios": [r.__dict__ for r in ratios(ms)]}
@@ -284,28 +294,30 @@ def write_plots(ms: Sequence[Measurement], folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     with_latency = [m for m in ms if m.status == "ok" and m.latency_distribution and m.scenario != "idle-memory"]
     if with_latency:
-        fig, ax = plt.subplots(figsize=(10, 6))
+        fig, ax = plt.subplots(figsize=(13, 6))
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
         for m in with_latency:
             xs = [1 / max(1e-6, 1 - p / 100) for p, _ in m.latency_distribution]
             ys = [v for _, v in m.latency_distribution]
             ax.plot(xs, ys, label=f"{m.scenario} · {m.target}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ticks = [1, 2, 10, 100, 1000, 10000]
-        ax.set_xticks(ticks, ["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
+        ticks = [2, 10, 100, 1000, 10000]
+        ax.set_xticks(ticks, ["50%", "90%", "99%", "99.9%", "99.99%"])
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency (ms)")
         ax.set_title("Latency distribution")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         path = folder / "latency.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         out["Latency distribution"] = path
-    with_series = [m for m in ms if m.status == "ok" and len(m.series) > 1]
+    with_series = [m for m in ms if m.status == "ok" and len(m.series) > 1 and m.scenario != "idle-memory"]
     if with_series:
-        fig, ax = plt.subplots(figsize=(10, 6))
+        fig, ax = plt.subplots(figsize=(13, 6))
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
         for m in with_series:
             ax.plot([t for t, _ in m.series], [v for _, v in m.series], label=f"{m.scenario} · {m.target} ({m.unit})")
         ax.set_xlabel("seconds")
@@ -313,7 +325,7 @@ def write_plots(ms: Sequence[Measurement], folder: Path) -> dict[str, Path]:
         ax.set_yscale("log")
         ax.set_title("Throughput over time")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         path = folder / "throughput.png"
         fig.savefig(path, dpi=90)

@@ -165,7 +165,10 @@ def _merge(measurement: Measurement, results: list[dict[str, Any]]) -> None:
             elif key not in measurement.extra:
                 measurement.extra[key] = value
     measurement.latency_ms = {k: round(v, 3) for k, v in hist.summary_ms().items()} if hist.total else {}
-    measurement.latency_distribution = [(round(p, 4), round(v, 3)) for p, v in hist.distribution()]
+    points = hist.distribution()
+    step = max(1, len(points) // 200)                 # ≤ ~200 points: enough for the plot, small JSON
+    kept = points[::step] + ([points[-1]] if points and (len(points) - 1) % step else [])
+    measurement.latency_distribution = [(round(p, 4), round(v, 3)) for p, v in kept]
     measurement.series = _rate_series([r["series"] for r in results])
     walls = [float(r["extra"].get("active_seconds", 0)) for r in results]
     wall = max(walls) if walls else 0.0
