@@ -472,7 +472,7 @@ async def run_push(state: WorkerState, go: Callable[[], Awaitable[None]]) -> Non
     pusher_tasks: list[asyncio.Task[None]] = []
     pipes: list[HttpPipe] = []
     if spec.pusher == "redis":
-        push = await redis_pusher(spec.redis_url)
+        push, close_pusher = await redis_pusher(spec.redis_url)
 
         async def pushing() -> None:
             while state.running:
@@ -509,6 +509,8 @@ async def run_push(state: WorkerState, go: Callable[[], Awaitable[None]]) -> Non
         await asyncio.wait(pusher_tasks, timeout=spec.drain_timeout)
         for task in pusher_tasks:
             task.cancel()
+        with contextlib.suppress(Exception):
+            await close_pusher()
     drain_until = time.monotonic() + spec.drain_timeout
     await wait_until(lambda: not ledger.outstanding and not any(p.inflight for p in pipes), drain_until)
     state.counts.lost += len(ledger.outstanding)
@@ -518,7 +520,7 @@ async def run_push(state: WorkerState, go: Callable[[], Awaitable[None]]) -> Non
     close_clients(clients)
 
 
-async def redis_pusher(url: str) -> Callable[[str, bytes], Awaitable[bool]]:
+async def redis_pusher(url: str) -> tuple[Callable[[str, bytes], Awaitable[bool]], Callable[[], Awaitable[None]]]:
     """`wsgw.client.RedisPusher(url)` with an async `post(connection_id, data) -> bool` (True = delivered)."""
     from wsgw import client as wsgw_client  # type: ignore[attr-defined,unused-ignore]
 
@@ -538,7 +540,16 @@ async def redis_pusher(url: str) -> Callable[[str, bytes], Awaitable[bool]]:
             result = await result
         return result is not False
 
-    return push
+    async def close() -> None:
+        for closer in ("aclose", "close", "stop"):
+            method = getattr(pusher, closer, None)
+            if method is not None:
+                result = method()
+                if asyncio.iscoroutine(result):
+                    await result
+                return
+
+    return push, close
 
 
 class BroadcastReceiver(EchoClient):

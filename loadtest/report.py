@@ -192,13 +192,16 @@ SCENARIO_NOTES = {
     "push-http": "Clients hold wsgw connections; keep-alive HTTP/1.1 clients pipeline `POST /dev/@connections/{id}` "
                  "to the same node. Figure: frames delivered per second; latency: POST written → frame received.",
     "push-redis": "Two wsgw nodes sharing our own redis-server: clients on node A, POSTs on node B; and pushes "
-                  "through `wsgw.client.RedisPusher` straight into Redis.",
+                  "through `wsgw.client.RedisPusher` straight into Redis. Contract assumed: `wsgw run --redis URL`; "
+                  "`RedisPusher(url)` with `post(connection_id, data)` (async or sync) returning False for a gone "
+                  "connection; an optional `start()`/`connect()` is awaited first.",
     "broadcast": "One message to all N connections per round; the next round starts when every connection has "
                  "it. wsgw has no broadcast API yet, so its fastest path is measured: N POST @connections "
                  "pipelined over 8 keep-alive HTTP connections. Baseline: `websockets.broadcast` in a bare server. "
                  "Latency: round start → each delivery.",
     "connect-storm": "Handshakes as fast as 32 concurrent connectors can open them; each connection is closed "
-                     "(RST) once open. Latency: TCP connect → upgrade complete.",
+                     "(RST) once open. Latency: TCP connect → upgrade complete. The authorizer variant uses "
+                     "`loadtest/apps/bench-auth.yaml` (a `type: request` authorizer, cache off, on `$connect`).",
     "idle-memory": "N idle connections held open; figure: server RSS growth ÷ N (and Redis `used_memory` "
                    "growth ÷ N for the Redis registry).",
     "latency-at-rate": "Open loop at a fixed rate of 50% of the routed maximum measured in this run; latency "
