@@ -2,6 +2,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 CONFIG ?= wsgw.yaml
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
@@ -32,11 +33,17 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m loadtest suite --full
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
-bench-quick: $(STAMP)
-	$(BIN)/python -m loadtest suite
+## bench: the full benchmark suite (<= 10 min on 2 cores) -> loadtest/REPORT.md, loadtest/plots/, loadtest/results/
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m loadtest suite --full $(BENCH_ARGS)
+
+## bench-quick: the same scenarios, shorter and smaller (<= 2 min)
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m loadtest suite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
