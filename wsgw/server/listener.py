@@ -73,6 +73,7 @@ class HttpConnection(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.body_size = 0
+        self.header_bytes = 0               # counted per header: a whole head can arrive in one read
         self.body_limit = 0
         self.too_large: HttpResponse | None = None
         self.too_large_response = HttpResponse(413)
@@ -133,6 +134,10 @@ class HttpConnection(asyncio.Protocol):
         if len(self.headers) > 100:
             self._fail(plain_error(431, "Too many request header fields"))
             raise httptools.HttpParserError("too many headers")
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > MAX_HEAD_BYTES:
+            self._fail(plain_error(431, "Request header fields too large"))
+            raise httptools.HttpParserError("headers too large")
 
     def on_headers_complete(self) -> None:
         self.in_head = False
