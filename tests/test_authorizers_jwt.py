@@ -18,13 +18,14 @@ from typing import Any
 import jwt
 import pytest
 import testapp
+import yaml
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
-from tests.helpers import api_from, raw_http, serve, wait_for
+from tests.helpers import ROOT, api_from, free_port, raw_http, serve, wait_for
 from wsgw.authorizers import AuthRequest
 from wsgw.authorizers.jwt import JwtAuthorizer
 from wsgw.errors import ConfigError
@@ -428,3 +429,29 @@ def test_default_token_source_is_the_authorization_header() -> None:
     parsed = api_from(raw)
     authorizer = JwtAuthorizer.from_spec(parsed.authorizers["tokens"], parsed, None)  # type: ignore[arg-type]
     assert [s.text for s in authorizer.sources] == ["route.request.header.Authorization"]
+
+
+# ----- the example in wsgw.jwt.yaml (handlers/jwt_demo.py) ---------------------------------------------
+
+
+async def test_example_jwt_config_with_the_demo_issuer() -> None:
+    from handlers.jwt_demo import DemoIssuer
+    from handlers.jwt_demo import serve as serve_issuer
+
+    port = free_port()
+    issuer = DemoIssuer(f"http://127.0.0.1:{port}/")
+    idp = serve_issuer(issuer, "127.0.0.1", port)
+    try:
+        raw = yaml.safe_load((ROOT / "wsgw.jwt.yaml").read_text())
+        raw["authorizers"]["tokens"]["issuer"] = issuer.issuer
+        async with serve(api_from(raw, ROOT)) as server:
+            async with connect(server.urls.websocket + f"?token={issuer.token('ada')}") as ws:
+                await ws.send('{"action": "whoami"}')
+                answer = json.loads(await ws.recv())
+            assert answer["principalId"] == "ada" and answer["claims"]["name"] == "ada"
+            async with connect(server.urls.websocket, subprotocols=["chat", issuer.token("bob")]) as ws:  # type: ignore[list-item]
+                assert ws.subprotocol == "chat"
+            assert await status_of(server, {"Authorization": issuer.token("eve", scope="other")}) == 403
+    finally:
+        idp.shutdown()
+        idp.server_close()

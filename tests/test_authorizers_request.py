@@ -15,9 +15,10 @@ import testapp
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.helpers import api_from, serve, wait_for
+from tests.helpers import ROOT, api_from, serve, wait_for
 from wsgw.authorizers import AuthRequest
 from wsgw.authorizers.request import RequestAuthorizer
+from wsgw.config import load_api
 from wsgw.errors import ConfigError
 from wsgw.events import ConnectionInfo
 from wsgw.server.app import GatewayServer
@@ -314,3 +315,16 @@ def test_bad_cache_size_is_a_config_error() -> None:
     raw = api()
     raw["authorizers"]["users"]["resultCacheMaxEntries"] = 0
     assert build_problems(raw)[0].startswith("authorizers.users.resultCacheMaxEntries:")
+
+
+# ----- the example in wsgw.yaml (handlers/auth.py) -----------------------------------------------------
+
+
+async def test_example_chat_config_admits_named_users_only() -> None:
+    async with serve(load_api(ROOT / "wsgw.yaml")) as server:
+        async with connect(server.urls.websocket + "?name=ada") as ws:
+            await ws.send('{"action": "echo", "x": 1}')
+            assert json.loads(await ws.recv()) == {"action": "echo", "x": 1}
+        assert (await refused(server))[0] == 401                      # no ?name=: the gateway answers
+        assert (await refused(server, path="?name=bad%20name"))[0] == 401   # the authorizer raises
+        assert (await refused(server, path="?name=admin"))[0] == 403        # the authorizer denies
