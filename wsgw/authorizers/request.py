@@ -68,6 +68,10 @@ class RequestAuthorizer(Authorizer):
         caching = spec.ttl_seconds > 0 and bool(self.sources)
         self.cache = DecisionCache(spec.ttl_seconds, cache_max_entries) if caching else None
         self._inflight: dict[tuple[str, ...], asyncio.Task[_CallResult]] = {}
+        # (decision, ARN) → allowed: every WebSocket connect asks about the same ARN, so a cached policy is
+        # evaluated once per ARN, not once per connect. The decision is held so its id stays unique.
+        self._verdicts: dict[tuple[int, str], tuple[AuthorizerDecision, bool]] = {}
+        self._verdicts_max = cache_max_entries
         self.calls = 0                     # invocations made (cache hits and shared calls excluded)
 
     @classmethod
@@ -124,13 +128,25 @@ class RequestAuthorizer(Authorizer):
 
     def _decide(self, decision: AuthorizerDecision, request: AuthRequest, latency_ms: int) -> AuthOutcome:
         """Evaluate the (possibly cached) policy against this route's ARN."""
-        if not decision.evaluate(request.method_arn):
+        if not self._allows(decision, request.method_arn):
             log.warning("authorizer %s: policy does not allow %s for principal %r (requestId %s): 403",
                         self.spec.name, request.method_arn, decision.principal_id, request.request_id)
             return AuthOutcome(403, message="Forbidden")
         if request.http_event is not None:   # HTTP API payload 2.0: requestContext.authorizer.lambda
             return AuthOutcome(200, {"lambda": dict(decision.context)})
         return AuthOutcome(200, decision.authorizer_context(latency_ms))
+
+    def _allows(self, decision: AuthorizerDecision, arn: str) -> bool:
+        slot = (id(decision), arn)
+        known = self._verdicts.get(slot)
+        if known is not None and known[0] is decision:
+            return known[1]
+        verdict = decision.evaluate(arn)
+        if self.cache is not None:
+            if len(self._verdicts) >= self._verdicts_max:
+                self._verdicts.clear()
+            self._verdicts[slot] = (decision, verdict)
+        return verdict
 
     async def _call(self, request: AuthRequest, identity: list[str]) -> _CallResult:
         """Invoke the function once and read its answer; never raises (the status says what went wrong)."""
