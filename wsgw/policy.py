@@ -66,12 +66,14 @@ class _Glob:
     (a backtracking regex needs seconds for that against a 200-character ARN).
     """
 
-    __slots__ = ("_colon_other", "_final", "_masks", "_other", "_stars", "fold_case", "pattern")
+    __slots__ = ("_colon_other", "_final", "_literal", "_masks", "_other", "_stars", "fold_case", "pattern")
 
     def __init__(self, pattern: str, *, segment_aware: bool, fold_case: bool) -> None:
         self.pattern = pattern
         self.fold_case = fold_case
         text = pattern.lower() if fold_case else pattern
+        # No wildcard at all (the usual `"Resource": event["methodArn"]`): a string comparison does.
+        self._literal = None if "*" in text or "?" in text else text
         literal: dict[str, int] = {}
         any_char = no_colon = stars = 0  # bit j set: token j accepts that class / is a star
         j, i, n = 0, 0, len(text)
@@ -107,6 +109,8 @@ class _Glob:
         """True when the whole of ``text`` matches the pattern."""
         if self.fold_case:
             text = text.lower()
+        if self._literal is not None:
+            return text == self._literal
         stars, masks, other = self._stars, self._masks, self._other
         state = 1 | ((1 & stars) << 1)  # at token 0; a leading star may also match nothing
         for ch in text:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers.jwt import JwtAuthorizer
+from wsgw.authorizers.request import RequestAuthorizer
 from wsgw.config import ApiConfig
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.integrations.base import Resources
 
-AUTHORIZER_TYPES: dict[str, type[Authorizer]] = {}
+AUTHORIZER_TYPES: dict[str, type[Authorizer]] = {
+    cls.type_name: cls for cls in (RequestAuthorizer, JwtAuthorizer)
+}
 
 
 def build_authorizers(api: ApiConfig, resources: Resources) -> dict[str, Authorizer]:

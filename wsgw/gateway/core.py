@@ -182,7 +182,9 @@ class Gateway:
             self.metrics.inc("wsgw_connections_refused_total", f'status="{result.status_code}"')
             return ConnectOutcome(result.status_code, body=result.body or "")
         chosen = _header(result.headers, "sec-websocket-protocol")
-        if chosen is not None:
+        if chosen is not None and subprotocol is None:
+            # When the authorizer already picked the subprotocol (a token rode in the header), the handler
+            # cannot override it: the only other offered values are the token itself.
             first = chosen.split(",")[0].strip()
             subprotocol = first if first in hs.subprotocols else None
         greeting = result.body if route.route_response and result.body else ""

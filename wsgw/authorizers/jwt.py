@@ -1,0 +1,199 @@
+"""`jwt`: the built-in JWT authorizer (AWS HTTP APIs have one; AWS WebSocket APIs do not).
+
+Checks as AWS's HTTP API JWT authorizer does: the signature with a key from the issuer's JWKS (matched by
+``kid``), ``iss``, ``aud`` (or ``client_id`` when there is no ``aud``), ``exp``, ``nbf``, ``iat``, and
+when ``scopes`` is set, that the token's ``scope``/``scp`` holds at least one of them. Only asymmetric
+algorithms from the allowlist are accepted: never ``none``, never an HMAC (so a public key can't be used
+as an HMAC secret). A bad or missing token → 401; a valid one without a required scope → 403; no keys
+available → 500.
+
+The token is taken from the first identity source that has one: ``Authorization: Bearer …``, a query
+parameter, or ``Sec-WebSocket-Protocol`` (browsers cannot set headers). In the last case the handshake
+answers with the client's other, real subprotocol — never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import jwt
+
+from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers.identity import IdentitySource
+from wsgw.authorizers.jwks import JwksStore, JwksUnavailable, is_url
+from wsgw.authorizers.options import OptionReader
+from wsgw.config import ApiConfig, AuthorizerSpec
+from wsgw.integrations import Resources
+
+log = logging.getLogger("wsgw.authorizers")
+
+SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_IDENTITY_SOURCE = "route.request.header.Authorization"
+SUBPROTOCOL_HEADER = "sec-websocket-protocol"
+MAX_TOKEN_BYTES = 16 * 1024
+_JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+_BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
+
+
+class JwtAuthorizer(Authorizer):
+    """Verifies a JWT locally; claims reach handlers as requestContext.authorizer.jwt.claims."""
+
+    type_name = "jwt"
+
+    def __init__(self, spec: AuthorizerSpec, sources: tuple[IdentitySource, ...], issuer: str,
+                 audience: frozenset[str], algorithms: tuple[str, ...], leeway_s: float,
+                 scopes: frozenset[str] | None, jwks: JwksStore) -> None:
+        super().__init__(spec)
+        self.sources = sources
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = algorithms
+        self.leeway_s = leeway_s
+        self.scopes = scopes
+        self.jwks = jwks
+
+    @classmethod
+    def from_spec(cls, spec: AuthorizerSpec, api: ApiConfig, resources: Resources) -> JwtAuthorizer:
+        options = OptionReader(spec)
+        issuer = options.string("issuer", required=True, example="https://auth.example.com/")
+        audience = options.string_list("audience", required=True, example="[chat]")
+        jwks_uri = options.string("jwksUri")
+        algorithms = options.string_list("algorithms") or SUPPORTED_ALGORITHMS
+        leeway = options.number("leewaySeconds", 0, 0, 600)
+        scopes = options.string_list("scopes")
+        timeout_ms = options.number("jwksTimeoutMs", 2000, 50, 29_000)
+        refresh_s = options.number("jwksRefreshSeconds", 30, 0, 86_400)
+        max_age_s = options.number("jwksCacheSeconds", 3600, 1, 86_400)
+        for alg in algorithms:
+            if alg.lower() == "none":
+                options.problem("algorithms", "'none' is never allowed: an unsigned token proves nothing")
+            elif alg.upper().startswith("HS"):
+                options.problem("algorithms", f"'{alg}' is an HMAC algorithm; a JWKS holds public keys, so only "
+                                "asymmetric ones are allowed: " + ", ".join(SUPPORTED_ALGORITHMS))
+            elif alg not in SUPPORTED_ALGORITHMS:
+                options.problem("algorithms", f"'{alg}' is not one of: " + ", ".join(SUPPORTED_ALGORITHMS))
+        if jwks_uri is None and issuer is not None and not is_url(issuer):
+            options.problem("jwksUri", "missing: the issuer is not an http(s) URL, so its OIDC discovery "
+                            "document cannot be found; give jwksUri (a URL or a file path)")
+        if jwks_uri is not None and not is_url(jwks_uri):
+            if "://" in jwks_uri:
+                options.problem("jwksUri", "must be an https:// or http:// URL, or a file path")
+            elif not (api.base_dir / jwks_uri).is_file():
+                options.problem("jwksUri", f"file '{jwks_uri}' not found (relative paths start at {api.base_dir})")
+        if spec.ttl_seconds:
+            options.problem("resultTtlInSeconds", "a JWT authorizer checks each token locally (its keys are "
+                            "cached); remove this key or set it to 0")
+        sources = tuple(s for s in (IdentitySource.parse(t) for t in spec.identity_sources
+                                    or (DEFAULT_IDENTITY_SOURCE,)) if s is not None)
+        for source in sources:
+            if source.kind not in ("header", "querystring"):
+                options.problem("identitySource", f"'{source.text}': a JWT comes from a header or a query "
+                                "parameter (e.g. route.request.header.Authorization)")
+        options.finish()
+        assert issuer is not None and audience is not None   # finish() raised otherwise
+        jwks = JwksStore(jwks_uri, issuer, timeout_ms / 1000, refresh_s, max_age_s, api.base_dir)
+        return cls(spec, sources, issuer, frozenset(audience), tuple(algorithms), leeway,
+                   frozenset(scopes) if scopes else None, jwks)
+
+    async def close(self) -> None:
+        await self.jwks.close()
+
+    # ----- deciding --------------------------------------------------------------------------------
+
+    async def authorize(self, request: AuthRequest) -> AuthOutcome:
+        started = time.monotonic()
+        found = self._token(request)
+        if found is None:
+            return self._refuse(401, request, "no token in " + ", ".join(s.text for s in self.sources))
+        token, subprotocol = found
+        if len(token) > MAX_TOKEN_BYTES:
+            return self._refuse(401, request, f"token longer than {MAX_TOKEN_BYTES} bytes")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            return self._refuse(401, request, f"malformed token ({exc})")
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            return self._refuse(401, request, f"algorithm {alg!r} is not allowed")
+        if kid is not None and not isinstance(kid, str):
+            return self._refuse(401, request, "kid is not a string")
+        try:
+            key = await self.jwks.key_for(kid, alg)
+        except JwksUnavailable as exc:
+            return self._refuse(500, request, f"no signing keys: {exc}")
+        if key is None:
+            return self._refuse(401, request, f"no key with kid {kid!r} for {alg} in the issuer's JWKS")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[alg], issuer=self.issuer, leeway=self.leeway_s,
+                options={"require": ["exp", "iss"], "verify_aud": False},
+            )
+        except jwt.InvalidTokenError as exc:
+            return self._refuse(401, request, f"{type(exc).__name__}: {exc}")
+        if not self._audience_ok(claims):
+            return self._refuse(401, request, "aud/client_id is not one of the configured audiences")
+        scopes = token_scopes(claims)
+        if self.scopes is not None and not self.scopes.intersection(scopes or ()):
+            return self._refuse(403, request, "the token carries none of the required scopes")
+        principal = claims.get("sub")
+        jwt_context: dict[str, object] = {"claims": claims, "scopes": scopes}
+        if request.http_event is not None:       # HTTP API payload 2.0 shape
+            return AuthOutcome(200, {"jwt": jwt_context}, subprotocol)
+        context: dict[str, object] = {
+            "principalId": principal if isinstance(principal, str) else None,
+            "jwt": jwt_context,
+            "integrationLatency": int((time.monotonic() - started) * 1000),
+        }
+        return AuthOutcome(200, context, subprotocol)
+
+    def _token(self, request: AuthRequest) -> tuple[str, str | None] | None:
+        """(token, the subprotocol to answer) from the first identity source that holds a token."""
+        for source in self.sources:
+            if source.is_header and source.name.lower() == SUBPROTOCOL_HEADER:
+                offered = request.subprotocols or [
+                    p.strip() for v in _all(request.headers, SUBPROTOCOL_HEADER) for p in v.split(",") if p.strip()]
+                token = next((p for p in offered if _JWT_SHAPE.match(p)), None)
+                if token is not None:
+                    real = next((p for p in offered if p != token), None)
+                    return token, real
+                continue
+            value = source.resolve(request)
+            if value is None:
+                continue
+            if source.is_header:
+                value = _BEARER.sub("", value).strip()
+            if value:
+                return value, None
+        return None
+
+    def _audience_ok(self, claims: dict[str, Any]) -> bool:
+        aud = claims.get("aud", claims.get("client_id"))
+        given = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        return any(isinstance(a, str) and a in self.audience for a in given)
+
+    def _refuse(self, status: int, request: AuthRequest, why: str) -> AuthOutcome:
+        """Log why (never the token), tell the client only the status."""
+        log.warning("jwt authorizer %s refused (requestId %s, %s): %s", self.spec.name, request.request_id,
+                    status, why)
+        return AuthOutcome(status, message={401: "Unauthorized", 403: "Forbidden"}.get(status,
+                                                                                        "Internal Server Error"))
+
+
+def token_scopes(claims: dict[str, Any]) -> list[str] | None:
+    """The token's scopes from `scope` (space-separated, RFC 8693) or `scp` (a list or a string)."""
+    raw = claims.get("scope", claims.get("scp"))
+    if isinstance(raw, str):
+        return raw.split()
+    if isinstance(raw, list):
+        return [s for s in raw if isinstance(s, str)]
+    return None
+
+
+def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [v for k, v in headers if k.lower() == name]
+
+
+__all__ = ["JwtAuthorizer", "token_scopes"]

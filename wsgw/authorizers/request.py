@@ -1,0 +1,219 @@
+"""`request`: an AWS REQUEST authorizer, i.e. any integration that returns an IAM policy.
+
+The function receives AWS's REQUEST authorizer event (WebSocket: `methodArn` of `$connect`; REST front:
+the HTTP API 2.0 authorizer event with `routeArn`) and answers `{principalId, policyDocument, context}`
+(the REST front also takes the simple `{isAuthorized, context}`). Outcomes, as on AWS:
+
+- an identity source missing or empty → 401, the function is not called;
+- it raises ``Exception("Unauthorized")`` → 401;
+- its policy allows ``execute-api:Invoke`` on the route's ARN → allowed; a Deny or no matching Allow → 403;
+- it raises anything else, times out, or answers something malformed → 500.
+
+Decisions are cached by the identity-source values for ``resultTtlInSeconds`` and re-evaluated against
+the ARN of each route they are used for; concurrent calls with the same identity share one invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import orjson
+
+from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers.identity import IdentitySource
+from wsgw.authorizers.options import OptionReader
+from wsgw.config import ApiConfig, AuthorizerSpec
+from wsgw.events import LambdaContext, authorizer_request_event
+from wsgw.integrations import Integration, Resources, build_integration
+from wsgw.policy import (
+    AuthorizerDecision,
+    AuthorizerResponseError,
+    DecisionCache,
+    parse_authorizer_response,
+    parse_simple_response,
+)
+
+log = logging.getLogger("wsgw.authorizers")
+
+UNAUTHORIZED = "Unauthorized"
+
+
+@dataclass(slots=True)
+class _CallResult:
+    """One invocation's result, shared by every connect that waited on it."""
+
+    status: int                       # 200: a decision was parsed (its policy is evaluated per ARN)
+    decision: AuthorizerDecision | None
+    latency_ms: int
+
+
+class RequestAuthorizer(Authorizer):
+    """Runs a Lambda-style authorizer through any integration type."""
+
+    type_name = "request"
+
+    def __init__(self, spec: AuthorizerSpec, integration: Integration, region: str, account_id: str,
+                 cache_max_entries: int) -> None:
+        super().__init__(spec)
+        self.integration = integration
+        self.region = region
+        self.account_id = account_id
+        self.sources = tuple(s for s in (IdentitySource.parse(t) for t in spec.identity_sources) if s is not None)
+        # Without identity sources there is nothing to key a cache by (AWS requires one when caching).
+        caching = spec.ttl_seconds > 0 and bool(self.sources)
+        self.cache = DecisionCache(spec.ttl_seconds, cache_max_entries) if caching else None
+        self._inflight: dict[tuple[str, ...], asyncio.Task[_CallResult]] = {}
+        # (decision, ARN) → allowed: every WebSocket connect asks about the same ARN, so a cached policy is
+        # evaluated once per ARN, not once per connect. The decision is held so its id stays unique.
+        self._verdicts: dict[tuple[int, str], tuple[AuthorizerDecision, bool]] = {}
+        self._verdicts_max = cache_max_entries
+        self.calls = 0                     # invocations made (cache hits and shared calls excluded)
+
+    @classmethod
+    def from_spec(cls, spec: AuthorizerSpec, api: ApiConfig, resources: Resources) -> RequestAuthorizer:
+        options = OptionReader(spec)
+        max_entries = int(options.number("resultCacheMaxEntries", 10_000, 1, 10_000_000))
+        if spec.integration is None:
+            options.problem("handler", "missing: give 'handler: module:function' or 'integration: {type: ...}'")
+        for text in spec.identity_sources:
+            if IdentitySource.parse(text) is None:
+                options.problem("identitySource", f"'{text}' is not route.request.header.X, "
+                                "route.request.querystring.X, stageVariables.X or context.X")
+        options.finish(ignored=frozenset({"timeoutMs"}))
+        assert spec.integration is not None     # finish() raised otherwise
+        function_name = f"wsgw-{api.stage}-authorizer-{spec.name}"
+        integration = build_integration(spec.integration, api, resources, function_name)
+        return cls(spec, integration, api.region, api.account_id, max_entries)
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await self.integration.close()
+
+    # ----- deciding --------------------------------------------------------------------------------
+
+    async def authorize(self, request: AuthRequest) -> AuthOutcome:
+        values: list[str] = []
+        for source in self.sources:
+            value = source.resolve(request)
+            if value is None:
+                log.warning("authorizer %s: identity source %s missing (requestId %s): 401",
+                            self.spec.name, source.text, request.request_id)
+                return AuthOutcome(401, message=UNAUTHORIZED)
+            values.append(value)
+        key = tuple(values)
+        if self.cache is None:
+            result = await self._call(request, values)
+        else:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return self._decide(cached, request, 0)
+            task = self._inflight.get(key)
+            if task is None:
+                task = asyncio.get_running_loop().create_task(self._call(request, values))
+                self._inflight[key] = task
+                task.add_done_callback(partial(self._forget, key))
+            result = await asyncio.shield(task)
+        if result.decision is None:
+            return AuthOutcome(result.status, message=_message(result.status))
+        return self._decide(result.decision, request, result.latency_ms)
+
+    def _forget(self, key: tuple[str, ...], _task: asyncio.Task[_CallResult]) -> None:
+        self._inflight.pop(key, None)
+
+    def _decide(self, decision: AuthorizerDecision, request: AuthRequest, latency_ms: int) -> AuthOutcome:
+        """Evaluate the (possibly cached) policy against this route's ARN."""
+        if not self._allows(decision, request.method_arn):
+            log.warning("authorizer %s: policy does not allow %s for principal %r (requestId %s): 403",
+                        self.spec.name, request.method_arn, decision.principal_id, request.request_id)
+            return AuthOutcome(403, message="Forbidden")
+        if request.http_event is not None:   # HTTP API payload 2.0: requestContext.authorizer.lambda
+            return AuthOutcome(200, {"lambda": dict(decision.context)})
+        return AuthOutcome(200, decision.authorizer_context(latency_ms))
+
+    def _allows(self, decision: AuthorizerDecision, arn: str) -> bool:
+        slot = (id(decision), arn)
+        known = self._verdicts.get(slot)
+        if known is not None and known[0] is decision:
+            return known[1]
+        verdict = decision.evaluate(arn)
+        if self.cache is not None:
+            if len(self._verdicts) >= self._verdicts_max:
+                self._verdicts.clear()
+            self._verdicts[slot] = (decision, verdict)
+        return verdict
+
+    async def _call(self, request: AuthRequest, identity: list[str]) -> _CallResult:
+        """Invoke the function once and read its answer; never raises (the status says what went wrong)."""
+        self.calls += 1
+        event = self._event(request, identity)
+        context = LambdaContext(self.integration.function_name, request.request_id, self.integration.timeout_ms,
+                                self.region, self.account_id)
+        started = time.monotonic()
+        name = self.spec.name
+        try:
+            async with asyncio.timeout(self.integration.timeout_ms / 1000):
+                raw = await self.integration.invoke(event, context)
+        except TimeoutError:
+            log.warning("authorizer %s timed out after %d ms (requestId %s): 500", name,
+                        self.integration.timeout_ms, request.request_id)
+            return _CallResult(500, None, _since(started))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if _is_unauthorized(exc):
+                log.warning("authorizer %s answered Unauthorized (requestId %s): 401", name, request.request_id)
+                return _CallResult(401, None, _since(started))
+            log.warning("authorizer %s failed (requestId %s): 500", name, request.request_id, exc_info=True)
+            return _CallResult(500, None, _since(started))
+        latency = _since(started)
+        try:
+            decision = self._parse(raw, http=request.http_event is not None)
+        except AuthorizerResponseError as exc:
+            log.warning("authorizer %s answered a malformed response (requestId %s): %s: 500", name,
+                        request.request_id, exc)
+            return _CallResult(500, None, latency)
+        if self.cache is not None:
+            self.cache.put(tuple(identity), decision)
+        return _CallResult(200, decision, latency)
+
+    def _event(self, request: AuthRequest, identity: list[str]) -> dict[str, Any]:
+        if request.http_event is not None:   # HTTP API 2.0 authorizer input
+            event = {k: v for k, v in request.http_event.items() if k not in ("body", "isBase64Encoded")}
+            return {"version": "2.0", "type": "REQUEST", "routeArn": request.method_arn,
+                    "identitySource": identity, **{k: v for k, v in event.items() if k != "version"}}
+        return authorizer_request_event(request.info, request.method_arn, request.headers, request.query,
+                                        request.stage_variables or None, request.request_id, request.now_ms)
+
+    @staticmethod
+    def _parse(raw: object, *, http: bool) -> AuthorizerDecision:
+        """A decision from what the integration returned (an object, or its JSON text from HTTP)."""
+        if isinstance(raw, bytes | str):
+            try:
+                raw = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise AuthorizerResponseError("authorizer response is not a JSON object") from None
+        if http:
+            simple = parse_simple_response(raw)
+            if simple is not None:
+                return simple
+            return parse_authorizer_response(raw, max_bytes=None, flat_context=False)
+        return parse_authorizer_response(raw)
+
+
+def _is_unauthorized(exc: BaseException) -> bool:
+    """Lambda's convention: an error whose message is exactly "Unauthorized" means 401."""
+    return str(exc) == UNAUTHORIZED or (len(exc.args) == 1 and exc.args[0] == UNAUTHORIZED)
+
+
+def _since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _message(status: int) -> str:
+    return {401: UNAUTHORIZED, 403: "Forbidden"}.get(status, "Internal Server Error")
