@@ -20,10 +20,10 @@ from wsgw.config import ApiConfig
 from wsgw.events import (
     ConnectionInfo,
     InvalidIntegrationResult,
-    LambdaContext,
     connect_event,
     disconnect_event,
     error_frame,
+    fast_id,
     message_event,
     method_arn,
     new_id,
@@ -46,6 +46,7 @@ TIMED_OUT = "Endpoint request timed out"
 TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-contract.md)
 INBOX_HIGH_WATER = 64          # pause reading from a socket whose messages queue up beyond this
 INBOX_LOW_WATER = 16
+WATCHDOG_SECONDS = 0.025       # integration timeouts on messages are enforced within this
 
 
 def now_ms() -> int:
@@ -100,6 +101,8 @@ class Gateway:
         self.accepting = False
         self.limits = api.limits
         self._sweeper: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self.busy: set[Connection] = set()          # connections with an integration call in flight
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ----- lifecycle of the node -------------------------------------------------------------------
@@ -108,6 +111,7 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         await self.registry.start(self)
         self._sweeper = self._loop.create_task(self._sweep_forever())
+        self._watchdog = self._loop.create_task(self._watch_deadlines())
         self.accepting = True
 
     async def shutdown(self, grace_seconds: float = 30.0) -> None:
@@ -126,8 +130,9 @@ class Gateway:
             conn.sink.abort()
         if self.workers:
             await asyncio.wait(list(self.workers), timeout=max(0.1, deadline - time.monotonic()))
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for background in (self._sweeper, self._watchdog):
+            if background is not None:
+                background.cancel()
         await self.registry.stop()
         await self.routes.close()
         for authorizer in self.authorizers.values():
@@ -238,11 +243,11 @@ class Gateway:
         self.metrics.inc("wsgw_messages_received_total")
         if not self.throttle.admit_message(conn.info.connection_id):
             self.metrics.inc("wsgw_throttled_total", 'scope="connection"')
-            self._send_error(conn, TOO_MANY, new_id())
+            self._send_error(conn, TOO_MANY, fast_id())
             return
         if len(conn.inbox) >= self.limits.max_queued_messages:
             self.metrics.inc("wsgw_integration_errors_total", 'kind="queue_full"')
-            self._send_error(conn, TOO_MANY, new_id())
+            self._send_error(conn, TOO_MANY, fast_id())
             return
         conn.inbox.append((body, is_base64, at))
         if len(conn.inbox) > INBOX_HIGH_WATER and not conn.reading_paused:
@@ -274,7 +279,7 @@ class Gateway:
             conn.worker = None
 
     async def _handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
-        request_id = new_id()
+        request_id = fast_id()
         route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
         if route is None:
             self.metrics.inc("wsgw_route_misses_total")
@@ -285,9 +290,9 @@ class Gateway:
             self._send_error(conn, TOO_MANY, request_id)
             return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
-                              request_id, new_id(), at_ms)
+                              request_id, fast_id(), at_ms)
         try:
-            raw = await self._invoke(route, event, request_id)
+            raw = await self._invoke_for(conn, route, event, request_id)
             if route.route_response:
                 result = read_integration_result(raw)
                 if result.body is not None and conn.info.connection_id in self.connections:
@@ -310,10 +315,44 @@ class Gateway:
             self._send_error(conn, INTERNAL_ERROR, request_id)
 
     async def _invoke(self, route: Route, event: dict[str, Any], request_id: str) -> object:
-        context = LambdaContext(route.integration.function_name, request_id, route.integration.timeout_ms,
-                                self.api.region, self.api.account_id)
+        """Call an integration under its timeout (used off the message path: $connect, $disconnect)."""
+        context = route.make_context(request_id, route.integration.timeout_ms)
         async with asyncio.timeout(route.timeout_s):
             return await route.integration.invoke(event, context)
+
+    async def _invoke_for(self, conn: Connection, route: Route, event: dict[str, Any], request_id: str) -> object:
+        """Call an integration for a message, its timeout enforced by the watchdog instead of a timer.
+
+        A timer per message (asyncio.timeout) cost about a tenth of the routed path; the watchdog keeps one
+        deadline per busy connection and cancels the worker when it passes.
+        """
+        context = route.make_context(request_id, route.integration.timeout_ms)
+        assert self._loop is not None
+        conn.deadline = self._loop.time() + route.timeout_s
+        self.busy.add(conn)
+        try:
+            return await route.integration.invoke(event, context)
+        except asyncio.CancelledError:
+            if not conn.timed_out:
+                raise
+            conn.timed_out = False
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise TimeoutError from None
+        finally:
+            self.busy.discard(conn)
+
+    async def _watch_deadlines(self) -> None:
+        """Cancel message integrations that outlive their timeout (checked every WATCHDOG_SECONDS)."""
+        assert self._loop is not None
+        while True:
+            await asyncio.sleep(WATCHDOG_SECONDS)
+            now = self._loop.time()
+            for conn in list(self.busy):
+                if now >= conn.deadline and not conn.timed_out and conn.worker is not None:
+                    conn.timed_out = True
+                    conn.worker.cancel()
 
     def _send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wsgw.config import ApiConfig, RouteSpec
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.events import LambdaContext
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
 
@@ -17,6 +19,7 @@ class Route:
     route_response: bool
     authorizer: str | None
     timeout_s: float
+    make_context: Callable[[str, int], LambdaContext]
 
 
 def function_name_for(api: ApiConfig, route_key: str) -> str:
@@ -50,7 +53,8 @@ class RouteTable:
     @staticmethod
     def _build(spec: RouteSpec, api: ApiConfig, resources: Resources) -> Route:
         integration = build_integration(spec.integration, api, resources, function_name_for(api, spec.key))
-        return Route(spec.key, integration, spec.route_response, spec.authorizer, spec.integration.timeout_ms / 1000)
+        return Route(spec.key, integration, spec.route_response, spec.authorizer, spec.integration.timeout_ms / 1000,
+                     LambdaContext.factory(integration.function_name, api.region, api.account_id))
 
     def route_for(self, body: str | bytes) -> Route | None:
         """The route a message goes to: the selected key if configured, else $default, else None."""
