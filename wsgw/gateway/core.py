@@ -32,7 +32,7 @@ from wsgw.events import (
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink
-from wsgw.integrations import Resources
+from wsgw.integrations import Integration, Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
@@ -294,10 +294,15 @@ class Gateway:
             self._send_error(conn, INTERNAL_ERROR, request_id)
 
     async def _invoke(self, route: Route, event: dict[str, Any], request_id: str) -> object:
-        context = LambdaContext(route.integration.function_name, request_id, route.integration.timeout_ms,
+        return await self.invoke_integration(route.integration, route.timeout_s, event, request_id)
+
+    async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
+                                 request_id: str) -> object:
+        """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it too)."""
+        context = LambdaContext(integration.function_name, request_id, integration.timeout_ms,
                                 self.api.region, self.api.account_id)
-        async with asyncio.timeout(route.timeout_s):
-            return await route.integration.invoke(event, context)
+        async with asyncio.timeout(timeout_s):
+            return await integration.invoke(event, context)
 
     def _send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):
