@@ -100,11 +100,11 @@ def whisper(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200}
 
 
-def broadcast(event: dict[str, Any], payload: dict[str, Any]) -> None:
+def broadcast(event: dict[str, Any], payload: dict[str, Any]) -> int:
+    """Push to everyone in the room; returns how many sockets took it (the REST front reports it)."""
     with LOCK:
         members = list(ROOM)
-    for connection_id in members:
-        post(event, connection_id, payload)
+    return sum(post(event, connection_id, payload) for connection_id in members)
 
 
 async def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:

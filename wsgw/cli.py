@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from wsgw.config import ApiConfig, load_api
-from wsgw.errors import ConfigError
+from wsgw.errors import ConfigError, ConfigProblem
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,8 @@ def check(config: str) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    print(f"{config}: ok ({len(api.routes)} routes, {len(api.authorizers)} authorizers)")
+    http_routes = len((api.http or {}).get("routes") or {})
+    print(f"{config}: ok ({len(api.routes)} routes, {http_routes} HTTP routes, {len(api.authorizers)} authorizers)")
     return 0
 
 
@@ -50,12 +51,37 @@ def _build_everything(api: ApiConfig) -> None:
     from wsgw.throttle import build_throttler
 
     resources = Resources()
+    problems: list[ConfigProblem] = []
     try:
-        RouteTable(api, resources)
-        build_authorizers(api, resources)
-        build_throttler(api, lambda: 0.0)
+        for build in (lambda: RouteTable(api, resources), lambda: build_authorizers(api, resources),
+                      lambda: build_http_routes(api, resources), lambda: build_throttler(api, lambda: 0.0)):
+            try:
+                build()
+            except ConfigError as exc:
+                problems.extend(exc.problems)
     finally:
         resources.executor.shutdown(wait=False)
+    if problems:
+        raise ConfigError(problems)
+
+
+def build_http_routes(api: ApiConfig, resources: object) -> int:
+    """Validate `http:` and build every REST route's integration; returns how many routes there are."""
+    from wsgw.gateway.routes import function_name_for
+    from wsgw.http_config import parse_http
+    from wsgw.integrations import Resources, build_integration
+
+    assert isinstance(resources, Resources)
+    spec = parse_http(api)
+    problems: list[ConfigProblem] = []
+    for route in spec.routes:
+        try:
+            build_integration(route.integration, api, resources, function_name_for(api, route.key))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return len(spec.routes)
 
 
 async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None) -> None:

@@ -18,6 +18,7 @@ from wsgw.errors import ConfigError, ConfigProblem
 
 DEFAULT_SELECTION = "$request.body.action"
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
+HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -131,7 +132,8 @@ def _did_you_mean(word: str, choices: set[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def parse_integration(raw: dict[str, Any], key: str, problems: _Collector) -> IntegrationSpec | None:
+def parse_integration(raw: dict[str, Any], key: str, problems: _Collector,
+                      timeout_range: tuple[int, int] = INTEGRATION_TIMEOUT_RANGE_MS) -> IntegrationSpec | None:
     """Read `handler: mod:fn` or `integration: {type: …}` from a route or authorizer mapping."""
     if "handler" in raw and "integration" in raw:
         problems.add(key, "give either 'handler' or 'integration', not both")
@@ -140,7 +142,7 @@ def parse_integration(raw: dict[str, Any], key: str, problems: _Collector) -> In
         handler = raw["handler"]
         options: dict[str, Any] = {"handler": handler}
         kind = "python"
-        timeout = raw.get("timeoutMs", INTEGRATION_TIMEOUT_RANGE_MS[1])
+        timeout = raw.get("timeoutMs", timeout_range[1])
         ikey = f"{key}.handler"
         if not isinstance(handler, str) or not HANDLER_PATTERN.match(handler):
             problems.add(ikey, f"'{handler}' is not 'module:function' (e.g. handlers.chat:on_connect)")
@@ -157,11 +159,11 @@ def parse_integration(raw: dict[str, Any], key: str, problems: _Collector) -> In
             return None
         kind = given.lower()
         options = {k: v for k, v in integ.items() if k not in ("type", "timeoutMs")}
-        timeout = integ.get("timeoutMs", INTEGRATION_TIMEOUT_RANGE_MS[1])
+        timeout = integ.get("timeoutMs", timeout_range[1])
     else:
         problems.add(key, "needs 'handler: module:function' or 'integration: {type: ...}'")
         return None
-    low, high = INTEGRATION_TIMEOUT_RANGE_MS
+    low, high = timeout_range
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
         problems.add(f"{ikey}.timeoutMs", f"must be a whole number of milliseconds from {low} to {high}")
         return None

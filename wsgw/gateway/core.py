@@ -20,6 +20,7 @@ from wsgw.config import ApiConfig
 from wsgw.events import (
     ConnectionInfo,
     InvalidIntegrationResult,
+    LambdaContext,
     connect_event,
     disconnect_event,
     error_frame,
@@ -32,7 +33,7 @@ from wsgw.events import (
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink
-from wsgw.integrations import Resources
+from wsgw.integrations import Integration, Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
@@ -319,6 +320,14 @@ class Gateway:
         context = route.make_context(request_id, route.integration.timeout_ms)
         async with asyncio.timeout(route.timeout_s):
             return await route.integration.invoke(event, context)
+
+    async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
+                                 request_id: str) -> object:
+        """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it)."""
+        context = LambdaContext(integration.function_name, request_id, integration.timeout_ms,
+                                self.api.region, self.api.account_id)
+        async with asyncio.timeout(timeout_s):
+            return await integration.invoke(event, context)
 
     async def _invoke_for(self, conn: Connection, route: Route, event: dict[str, Any], request_id: str) -> object:
         """Call an integration for a message, its timeout enforced by the watchdog instead of a timer.

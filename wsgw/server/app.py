@@ -62,6 +62,7 @@ class GatewayServer:
         for conn in list(self.open_sockets):
             conn.shutdown()
         await self.gateway.shutdown()
+        await self.router.rest.close()
         for conn in list(self.open_sockets):
             if conn.transport is not None:
                 conn.transport.close()

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 from wsgw.gateway import Gateway
 from wsgw.server.connections_api import ConnectionsApi, too_large
 from wsgw.server.http import HttpRequest, HttpResponse, plain_error
+from wsgw.server.rest import RestFront
 
 
 class HttpRouter:
@@ -17,6 +18,7 @@ class HttpRouter:
         self.stage = gateway.api.stage
         self.connections = ConnectionsApi(gateway)
         self.limits = gateway.api.limits
+        self.rest = RestFront(gateway)
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
         """How large a body this path accepts, and the 413 it answers beyond that."""
@@ -39,6 +41,9 @@ class HttpRouter:
                     return HttpResponse.aws_error(400, "BadRequestException",
                                                   "Use /{stage}/@connections/{connectionId}")
                 return await self.connections.handle(request, parts[3])
+            answer = await self.rest.handle(request, "/" + "/".join(parts[2:]))
+            if answer is not None:
+                return answer
             if len(parts) == 2 or (len(parts) == 3 and parts[2] == ""):
                 return plain_error(426, f"Upgrade Required: open a WebSocket to /{self.stage}")
         return plain_error(404, "Not Found")

@@ -1,0 +1,89 @@
+"""The `http:` section of wsgw.yaml (the REST front): routes, their integrations, authorizers, request
+schemas, and CORS — validated once, every problem naming its key (e.g. `http.routes.GET /rooms.handler`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+
+from wsgw.config import HTTP_INTEGRATION_TIMEOUT_RANGE_MS, ApiConfig, IntegrationSpec, _Collector, parse_integration
+from wsgw.errors import ConfigError
+from wsgw.http_cors import CorsConfig, parse_cors
+from wsgw.http_routes import RouteKeyError, RoutePattern, parse_route_key
+
+HTTP_KEYS = {"routes", "cors"}
+HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs"}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRouteSpec:
+    key: str
+    pattern: RoutePattern
+    integration: IntegrationSpec
+    authorizer: str | None
+    validator: Validator | None      # compiled requestSchema
+
+
+@dataclass(frozen=True, slots=True)
+class HttpApiSpec:
+    routes: tuple[HttpRouteSpec, ...] = ()
+    cors: CorsConfig | None = None
+
+
+def _compile_schema(schema: Any, key: str, problems: _Collector) -> Validator | None:
+    if not isinstance(schema, dict):
+        problems.add(key, "must be a JSON Schema (a mapping such as {type: object, required: [text]})")
+        return None
+    cls = validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path)
+        problems.add(key, f"is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}")
+        return None
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def parse_http(api: ApiConfig) -> HttpApiSpec:
+    """Validate `api.http`; raise ConfigError listing every problem."""
+    problems = _Collector()
+    raw = api.http or {}
+    for unknown in sorted(set(map(str, raw)) - HTTP_KEYS):
+        problems.add(f"http.{unknown}", "unknown key; use 'routes' and 'cors'")
+    routes: list[HttpRouteSpec] = []
+    raw_routes = raw.get("routes")
+    if raw_routes is not None and not isinstance(raw_routes, dict):
+        problems.add("http.routes", "must be a mapping of route key to route, e.g. 'GET /rooms': {handler: mod:fn}")
+        raw_routes = None
+    for route_key, route in (raw_routes or {}).items():
+        key = f"http.routes.{route_key}"
+        try:
+            pattern = parse_route_key(str(route_key))
+        except RouteKeyError as exc:
+            problems.add(key, str(exc))
+            continue
+        if not isinstance(route, dict):
+            problems.add(key, "must be a mapping, e.g. {handler: handlers.rest:list_rooms}")
+            continue
+        for unknown in sorted(set(map(str, route)) - HTTP_ROUTE_KEYS):
+            problems.add(f"{key}.{unknown}", "unknown key; use one of " + ", ".join(sorted(HTTP_ROUTE_KEYS)))
+        spec = parse_integration(route, key, problems, HTTP_INTEGRATION_TIMEOUT_RANGE_MS)
+        authorizer = route.get("authorizer")
+        if authorizer is not None and (not isinstance(authorizer, str) or authorizer not in api.authorizers):
+            defined = ", ".join(sorted(api.authorizers)) or "none are defined"
+            problems.add(f"{key}.authorizer", f"'{authorizer}' is not defined under 'authorizers' ({defined})")
+            authorizer = None
+        validator = None
+        if "requestSchema" in route:
+            validator = _compile_schema(route["requestSchema"], f"{key}.requestSchema", problems)
+        if spec is not None:
+            routes.append(HttpRouteSpec(str(route_key), pattern, spec, authorizer, validator))
+    cors, cors_problems = parse_cors(raw.get("cors"))
+    problems.problems.extend(cors_problems)
+    if problems.problems:
+        raise ConfigError(problems.problems)
+    return HttpApiSpec(tuple(routes), cors)

@@ -1,0 +1,218 @@
+"""The REST front: `METHOD /{stage}/path` served as an AWS HTTP API (payload format 2.0) on the listener's port.
+
+Per request: header-size limit → CORS preflight → strict path decoding → route match (404) → authorizer
+(401/403) → request schema (400) → integration through the gateway's timeout handling (503 on timeout,
+500 on failure) → the handler's response with CORS headers. Error bodies are AWS's `{"message": ...}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from jsonschema.protocols import Validator
+
+from wsgw.authorizers import Authorizer, AuthRequest
+from wsgw.events import ConnectionInfo, InvalidIntegrationResult, method_arn, new_id
+from wsgw.gateway import Gateway
+from wsgw.gateway.routes import function_name_for
+from wsgw.http_config import HttpApiSpec, parse_http
+from wsgw.http_cors import CorsConfig, is_preflight, strip_cors
+from wsgw.http_events import HttpRequestInfo, http_event, parse_query, read_http_result
+from wsgw.http_routes import BadPath, RouteTable, split_path
+from wsgw.integrations import Integration, build_integration
+from wsgw.server.http import HttpRequest, HttpResponse
+
+log = logging.getLogger("wsgw.rest")
+
+MAX_REQUEST_HEAD_BYTES = 10_240   # AWS HTTP API quota: request line and header values combined
+_SINGLE_HEADERS = ("host", "content-length", "content-type", "authorization")
+
+
+@dataclass(slots=True)
+class RestRoute:
+    key: str
+    integration: Integration
+    timeout_s: float
+    authorizer: Authorizer | None
+    authorizer_type: str
+    validator: Validator | None
+
+
+def message(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
+    return HttpResponse.json(status, {"message": text}, headers)
+
+
+class RestFront:
+    """Built once per node from `http:`; `handle` answers a request under the stage, or None if no route fits."""
+
+    def __init__(self, gateway: Gateway, spec: HttpApiSpec | None = None) -> None:
+        self.gateway = gateway
+        api = gateway.api
+        self.spec = spec if spec is not None else parse_http(api)
+        self.cors: CorsConfig | None = self.spec.cors
+        routes: list[tuple[Any, RestRoute]] = []
+        for route in self.spec.routes:
+            integration = build_integration(route.integration, api, gateway.resources,
+                                            function_name_for(api, route.key))
+            authorizer = gateway.authorizers.get(route.authorizer) if route.authorizer else None
+            kind = api.authorizers[route.authorizer].type if route.authorizer else ""
+            routes.append((route.pattern, RestRoute(route.key, integration, route.integration.timeout_ms / 1000,
+                                                    authorizer, kind, route.validator)))
+        self.table: RouteTable[RestRoute] = RouteTable(routes)
+
+    async def close(self) -> None:
+        for pattern_route in self.table.routes:
+            await pattern_route[1].integration.close()
+        if self.table.default is not None:
+            await self.table.default[1].integration.close()
+
+    async def handle(self, request: HttpRequest, rest_path: str) -> HttpResponse | None:
+        """Answer `request` whose path below the stage is `rest_path` ('/' for the stage root)."""
+        if not self.table and self.cors is None:
+            return None
+        problem = self._head_problem(request)
+        if problem is not None:
+            return problem
+        origin = request.header("origin")
+        if self.cors is not None and is_preflight(request.method, request.headers):
+            assert origin is not None
+            return HttpResponse(204, b"", self.cors.preflight_headers(
+                origin, request.header("access-control-request-headers")))
+        try:
+            segments = split_path(rest_path)
+            query = parse_query(request.query_string)
+        except BadPath as exc:
+            return self._with_cors(message(400, f"Bad Request: {exc}"), origin)
+        found = self.table.match(request.method, segments)
+        if found is None:
+            return None
+        response = await self._run(request, found.value, found.path_parameters, query, rest_path)
+        return self._with_cors(response, origin)
+
+    # ----- one matched request ---------------------------------------------------------------------
+
+    async def _run(self, request: HttpRequest, route: RestRoute, params: dict[str, str],
+                   query: list[tuple[str, str]], rest_path: str) -> HttpResponse:
+        gateway = self.gateway
+        api = gateway.api
+        request_id = new_id()
+        now = time.time_ns() // 1_000_000
+        info = HttpRequestInfo(request.method, request.raw_path, request.query_string, request.headers,
+                               request.body, request.source_ip, f"HTTP/{request.http_version}")
+        event = http_event(info, route_key=route.key, path_parameters=params, query=query, stage=api.stage,
+                           stage_variables=api.stage_variables or None, api_id=api.api_id,
+                           account_id=api.account_id, request_id=request_id, now_ms=now)
+        trace = [("apigw-requestid", request_id)]
+        if route.authorizer is not None:
+            refused = await self._authorize(route, request, event, query, rest_path, request_id, now)
+            if refused is not None:
+                refused.headers.extend(trace)
+                return refused
+        if route.validator is not None:
+            invalid = validate_body(route.validator, request)
+            if invalid is not None:
+                return message(400, invalid, trace)
+        try:
+            raw = await gateway.invoke_integration(route.integration, route.timeout_s, event, request_id)
+            result = read_http_result(raw)
+        except TimeoutError:
+            log.error("HTTP route %s timed out after %.0f ms (requestId %s)", route.key, route.timeout_s * 1000,
+                      request_id)
+            gateway.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
+            return message(503, "Service Unavailable", trace)
+        except InvalidIntegrationResult as exc:
+            log.error("HTTP route %s returned an invalid result: %s (requestId %s)", route.key, exc, request_id)
+            gateway.metrics.inc("wsgw_integration_errors_total", 'kind="invalid_result"')
+            return message(500, "Internal Server Error", trace)
+        except Exception:
+            log.exception("HTTP route %s failed (requestId %s)", route.key, request_id)
+            gateway.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
+            return message(500, "Internal Server Error", trace)
+        headers = result.headers + trace
+        return HttpResponse(result.status, result.body, headers)
+
+    async def _authorize(self, route: RestRoute, request: HttpRequest, event: dict[str, Any],
+                         query: list[tuple[str, str]], rest_path: str, request_id: str,
+                         now: int) -> HttpResponse | None:
+        """Run the route's authorizer; on Allow put its context into requestContext.authorizer."""
+        assert route.authorizer is not None
+        api = self.gateway.api
+        info = ConnectionInfo(request_id, now, request.source_ip, request.header("user-agent"),
+                              request.header("host") or "", api.stage, api.api_id)
+        arn = method_arn(api.region, api.account_id, api.api_id, api.stage, f"{request.method}{rest_path}")
+        auth = AuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
+                           http_event=event)
+        try:
+            outcome = await route.authorizer.authorize(auth)
+        except Exception:
+            log.exception("authorizer of HTTP route %s failed (requestId %s)", route.key, request_id)
+            return message(500, "Internal Server Error")
+        if not outcome.allowed:
+            self.gateway.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
+            text = {401: "Unauthorized", 403: "Forbidden"}.get(outcome.status, "Internal Server Error")
+            return message(outcome.status if outcome.status in (401, 403) else 500, text)
+        context = event["requestContext"]
+        assert isinstance(context, dict)
+        context["authorizer"] = authorizer_context(route.authorizer_type, outcome.context)
+        return None
+
+    # ----- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _head_problem(request: HttpRequest) -> HttpResponse | None:
+        size = len(request.method) + len(request.raw_path) + len(request.query_string) + 12
+        seen: dict[str, int] = {}
+        for name, value in request.headers:
+            size += len(value)
+            low = name.lower()
+            seen[low] = seen.get(low, 0) + 1
+        if size > MAX_REQUEST_HEAD_BYTES:
+            return message(431, f"Request Header Fields Too Large: the request line and header values "
+                           f"may hold {MAX_REQUEST_HEAD_BYTES} bytes")
+        for name in _SINGLE_HEADERS:
+            if seen.get(name, 0) > 1:
+                return message(400, f"Bad Request: more than one {name} header")
+        return None
+
+    def _with_cors(self, response: HttpResponse, origin: str | None) -> HttpResponse:
+        if self.cors is None:
+            return response
+        response.headers = strip_cors(response.headers) + self.cors.response_headers(origin)
+        return response
+
+
+def authorizer_context(kind: str, context: dict[str, object] | None) -> dict[str, object]:
+    """requestContext.authorizer of a 2.0 event: `{"lambda": ctx}` for REQUEST, `{"jwt": {...}}` for JWT.
+
+    An authorizer that already shaped its context (a single `lambda`, `jwt` or `iam` key) is passed as is.
+    """
+    ctx = dict(context or {})
+    if len(ctx) == 1 and next(iter(ctx)) in ("lambda", "jwt", "iam"):
+        return ctx
+    return {"jwt": ctx} if kind == "jwt" else {"lambda": ctx}
+
+
+def validate_body(validator: Validator, request: HttpRequest) -> str | None:
+    """None when the JSON body satisfies the route's schema; else the message naming the failing field."""
+    body = request.body
+    try:
+        document = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError as exc:
+        return f"Invalid request body: not JSON ({exc})"
+    if document is None and not body:
+        return "Invalid request body: a JSON body is required"
+    errors = sorted(validator.iter_errors(document), key=lambda e: (list(e.absolute_path), e.message))
+    if not errors:
+        return None
+    error = errors[0]
+    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    required = error.validator_value
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(required, list):
+        missing = [name for name in required if name not in error.instance]
+        if missing:
+            where = f"{where}.{missing[0]}"
+    return f"Invalid request body: {where}: {error.message}"
