@@ -14,7 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 
+import pytest
 import redis
 
 
@@ -171,3 +174,53 @@ class RedisCluster3:
         for node in self.nodes:
             node.cleanup()
         self.nodes.clear()
+
+
+# ----- pytest fixtures (registered through tests/conftest.py's pytest_plugins) --------------------------
+
+@pytest.fixture(scope="session")
+def _session_redis() -> Iterator[str]:
+    """One Redis for the session (or REDIS_URL); tests isolate themselves with a key prefix."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
+
+
+def with_options(url: str, **options: object) -> str:
+    joiner = "&" if "?" in url else "?"
+    return url + joiner + "&".join(f"{k}={v}" for k, v in options.items())
+
+
+@pytest.fixture
+def redis_url(_session_redis: str) -> str:
+    """The session Redis under a fresh key prefix, with a short node TTL so node death is seen quickly."""
+    return with_options(_session_redis, key_prefix=f"t{uuid.uuid4().hex[:10]}", node_ttl=2)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of this test's own, which the test may stop and restart (data lost)."""
+    if os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is set: this test stops and restarts Redis, so it needs one it starts itself")
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster3]:
+    reason = cluster_unsupported_reason()
+    if reason is not None:
+        pytest.skip(f"no Redis Cluster: {reason}")
+    cluster = RedisCluster3().start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()

@@ -45,6 +45,7 @@ class RedisLink:
         self.client: Client | None = None
         self.up = False
         self.up_since = 0.0                       # monotonic time the link last came up
+        self.recovered_at = -1e9                  # ... when that was a reconnection (not the first connection)
         self._subscriber: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -93,6 +94,8 @@ class RedisLink:
                 continue
             self.up = True
             self.up_since = time.monotonic()
+            if self._first_up.is_set():
+                self.recovered_at = self.up_since
             log.info("redis link up (%s)", "cluster" if self.cluster else "single server")
             if self.on_up is not None:
                 try:

@@ -2,8 +2,11 @@
 close it, and wait for its answer. Used by the Redis registry (node to node) and the Redis pusher (worker to node).
 
 A caller publishes `{o: op, c: connectionId, r: its reply channel, m: message id}` + data on the owner's channel
-and waits for `{m, s: "ok"|"gone"}` on its own. Zero receivers means the owner is not subscribed: it is dead (gone),
-unless this caller only just reconnected to Redis and the owner's heartbeat is fresh (then: unavailable, 503).
+and waits for `{m, s: "ok"|"gone"}` on its own. Zero receivers means the owner is not subscribed: its process is
+gone (kill -9 closes its Redis connections at once), so 410 — unless this caller only just reconnected after a
+Redis outage, when the owner may not have resubscribed yet (then: unavailable, 503).
+Likewise an unknown connection is only "gone" once the nodes had a heartbeat's time to re-register after Redis
+came back (a restarted Redis may have lost the table): before that it is unavailable, never a false 410.
 No reply in time: gone if the owner's heartbeat expired, else OwnerTimeout (504) — never a guessed 200.
 """
 
@@ -49,6 +52,8 @@ class Caller:
             return node
         raw = await self.link.run(lambda c: c.hget(self.keys.conn(connection_id), "node"))
         if raw is None:
+            if self._recovering():
+                raise RegistryUnavailable("redis came back moments ago; nodes are re-registering connections")
             return None
         node = raw.decode() if isinstance(raw, bytes) else str(raw)
         self.owners[connection_id] = node
@@ -69,7 +74,7 @@ class Caller:
             header = {"o": op, "c": connection_id, "r": self.reply_channel, "m": message_id}
             receivers = await self.link.publish(self.keys.channel(node), encode(header, data))
             if receivers == 0:
-                if time.monotonic() - self.link.up_since < self.node_ttl and await self._alive(node):
+                if self._recovering():      # after an outage the owner may not have resubscribed yet
                     raise RegistryUnavailable(f"node {node} is not reachable through redis yet")
                 self.forget(connection_id)
                 return None
@@ -87,6 +92,9 @@ class Caller:
             self.forget(connection_id)
             return None
         return reply
+
+    def _recovering(self) -> bool:
+        return time.monotonic() - self.link.recovered_at < self.node_ttl
 
     async def _alive(self, node: str) -> bool:
         return bool(await self.link.run(lambda c: c.exists(self.keys.alive(node))))
