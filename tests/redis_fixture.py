@@ -224,3 +224,12 @@ def redis_cluster() -> Iterator[RedisCluster3]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """The test runs twice: on one Redis server and on a 3-master Redis Cluster."""
+    if request.param == "single":
+        return str(request.getfixturevalue("redis_url"))
+    cluster: RedisCluster3 = request.getfixturevalue("redis_cluster")
+    return with_options(cluster.url, key_prefix=f"t{uuid.uuid4().hex[:10]}", node_ttl=2)

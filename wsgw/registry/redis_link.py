@@ -27,6 +27,8 @@ log = logging.getLogger("wsgw.registry.redis")
 COMMAND_TIMEOUT = 1.0       # a command that takes longer means Redis is in trouble
 CONNECT_TIMEOUT = 0.5
 RETRY_SECONDS = 0.25        # between reconnect attempts
+POOL_SIZE = 64
+POOL_WAIT = 2.0             # seconds a command waits for a free pooled connection under load
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 Client = aioredis.Redis | RedisCluster
@@ -127,9 +129,10 @@ class RedisLink:
             self._subscriber = aioredis.Redis(host=owner.host, port=int(owner.port), socket_timeout=None,
                                               socket_connect_timeout=CONNECT_TIMEOUT, retry=Retry(NoBackoff(), 0))
         else:
-            self.client = aioredis.Redis.from_url(self.url, socket_timeout=COMMAND_TIMEOUT,
-                                                  socket_connect_timeout=CONNECT_TIMEOUT, retry=Retry(NoBackoff(), 0),
-                                                  max_connections=64)
+            pool = aioredis.BlockingConnectionPool.from_url(     # busy: wait for a connection, do not fail
+                self.url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
+                retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE, timeout=POOL_WAIT)
+            self.client = aioredis.Redis(connection_pool=pool)
             self._subscriber = aioredis.Redis.from_url(self.url, socket_timeout=None,
                                                        socket_connect_timeout=CONNECT_TIMEOUT,
                                                        retry=Retry(NoBackoff(), 0))
@@ -179,6 +182,9 @@ class RedisLink:
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer.aclose()
+        if isinstance(self.client, aioredis.Redis):        # a pool passed in is not closed by aclose()
+            with contextlib.suppress(Exception):
+                await self.client.connection_pool.disconnect()
         self._pubsub = self._subscriber = self.client = None
         outbox, self._outbox = self._outbox, []
         for _, _, future in outbox:
