@@ -521,35 +521,11 @@ async def run_push(state: WorkerState, go: Callable[[], Awaitable[None]]) -> Non
 
 
 async def redis_pusher(url: str) -> tuple[Callable[[str, bytes], Awaitable[bool]], Callable[[], Awaitable[None]]]:
-    """`wsgw.client.RedisPusher(url)` with an async `post(connection_id, data) -> bool` (True = delivered)."""
-    from wsgw import client as wsgw_client  # type: ignore[attr-defined,unused-ignore]
+    """`wsgw.client.AsyncRedisPusher`: push straight through Redis; True = delivered, False = gone."""
+    from wsgw.client import AsyncRedisPusher
 
-    pusher = wsgw_client.RedisPusher(url)
-    for opener in ("start", "connect", "__aenter__"):
-        method = getattr(pusher, opener, None)
-        if method is not None:
-            result = method()
-            if asyncio.iscoroutine(result):
-                await result
-            break
-    post = getattr(pusher, "post", None) or pusher.post_to_connection
-
-    async def push(connection_id: str, data: bytes) -> bool:
-        result = post(connection_id, data)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result is not False
-
-    async def close() -> None:
-        for closer in ("aclose", "close", "stop"):
-            method = getattr(pusher, closer, None)
-            if method is not None:
-                result = method()
-                if asyncio.iscoroutine(result):
-                    await result
-                return
-
-    return push, close
+    pusher = AsyncRedisPusher(url)
+    return pusher.post, pusher.close
 
 
 class BroadcastReceiver(EchoClient):

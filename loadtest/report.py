@@ -192,9 +192,8 @@ SCENARIO_NOTES = {
     "push-http": "Clients hold wsgw connections; keep-alive HTTP/1.1 clients pipeline `POST /dev/@connections/{id}` "
                  "to the same node. Figure: frames delivered per second; latency: POST written → frame received.",
     "push-redis": "Two wsgw nodes sharing our own redis-server: clients on node A, POSTs on node B; and pushes "
-                  "through `wsgw.client.RedisPusher` straight into Redis. Contract assumed: `wsgw run --redis URL`; "
-                  "`RedisPusher(url)` with `post(connection_id, data)` (async or sync) returning False for a gone "
-                  "connection; an optional `start()`/`connect()` is awaited first.",
+                  "through `wsgw.client.AsyncRedisPusher` straight into Redis (no HTTP). A push counts once the "
+                  "pusher returned True (delivered to the socket).",
     "broadcast": "One message to all N connections per round; the next round starts when every connection has "
                  "it. wsgw has no broadcast API yet, so its fastest path is measured: N POST @connections "
                  "pipelined over 8 keep-alive HTTP connections. Baseline: `websockets.broadcast` in a bare server. "

@@ -124,11 +124,8 @@ def redis_pusher_problem() -> str | None:
         module = importlib.import_module("wsgw.client")
     except ImportError as exc:
         return f"wsgw.client is not importable ({exc})"
-    if not hasattr(module, "RedisPusher"):
-        return "wsgw.client has no RedisPusher"
-    pusher = module.RedisPusher
-    if not any(hasattr(pusher, name) for name in ("post", "post_to_connection")):
-        return "wsgw.client.RedisPusher has no post(connection_id, data)"
+    if not hasattr(module, "AsyncRedisPusher"):
+        return "wsgw.client has no AsyncRedisPusher"
     return None
 
 

@@ -14,6 +14,8 @@ if str(APPS) not in sys.path:
 
 import testapp
 
+pytest_plugins = ["tests.redis_fixture"]   # redis_url, redis_server, redis_cluster
+
 
 @pytest.fixture(autouse=True)
 def _fresh_testapp() -> Iterator[None]:

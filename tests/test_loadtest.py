@@ -215,32 +215,3 @@ def test_json_document_holds_measurements_and_ratios() -> None:
     assert len(doc["ratios"]) == len(ratios([m]))
 
 
-def test_redis_pusher_adapter_follows_the_assumed_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-    import types
-
-    from loadtest.client import redis_pusher
-
-    calls: list[object] = []
-
-    class FakePusher:
-        def __init__(self, url: str) -> None:
-            calls.append(url)
-
-        async def post(self, connection_id: str, data: bytes) -> bool:
-            calls.append((connection_id, data))
-            return connection_id != "gone"
-
-        async def aclose(self) -> None:
-            calls.append("closed")
-
-    monkeypatch.setitem(sys.modules, "wsgw.client", types.SimpleNamespace(RedisPusher=FakePusher))
-
-    async def use() -> list[bool]:
-        push, close = await redis_pusher("redis://127.0.0.1:1/0")
-        results = [await push("abc", b"x"), await push("gone", b"y")]
-        await close()
-        return results
-
-    assert asyncio.run(use()) == [True, False]
-    assert calls == ["redis://127.0.0.1:1/0", ("abc", b"x"), ("gone", b"y"), "closed"]

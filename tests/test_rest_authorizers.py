@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import serve
 from tests.test_authorizers_jwt import AUDIENCE, ISSUER, Key, claims, jwks_server
-from tests.test_authorizers_jwt import keys as keys  # noqa: F401  (the module-scoped key fixture)
+from tests.test_authorizers_jwt import keys as keys
 
 
 def rest_api(authorizers: dict[str, Any]) -> dict[str, Any]:

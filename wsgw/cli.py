@@ -24,6 +24,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--redis", default=os.environ.get("WSGW_REDIS_URL"),
                      help="redis://HOST:PORT/0 for the Redis registry (default: in-memory; env WSGW_REDIS_URL)")
     run.add_argument("--log-level", default=os.environ.get("WSGW_LOG_LEVEL", "INFO"))
+    run.add_argument("--workers", type=int, default=int(os.environ.get("WSGW_WORKERS", "1")),
+                     help="N processes sharing the port with SO_REUSEPORT (needs --redis; env WSGW_WORKERS)")
+    run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)   # set by --workers
     check = sub.add_parser("check", help="validate an API definition")
     check.add_argument("-c", "--config", default="wsgw.yaml")
     return parser
@@ -84,10 +87,10 @@ def build_http_routes(api: ApiConfig, resources: object) -> int:
     return len(spec.routes)
 
 
-async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None) -> None:
+async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None, reuse_port: bool = False) -> None:
     from wsgw.server.app import GatewayServer
 
-    server = GatewayServer(api, host, port, redis_url=redis_url)
+    server = GatewayServer(api, host, port, redis_url=redis_url, reuse_port=reuse_port)
     await server.start()
     urls = server.urls
     registry = f"redis ({redis_url})" if redis_url else "memory"
@@ -102,6 +105,21 @@ async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None) ->
     await stop.wait()
     print("wsgw stopping: closing connections", flush=True)
     await server.stop()
+
+
+def _registry_problem(redis_url: str | None, workers: int) -> str | None:
+    """Check --redis and --workers before anything starts; the message names the flag and the fix."""
+    from wsgw.registry import open_registry
+
+    if workers < 1:
+        return "--workers: must be 1 or more"
+    if workers > 1 and not redis_url:
+        return "--workers: several processes need the Redis registry; add --redis redis://HOST:PORT/0"
+    try:
+        open_registry(redis_url)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _install_loop() -> None:
@@ -123,10 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    registry_problem = _registry_problem(args.redis, args.workers)
+    if registry_problem:
+        print(registry_problem, file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        from wsgw.workers import supervise
+
+        return supervise(args.workers, args.host, args.port,
+                         ["-c", args.config, "--redis", args.redis, "--log-level", args.log_level])
     sys.path.insert(0, str(Path(args.config).resolve().parent))
     _install_loop()
     try:
-        asyncio.run(_serve(api, args.host, args.port, args.redis))
+        asyncio.run(_serve(api, args.host, args.port, args.redis, args.reuse_port))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -38,4 +38,5 @@ class Connection:
 
     def record(self, node_id: str) -> ConnectionRecord:
         return ConnectionRecord(self.info.connection_id, node_id, self.info.connected_at_ms, self.last_active_ms,
-                                self.info.source_ip, self.info.user_agent)
+                                self.info.source_ip, self.info.user_agent, self.info.domain_name,
+                                self.info.authorizer)

@@ -390,16 +390,26 @@ class Gateway:
             self._start_worker(conn)
 
     async def _run_disconnect(self, conn: Connection) -> None:
+        code, reason = conn.close_override or (1006, "")
+        await self._invoke_disconnect(conn.info, code, reason)
+
+    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
+        """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node."""
+        self.metrics.inc("wsgw_orphan_disconnects_total")
+        info = ConnectionInfo(record.connection_id, record.connected_at_ms, record.source_ip, record.user_agent,
+                              record.domain_name, self.api.stage, self.api.api_id, record.authorizer)
+        await self._invoke_disconnect(info, 1006, "")
+
+    async def _invoke_disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
         route = self.routes.disconnect
         if route is None:
             return
-        code, reason = conn.close_override or (1006, "")
         request_id = new_id()
-        event = disconnect_event(conn.info, code, reason, self.api.stage_variables or None, request_id, now_ms())
+        event = disconnect_event(info, code, reason, self.api.stage_variables or None, request_id, now_ms())
         try:
             await self._invoke(route, event, request_id)
         except Exception:
-            log.exception("$disconnect handler failed (connection %s, requestId %s)", conn.info.connection_id,
+            log.exception("$disconnect handler failed (connection %s, requestId %s)", info.connection_id,
                           request_id)
             self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wsgw.registry.base import ConnectionRecord, LocalNode, Registry, RegistryUnavailable
+from wsgw.registry.base import ConnectionRecord, LocalNode, OwnerTimeout, Registry, RegistryUnavailable
 from wsgw.registry.memory import MemoryRegistry
 
 
@@ -11,11 +11,12 @@ def open_registry(url: str | None) -> Registry:
     if not url:
         return MemoryRegistry()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from wsgw.registry.redis import RedisRegistry  # type: ignore[import-not-found,unused-ignore]
+        from wsgw.registry.redis import RedisRegistry
 
         registry: Registry = RedisRegistry(url)
         return registry
     raise ValueError(f"--redis: '{url}' is not a redis:// URL")
 
 
-__all__ = ["ConnectionRecord", "LocalNode", "MemoryRegistry", "Registry", "RegistryUnavailable", "open_registry"]
+__all__ = ["ConnectionRecord", "LocalNode", "MemoryRegistry", "OwnerTimeout", "Registry", "RegistryUnavailable",
+           "open_registry"]

@@ -16,6 +16,10 @@ class RegistryUnavailable(Exception):
     """The shared store cannot be reached now; callers answer 503/500 quickly instead of hanging."""
 
 
+class OwnerTimeout(RegistryUnavailable):
+    """The node holding the connection is alive but did not answer in time: the outcome is unknown (504)."""
+
+
 @dataclass(slots=True)
 class ConnectionRecord:
     """What any node can learn about a connection (the GetConnection answer, plus its owner)."""
@@ -26,6 +30,8 @@ class ConnectionRecord:
     last_active_ms: int
     source_ip: str
     user_agent: str | None
+    domain_name: str = ""                          # what a $disconnect event run on another node needs
+    authorizer: dict[str, object] | None = None
 
 
 class LocalNode(Protocol):
@@ -45,6 +51,10 @@ class LocalNode(Protocol):
 
     def local_records(self) -> Iterable[ConnectionRecord]:
         """Every live local connection, for re-registration after the store lost them."""
+        ...
+
+    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
+        """Run $disconnect (1006) for a connection whose node died; the registry makes sure once."""
         ...
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from wsgw.gateway import Gateway
-from wsgw.registry import ConnectionRecord, RegistryUnavailable
+from wsgw.registry import ConnectionRecord, OwnerTimeout, RegistryUnavailable
 from wsgw.server.http import HttpRequest, HttpResponse
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
@@ -49,6 +49,8 @@ class ConnectionsApi:
                 return HttpResponse.json(200, connection_json(record))
             if request.method == "DELETE":
                 return HttpResponse(204) if await self.gateway.delete(connection_id) else gone()
+        except OwnerTimeout as exc:           # the owning node is alive but silent: the outcome is unknown
+            return HttpResponse.aws_error(504, "GatewayTimeoutException", f"Connection's node did not answer: {exc}")
         except RegistryUnavailable as exc:
             return HttpResponse.aws_error(503, "ServiceUnavailableException", f"Registry unavailable: {exc}")
         return HttpResponse.aws_error(405, "MethodNotAllowedException",

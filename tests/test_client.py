@@ -1,0 +1,82 @@
+"""wsgw.client: a worker pushes over HTTP or straight through Redis, sync and async, with 200/410 semantics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.helpers import serve, wait_for
+from tests.redis_fixture import RedisServer
+from wsgw.client import AsyncHttpPusher, AsyncRedisPusher, HttpPusher, PushError, RedisPusher
+from wsgw.server.app import GatewayServer
+
+API: dict[str, Any] = {"routes": {"$default": {"handler": "testapp:echo", "routeResponse": True}}}
+GONE_ID = "R29uZUNsaWVudA="
+
+
+async def open_client(server: GatewayServer) -> tuple[ClientConnection, str]:
+    before = set(server.gateway.connections)
+    ws = await connect(server.urls.websocket)
+    new = await wait_for(lambda: set(server.gateway.connections) - before)
+    return ws, next(iter(new))
+
+
+def endpoint(server: GatewayServer) -> str:
+    return f"http://127.0.0.1:{server.port}/{server.api.stage}"
+
+
+async def test_http_pushers_deliver_describe_and_close(redis_url: str) -> None:
+    async with serve(API, redis_url=redis_url) as a, serve(API, redis_url=redis_url) as b:
+        ws, cid = await open_client(a)
+        sync = HttpPusher(endpoint(b))
+        assert await asyncio.to_thread(sync.post, cid, "sync over http") is True
+        assert await ws.recv() == "sync over http"
+        assert await asyncio.to_thread(sync.post, GONE_ID, b"x") is False
+        info = await asyncio.to_thread(sync.get, cid)
+        assert info is not None and info["identity"]["sourceIp"] == "127.0.0.1"
+        assert await asyncio.to_thread(sync.get, GONE_ID) is None
+        sync.close()
+        async with AsyncHttpPusher(endpoint(b)) as pusher:
+            assert await pusher.post(cid, b"async over http") is True
+            assert await ws.recv() == "async over http"
+            assert await pusher.post(GONE_ID, b"x") is False
+            assert await pusher.delete(cid) is True
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            assert await pusher.delete(cid) is False
+
+
+async def test_redis_pushers_deliver_without_http(redis_url: str) -> None:
+    async with serve(API, redis_url=redis_url) as a:
+        ws, cid = await open_client(a)
+        requests_before = a.gateway.metrics.render().count("wsgw_http_requests_total")
+        async with AsyncRedisPusher(redis_url) as pusher:
+            assert await pusher.post(cid, "async via redis") is True
+            assert await ws.recv() == "async via redis"
+            assert await pusher.post(GONE_ID, b"x") is False
+            record = await pusher.get(cid)
+            assert record is not None and record["node"] == a.gateway.node_id
+        with RedisPusher(redis_url) as sync:
+            assert await asyncio.to_thread(sync.post, cid, b"sync via redis") is True
+            assert await ws.recv() == "sync via redis"
+            assert await asyncio.to_thread(sync.post, GONE_ID, b"x") is False
+            assert await asyncio.to_thread(sync.delete, cid) is True
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert a.gateway.metrics.render().count("wsgw_http_requests_total") == requests_before
+
+
+async def test_redis_pusher_reports_unreachable_redis_as_503(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    redis_server.stop()
+    pusher = AsyncRedisPusher(url)
+    with pytest.raises(PushError) as failed:
+        await pusher.post(GONE_ID, b"x")
+    assert failed.value.status == 503
+    await pusher.close()
+
+
+def test_http_pusher_refuses_a_non_http_endpoint() -> None:
+    with pytest.raises(ValueError, match="endpoint"):
+        HttpPusher("redis://127.0.0.1:6379")

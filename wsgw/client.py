@@ -1,0 +1,245 @@
+"""What a worker imports to push to connections, with the @connections API's semantics either way:
+`post()` returns True once the frame was handed to the client's socket (200), False when the connection is gone
+(410); anything else (Redis or the node unreachable, 503/504) raises PushError — never a guessed success.
+
+- HttpPusher / AsyncHttpPusher: over HTTP to any node (`endpoint` as boto3's endpoint_url: http://HOST:PORT/stage).
+- RedisPusher / AsyncRedisPusher: straight to the node holding the connection through Redis, no HTTP hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http.client
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from wsgw.events import new_id
+from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
+from wsgw.registry.redis_link import RedisLink
+from wsgw.registry.redis_rpc import Caller
+from wsgw.registry.redis_wire import Keys, RedisOptions, decode
+
+T = TypeVar("T")
+
+__all__ = ["AsyncHttpPusher", "AsyncRedisPusher", "HttpPusher", "PushError", "RedisPusher"]
+
+
+class PushError(Exception):
+    """The push's outcome is unknown or refused (not 200/410): status is the HTTP status it maps to."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+def _data(data: bytes | str) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def _read_connection(status: int, body: bytes) -> dict[str, Any] | None:
+    if status == 410:
+        return None
+    if status != 200:
+        raise PushError(status, body.decode("utf-8", "replace"))
+    parsed = orjson.loads(body)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _expect(status: int, body: bytes, ok: int) -> bool:
+    if status == ok:
+        return True
+    if status == 410:
+        return False
+    raise PushError(status, body.decode("utf-8", "replace"))
+
+
+# ----- HTTP ---------------------------------------------------------------------------------------------
+
+class HttpPusher:
+    """Blocking, one keep-alive connection per thread (stdlib only)."""
+
+    def __init__(self, endpoint: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(endpoint.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint: '{endpoint}' is not http(s)://HOST:PORT/stage")
+        self.parts = parts
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _request(self, method: str, connection_id: str, body: bytes | None = None) -> tuple[int, bytes]:
+        path = f"{self.parts.path}/@connections/{quote(connection_id, safe='')}"
+        for attempt in (0, 1):          # a keep-alive connection the server closed meanwhile: retry once, fresh
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                factory = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
+                conn = factory(self.parts.hostname or "", self.parts.port, timeout=self.timeout)
+                self._local.conn = conn
+            try:
+                conn.request(method, path, body=body)
+                response = conn.getresponse()
+                return response.status, response.read()
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def post(self, connection_id: str, data: bytes | str) -> bool:
+        return _expect(*self._request("POST", connection_id, _data(data)), ok=200)
+
+    def get(self, connection_id: str) -> dict[str, Any] | None:
+        """GetConnection's JSON (connectedAt, lastActiveAt, identity), or None when gone."""
+        return _read_connection(*self._request("GET", connection_id))
+
+    def delete(self, connection_id: str) -> bool:
+        return _expect(*self._request("DELETE", connection_id), ok=204)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+class AsyncHttpPusher:
+    """asyncio, pooled keep-alive connections (aiohttp)."""
+
+    def __init__(self, endpoint: str, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout = timeout
+        self._session: Any = None
+
+    async def _request(self, method: str, connection_id: str, body: bytes | None = None) -> tuple[int, bytes]:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        url = f"{self.endpoint}/@connections/{quote(connection_id, safe='')}"
+        async with self._session.request(method, url, data=body) as response:
+            return int(response.status), bytes(await response.read())
+
+    async def post(self, connection_id: str, data: bytes | str) -> bool:
+        return _expect(*await self._request("POST", connection_id, _data(data)), ok=200)
+
+    async def get(self, connection_id: str) -> dict[str, Any] | None:
+        return _read_connection(*await self._request("GET", connection_id))
+
+    async def delete(self, connection_id: str) -> bool:
+        return _expect(*await self._request("DELETE", connection_id), ok=204)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AsyncHttpPusher:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
+# ----- Redis --------------------------------------------------------------------------------------------
+
+class AsyncRedisPusher:
+    """Publishes straight to the owning node's channel and waits for its answer (the nodes' own protocol)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.options = RedisOptions.from_url(redis_url)
+        self.keys = Keys(self.options.key_prefix)
+        self.channel = self.keys.channel(f"pusher-{new_id()}")
+        self._link: RedisLink | None = None
+        self._caller: Caller | None = None
+        self._starting: asyncio.Lock | None = None
+
+    async def _ready(self) -> Caller:
+        if self._caller is not None:
+            return self._caller
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._caller is None:
+                link = RedisLink(self.options.url, self.channel, self._on_message)
+                caller = Caller(link, self.keys, self.channel, self.options.push_timeout, self.options.node_ttl)
+                self._link, self._caller = link, caller
+                await link.start()
+        assert self._caller is not None
+        return self._caller
+
+    def _on_message(self, message: bytes) -> None:
+        header, _ = decode(message)
+        if self._caller is not None and "o" not in header:
+            self._caller.on_reply(header)
+
+    async def _call(self, connection_id: str, op: str, data: bytes = b"") -> dict[str, Any] | None:
+        caller = await self._ready()
+        try:
+            return await caller.call(connection_id, op, data)
+        except RegistryUnavailable as exc:
+            raise PushError(504 if isinstance(exc, OwnerTimeout) else 503, str(exc)) from exc
+
+    async def post(self, connection_id: str, data: bytes | str) -> bool:
+        return await self._call(connection_id, "post", _data(data)) is not None
+
+    async def get(self, connection_id: str) -> dict[str, Any] | None:
+        """The connection hash as its node reports it (node, connectedAt, lastActiveAt, sourceIp, ...)."""
+        reply = await self._call(connection_id, "get")
+        record = None if reply is None else reply.get("rec")
+        return record if isinstance(record, dict) else None
+
+    async def delete(self, connection_id: str) -> bool:
+        return await self._call(connection_id, "del") is not None
+
+    async def close(self) -> None:
+        if self._link is not None:
+            await self._link.stop()
+        self._link = self._caller = None
+
+    async def __aenter__(self) -> AsyncRedisPusher:
+        await self._ready()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
+class RedisPusher:
+    """The blocking face of AsyncRedisPusher: its own event loop in a daemon thread; safe to share across threads."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="wsgw-redis-pusher", daemon=True)
+        self._thread.start()
+        self._pusher = AsyncRedisPusher(redis_url)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result()
+
+    def post(self, connection_id: str, data: bytes | str) -> bool:
+        return self._run(self._pusher.post(connection_id, data))
+
+    def get(self, connection_id: str) -> dict[str, Any] | None:
+        return self._run(self._pusher.get(connection_id))
+
+    def delete(self, connection_id: str) -> bool:
+        return self._run(self._pusher.delete(connection_id))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self._pusher.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> RedisPusher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,307 @@
+"""The Redis registry: many nodes share one view of who holds which connection; a push reaches any of them.
+
+- register/deregister write the connection hash and the node's set; touch() only notes activity in memory,
+  flushed to Redis once per tick (nothing on the message hot path touches Redis).
+- deliver/lookup/disconnect ask the owning node over Pub/Sub and wait for its answer (see redis_rpc).
+- every tick a node refreshes its heartbeat key (TTL `node_ttl`); a survivor that finds a node's heartbeat gone
+  claims that node (SET NX), pops its connections one by one (SPOP: each goes to exactly one survivor), deletes
+  each hash (Lua, only if still owned by the dead node) and runs its $disconnect (1006) through the gateway.
+- while Redis is unreachable, register/deliver raise RegistryUnavailable at once; when the link comes back
+  the node re-registers its live connections (also after a Redis restart that lost everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from typing import Any
+
+from wsgw.registry.base import ConnectionRecord, LocalNode, Registry, RegistryUnavailable
+from wsgw.registry.redis_link import REDIS_ERRORS, Client, RedisLink
+from wsgw.registry.redis_rpc import Caller
+from wsgw.registry.redis_wire import (
+    CLAIM_ORPHAN,
+    DELETE_IF_OWNER,
+    TOUCH,
+    Keys,
+    RedisOptions,
+    decode,
+    encode,
+    pairs_to_dict,
+    record_fields,
+    record_from_fields,
+)
+
+log = logging.getLogger("wsgw.registry.redis")
+
+REAP_BATCH = 200              # orphan $disconnects run concurrently per batch
+REAPER_CLAIM_MS = 30_000      # a reaper that dies mid-way lets another survivor take over after this
+REREGISTER_CHUNK = 1000
+
+
+class RedisRegistry(Registry):
+    """Connections in Redis, pushes between nodes over (sharded) Pub/Sub, node liveness by heartbeat TTL."""
+
+    name = "redis"
+
+    def __init__(self, url: str) -> None:
+        self.options = RedisOptions.from_url(url)
+        self.keys = Keys(self.options.key_prefix)
+        self.tick_seconds = min(1.0, self.options.node_ttl / 4)
+        self._touched: dict[str, int] = {}
+        self._unregistered: set[str] = set()       # deregistrations that could not reach Redis yet
+        self._ticker: asyncio.Task[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._replies: set[asyncio.Future[int]] = set()
+        self.orphans_reaped = 0
+
+    # ----- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, node: LocalNode) -> None:
+        self.node = node
+        self.node_id = node.node_id
+        channel = self.keys.channel(self.node_id)
+        self.link = RedisLink(self.options.url, channel, self._on_message, self._on_up)
+        self.caller = Caller(self.link, self.keys, channel, self.options.push_timeout, self.options.node_ttl)
+        await self.link.start()
+        if not self.link.up:
+            log.warning("redis is unreachable at start (%s); retrying in the background", self.link.last_error)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+
+    async def stop(self) -> None:
+        """Leave cleanly: the node's keys go now rather than after the TTL (its connections were closed)."""
+        for task in (self._ticker, self._reaper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self.link.up:
+            with contextlib.suppress(RegistryUnavailable):
+                await self._flush_unregistered()
+                await self.link.run(self._leave)
+        await self.link.stop()
+
+    async def _leave(self, client: Client) -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(self.keys.alive(self.node_id))
+        pipe.delete(self.keys.conns(self.node_id))
+        pipe.hdel(self.keys.nodes, self.node_id)
+        await pipe.execute()
+
+    # ----- registration ----------------------------------------------------------------------------
+
+    async def register(self, record: ConnectionRecord) -> None:
+        await self.link.run(lambda c: self._write_records(c, [record]))
+
+    async def _write_records(self, client: Client, records: list[ConnectionRecord]) -> None:
+        """The node's set first, then the hash: a node dying in between leaves only a set entry (harmless)."""
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(self.keys.conns(self.node_id), *[r.connection_id for r in records])
+        for record in records:
+            pipe.hset(self.keys.conn(record.connection_id), mapping=record_fields(record))  # type: ignore[arg-type]
+        await pipe.execute()
+
+    async def deregister(self, connection_id: str) -> None:
+        """Never raises: while Redis is away the id is kept and removed once the link is back."""
+        self._touched.pop(connection_id, None)
+        if not self.link.up:
+            self._unregistered.add(connection_id)
+            return
+        try:
+            await self.link.run(lambda c: self._delete(c, [connection_id]))
+        except RegistryUnavailable:
+            self._unregistered.add(connection_id)
+
+    async def _delete(self, client: Client, connection_ids: list[str]) -> None:
+        pipe = client.pipeline(transaction=False)
+        for connection_id in connection_ids:
+            pipe.eval(DELETE_IF_OWNER, 1, self.keys.conn(connection_id), self.node_id)
+        pipe.srem(self.keys.conns(self.node_id), *connection_ids)
+        await pipe.execute()
+
+    def touch(self, connection_id: str, at_ms: int) -> None:
+        self._touched[connection_id] = at_ms
+
+    # ----- operations on connections held by other nodes -------------------------------------------
+
+    async def lookup(self, connection_id: str) -> ConnectionRecord | None:
+        reply = await self.caller.call(connection_id, "get", skip_node=self.node_id)
+        if reply is None or not isinstance(reply.get("rec"), dict):
+            return None
+        return record_from_fields(connection_id, reply["rec"])
+
+    async def deliver(self, connection_id: str, data: bytes) -> bool:
+        return await self.caller.call(connection_id, "post", data, skip_node=self.node_id) is not None
+
+    async def disconnect(self, connection_id: str) -> bool:
+        return await self.caller.call(connection_id, "del", skip_node=self.node_id) is not None
+
+    # ----- the owning side: requests from other nodes and pushers ----------------------------------
+
+    def _on_message(self, message: bytes) -> None:
+        header, data = decode(message)
+        op = header.get("o")
+        if op is None:
+            self.caller.on_reply(header)
+            return
+        connection_id = str(header.get("c", ""))
+        reply: dict[str, Any] = {"m": header.get("m")}
+        node = self.node
+        if op == "post":
+            ok = node.deliver_local(connection_id, data)
+        elif op == "get":
+            record = node.lookup_local(connection_id)
+            ok = record is not None
+            if record is not None:
+                reply["rec"] = record_fields(record)
+        elif op == "del":
+            ok = node.disconnect_local(connection_id)
+        else:
+            ok = False
+        reply["s"] = "ok" if ok else "gone"
+        reply_to = header.get("r")
+        if isinstance(reply_to, str):
+            future = self.link.publish(reply_to, encode(reply))
+            self._replies.add(future)           # a lost reply makes the caller time out: it never guesses 200
+            future.add_done_callback(self._reply_sent)
+
+    def _reply_sent(self, future: asyncio.Future[int]) -> None:
+        self._replies.discard(future)
+        if not future.cancelled():
+            future.exception()
+
+    # ----- heartbeat, batched activity, re-registration ---------------------------------------------
+
+    async def _on_up(self) -> None:
+        """The link (re)connected: announce the node and re-register every live local connection."""
+        client = self.link.client
+        assert client is not None
+        await self._heartbeat(client, always_reregister=True)
+        await self._flush_unregistered()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            if not self.link.up or self.link.client is None:
+                continue
+            try:
+                await self._heartbeat(self.link.client)
+                await self._flush_touches(self.link.client)
+                await self._flush_unregistered()
+                if time.monotonic() - self.link.up_since >= self.options.node_ttl and (
+                        self._reaper is None or self._reaper.done()):
+                    self._reaper = asyncio.get_running_loop().create_task(self._reap_dead_nodes())
+            except REDIS_ERRORS as exc:
+                self.link.mark_down(exc)
+            except RegistryUnavailable:
+                pass
+            except Exception:
+                log.exception("registry tick failed")
+
+    async def _heartbeat(self, client: Client, always_reregister: bool = False) -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.set(self.keys.alive(self.node_id), str(int(time.time() * 1000)),
+                 px=int(self.options.node_ttl * 1000), get=True)
+        pipe.hset(self.keys.nodes, self.node_id, str(int(time.time() * 1000)))
+        previous, _ = await pipe.execute()
+        if previous is None or always_reregister:
+            if previous is None and not always_reregister:
+                log.warning("node %s had no heartbeat key in redis (expired or lost): re-registering", self.node_id)
+            await self._reregister(client)
+
+    async def _reregister(self, client: Client) -> None:
+        records = list(self.node.local_records())
+        for start in range(0, len(records), REREGISTER_CHUNK):
+            await self._write_records(client, records[start:start + REREGISTER_CHUNK])
+        gone = [r.connection_id for r in records if self.node.lookup_local(r.connection_id) is None]
+        if gone:                                 # closed while we re-registered: do not leave them behind
+            await self._delete(client, gone)
+        if records:
+            log.info("re-registered %d connections of node %s", len(records), self.node_id)
+
+    async def _flush_touches(self, client: Client) -> None:
+        if not self._touched:
+            return
+        touched, self._touched = self._touched, {}
+        pipe = client.pipeline(transaction=False)
+        for connection_id, at_ms in touched.items():
+            pipe.eval(TOUCH, 1, self.keys.conn(connection_id), self.node_id, str(at_ms))
+        await pipe.execute()
+
+    async def _flush_unregistered(self) -> None:
+        if not self._unregistered:
+            return
+        pending, self._unregistered = list(self._unregistered), set()
+        try:
+            await self.link.run(lambda c: self._delete(c, pending))
+        except RegistryUnavailable:
+            self._unregistered.update(pending)
+
+    # ----- dead nodes ------------------------------------------------------------------------------
+
+    async def _reap_dead_nodes(self) -> None:
+        """Find nodes whose heartbeat expired and take over their connections' $disconnect."""
+        try:
+            nodes = await self.link.run(lambda c: c.hkeys(self.keys.nodes))
+            others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
+            others = [n for n in others if n != self.node_id]
+            if not others:
+                return
+            alive = await self.link.run(lambda c: self._exists_each(c, [self.keys.alive(n) for n in others]))
+            for node_id, is_alive in zip(others, alive, strict=True):
+                if not is_alive:
+                    await self._reap(node_id)
+        except RegistryUnavailable:
+            return
+        except Exception:
+            log.exception("reaping dead nodes failed")
+
+    @staticmethod
+    async def _exists_each(client: Client, keys: list[str]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(key)
+        return list(await pipe.execute())
+
+    async def _reap(self, dead: str) -> None:
+        claimed = await self.link.run(lambda c: c.set(self.keys.reaper(dead), self.node_id, nx=True,
+                                                      px=REAPER_CLAIM_MS))
+        if not claimed:
+            return
+        log.warning("node %s stopped heartbeating: running $disconnect for its connections", dead)
+        total = 0
+        while True:
+            popped = await self.link.run(lambda c: c.spop(self.keys.conns(dead), REAP_BATCH))
+            if not popped:
+                break
+            ids = [p.decode() if isinstance(p, bytes) else str(p) for p in popped]
+            flats = await self.link.run(functools.partial(self._claim_each, ids=ids, dead=dead))
+            records = [record_from_fields(cid, pairs_to_dict(flat)) for cid, flat in zip(ids, flats, strict=True)
+                       if flat]
+            for record in records:
+                self.caller.forget(record.connection_id)
+            await asyncio.gather(*(self.node.run_orphan_disconnect(r) for r in records))
+            total += len(records)
+            await self.link.run(lambda c: c.pexpire(self.keys.reaper(dead), REAPER_CLAIM_MS))
+        self.orphans_reaped += total
+
+        async def forget_node(client: Client) -> None:
+            if not await client.exists(self.keys.alive(dead)):
+                await client.hdel(self.keys.nodes, dead)
+            await client.delete(self.keys.reaper(dead))
+
+        await self.link.run(forget_node)
+        log.warning("node %s: $disconnect ran for %d orphaned connections", dead, total)
+
+    async def _claim_each(self, client: Client, ids: list[str], dead: str) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for connection_id in ids:
+            pipe.eval(CLAIM_ORPHAN, 1, self.keys.conn(connection_id), dead)
+        return list(await pipe.execute())
+
+    def health(self) -> dict[str, object]:
+        return {"registry": self.name, "redis": "up" if self.link.up else "down",
+                "redisMode": "cluster" if self.link.cluster else "single"}

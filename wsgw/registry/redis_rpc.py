@@ -1,0 +1,100 @@
+"""Request/reply between processes over Redis Pub/Sub: ask the node holding a connection to push, describe or
+close it, and wait for its answer. Used by the Redis registry (node to node) and the Redis pusher (worker to node).
+
+A caller publishes `{o: op, c: connectionId, r: its reply channel, m: message id}` + data on the owner's channel
+and waits for `{m, s: "ok"|"gone"}` on its own. Zero receivers means the owner is not subscribed: its process is
+gone (kill -9 closes its Redis connections at once), so 410 — unless this caller only just reconnected after a
+Redis outage, when the owner may not have resubscribed yet (then: unavailable, 503).
+Likewise an unknown connection is only "gone" once the nodes had a heartbeat's time to re-register after Redis
+came back (a restarted Redis may have lost the table): before that it is unavailable, never a false 410.
+No reply in time: gone if the owner's heartbeat expired, else OwnerTimeout (504) — never a guessed 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import OrderedDict
+from typing import Any
+
+from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
+from wsgw.registry.redis_link import RedisLink
+from wsgw.registry.redis_wire import Keys, encode
+
+OWNER_CACHE_SIZE = 100_000    # connectionId → node: safe to cache, a connection never changes node
+
+
+class Caller:
+    """The calling side of the protocol; `on_reply` is fed by the link's subscription."""
+
+    def __init__(self, link: RedisLink, keys: Keys, reply_channel: str, timeout: float, node_ttl: float) -> None:
+        self.link = link
+        self.keys = keys
+        self.reply_channel = reply_channel
+        self.timeout = timeout
+        self.node_ttl = node_ttl
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.ids = itertools.count(1)
+        self.owners: OrderedDict[str, str] = OrderedDict()
+
+    def on_reply(self, header: dict[str, Any]) -> None:
+        future = self.pending.pop(header.get("m", -1), None)
+        if future is not None and not future.done():
+            future.set_result(header)
+
+    def forget(self, connection_id: str) -> None:
+        self.owners.pop(connection_id, None)
+
+    async def owner(self, connection_id: str) -> str | None:
+        node = self.owners.get(connection_id)
+        if node is not None:
+            return node
+        raw = await self.link.run(lambda c: c.hget(self.keys.conn(connection_id), "node"))
+        if raw is None:
+            if self._recovering():
+                raise RegistryUnavailable("redis came back moments ago; nodes are re-registering connections")
+            return None
+        node = raw.decode() if isinstance(raw, bytes) else str(raw)
+        self.owners[connection_id] = node
+        if len(self.owners) > OWNER_CACHE_SIZE:
+            self.owners.popitem(last=False)
+        return node
+
+    async def call(self, connection_id: str, op: str, data: bytes = b"",
+                   skip_node: str | None = None) -> dict[str, Any] | None:
+        """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead)."""
+        node = await self.owner(connection_id)
+        if node is None or node == skip_node:
+            return None
+        message_id = next(self.ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[message_id] = future
+        try:
+            header = {"o": op, "c": connection_id, "r": self.reply_channel, "m": message_id}
+            receivers = await self.link.publish(self.keys.channel(node), encode(header, data))
+            if receivers == 0:
+                if self._recovering():      # after an outage the owner may not have resubscribed yet
+                    raise RegistryUnavailable(f"node {node} is not reachable through redis yet")
+                self.forget(connection_id)
+                return None
+            try:
+                async with asyncio.timeout(self.timeout):
+                    reply = await future
+            except TimeoutError:
+                if await self._alive(node):
+                    raise OwnerTimeout(f"node {node} did not answer within {self.timeout:.1f}s") from None
+                self.forget(connection_id)
+                return None
+        finally:
+            self.pending.pop(message_id, None)
+        if reply.get("s") != "ok":
+            self.forget(connection_id)
+            return None
+        return reply
+
+    def _recovering(self) -> bool:
+        return time.monotonic() - self.link.recovered_at < self.node_ttl
+
+    async def _alive(self, node: str) -> bool:
+        return bool(await self.link.run(lambda c: c.exists(self.keys.alive(node))))
