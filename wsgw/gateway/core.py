@@ -258,9 +258,12 @@ class Gateway:
             self._start_worker(conn)
 
     def _start_worker(self, conn: Connection) -> None:
+        # Not tracked in self.workers while the connection is open (a set add and a done callback per message
+        # showed in the profile); on_closed tracks it, so shutdown still waits for every $disconnect.
         loop = self._loop or asyncio.get_running_loop()
-        task = loop.create_task(self._drain(conn))
-        conn.worker = task
+        conn.worker = loop.create_task(self._drain(conn))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self.workers.add(task)
         task.add_done_callback(self.workers.discard)
 
@@ -388,6 +391,8 @@ class Gateway:
         conn.inbox.append(None)
         if conn.worker is None:
             self._start_worker(conn)
+        assert conn.worker is not None
+        self._track(conn.worker)
 
     async def _run_disconnect(self, conn: Connection) -> None:
         code, reason = conn.close_override or (1006, "")
