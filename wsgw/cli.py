@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -92,6 +93,10 @@ async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None, re
 
     server = GatewayServer(api, host, port, redis_url=redis_url, reuse_port=reuse_port)
     await server.start()
+    # Everything imported and built so far lives as long as the node: move it out of the cyclic GC's view,
+    # so full collections stay short (they showed as 10-20 ms latency spikes at p99).
+    gc.collect()
+    gc.freeze()
     urls = server.urls
     registry = f"redis ({redis_url})" if redis_url else "memory"
     print(f"wsgw serving stage '{api.stage}' on the {registry} registry", flush=True)
