@@ -12,6 +12,7 @@ from pathlib import Path
 
 from wsgw.config import ApiConfig, load_api
 from wsgw.errors import ConfigError
+from wsgw.tls import TlsSettings
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,14 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--redis", default=os.environ.get("WSGW_REDIS_URL"),
                      help="redis://HOST:PORT/0 for the Redis registry (default: in-memory; env WSGW_REDIS_URL)")
     run.add_argument("--log-level", default=os.environ.get("WSGW_LOG_LEVEL", "INFO"))
+    run.add_argument("--tls", nargs="?", const="only", choices=["only", "both"], default=None,
+                     help="serve wss:// and https:// ('both' also accepts ws:// and http:// on the same port); "
+                          "without --certfile a local development CA is made once (see --ca-dir)")
+    run.add_argument("--certfile", type=Path, help="PEM certificate (chain) to serve; implies --tls")
+    run.add_argument("--keyfile", type=Path, help="PEM private key of --certfile")
+    run.add_argument("--ca-dir", type=Path, default=None,
+                     help="where the local development CA lives (default: $WSGW_CA_DIR, $WSGW_HOME/ca or "
+                          "~/.local/share/wsgw/ca)")
     check = sub.add_parser("check", help="validate an API definition")
     check.add_argument("-c", "--config", default="wsgw.yaml")
     return parser
@@ -56,14 +65,17 @@ def _build_everything(api: ApiConfig) -> None:
         resources.executor.shutdown(wait=False)
 
 
-async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None) -> None:
+async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None,
+                 tls: TlsSettings | None = None) -> None:
     from wsgw.server.app import GatewayServer
 
-    server = GatewayServer(api, host, port, redis_url=redis_url)
+    server = GatewayServer(api, host, port, redis_url=redis_url, tls=tls)
     await server.start()
     urls = server.urls
     registry = f"redis ({redis_url})" if redis_url else "memory"
     print(f"wsgw serving stage '{api.stage}' on the {registry} registry", flush=True)
+    if tls is not None:
+        _print_tls(tls)
     print(f"  WebSocket:    {urls.websocket}", flush=True)
     print(f"  @connections: {urls.connections}/{{connectionId}}", flush=True)
     print(f"  health:       {urls.health}", flush=True)
@@ -74,6 +86,27 @@ async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None) ->
     await stop.wait()
     print("wsgw stopping: closing connections", flush=True)
     await server.stop()
+
+
+def _print_tls(tls: TlsSettings) -> None:
+    both = " (plain ws:// and http:// are accepted on the same port too)" if tls.mode == "both" else ""
+    print(f"  TLS 1.2+ with {tls.certfile}{both}", flush=True)
+    if tls.dev_ca is not None:
+        print(f"  local CA:     {tls.dev_ca} (trusted by handlers in this process; give it to clients, e.g. "
+              f"NODE_EXTRA_CA_CERTS={tls.dev_ca} or ssl.create_default_context(cafile=...))", flush=True)
+
+
+def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | None:
+    """--tls/--certfile/--keyfile win over the config's `tls:` mapping (paths there are relative to the file)."""
+    from wsgw.tls.setup import build_tls
+
+    conf = api.tls
+    certfile = args.certfile or (api.base_dir / conf["certfile"] if conf.get("certfile") else None)
+    keyfile = args.keyfile or (api.base_dir / conf["keyfile"] if conf.get("keyfile") else None)
+    mode = args.tls or conf.get("mode") or ("only" if certfile or conf else None)
+    if mode is None or mode == "off":
+        return None
+    return build_tls(str(mode), certfile, keyfile, args.ca_dir, args.host)
 
 
 def _install_loop() -> None:
@@ -98,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(args.config).resolve().parent))
     _install_loop()
     try:
-        asyncio.run(_serve(api, args.host, args.port, args.redis))
+        tls = _tls_settings(args, api)
+        asyncio.run(_serve(api, args.host, args.port, args.redis, tls))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
