@@ -15,7 +15,6 @@ import boto3
 
 dynamodb = boto3.resource("dynamodb")
 table = dynamodb.Table(os.environ["TABLE_NAME"])
-INVOCATIONS = {"count": 0}            # module state survives between invocations, as in a warm Lambda
 
 
 def on_connect(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -29,7 +28,6 @@ def on_disconnect(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def send_message(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    INVOCATIONS["count"] += 1
     domain_name = event["requestContext"]["domainName"]
     stage = event["requestContext"]["stage"]
     apigw = boto3.client("apigatewaymanagementapi", endpoint_url=f"https://{domain_name}/{stage}")
@@ -42,15 +40,3 @@ def send_message(event: dict[str, Any], context: Any) -> dict[str, Any]:
             table.delete_item(Key={"connectionId": connection_id})
     return {"statusCode": 200, "body": "Data sent."}
 
-
-def whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """What a handler can see of its Lambda-like runtime."""
-    names = ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-             "AWS_EXECUTION_ENV", "AWS_REGION", "LAMBDA_TASK_ROOT", "_HANDLER", "TABLE_NAME", "GREETING",
-             "AWS_LAMBDA_LOG_GROUP_NAME")
-    return {"statusCode": 200, "body": json.dumps({
-        "env": {name: os.environ.get(name) for name in names},
-        "function_name": context.function_name,
-        "memory_limit_in_mb": context.memory_limit_in_mb,
-        "invocations": INVOCATIONS["count"],
-    })}
