@@ -13,7 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from websockets.asyncio.client import connect
 
-from tests.helpers import serve, wait_for
+from tests.helpers import serve, wait_for, wait_for_sync
 from wsgw.tls.setup import build_tls
 
 TABLE = "chat-connections"
@@ -75,4 +75,5 @@ async def test_dynamodb_chat_runs_unchanged_over_wss(dynamodb_url: str, dev_cert
             assert await bob.recv() == "second"
             assert await asyncio.to_thread(table_ids, dynamodb_url) == ids
         await wait_for(lambda: not server.gateway.connections)
-        assert await asyncio.to_thread(table_ids, dynamodb_url) == set()
+        # $disconnect runs after the socket is gone: wait for the sample's delete_item to land
+        await asyncio.to_thread(wait_for_sync, lambda: table_ids(dynamodb_url) == set())

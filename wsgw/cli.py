@@ -9,17 +9,23 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wsgw.config import ApiConfig, load_api
-from wsgw.errors import ConfigError
+from wsgw.config import ApiConfig, parse_api
+from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.tls import TlsSettings
+
+if TYPE_CHECKING:
+    from wsgw.loaders import Loaded
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsgw", description="A self-hosted WebSocket API gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start one node")
-    run.add_argument("-c", "--config", default="wsgw.yaml", help="API definition (default: wsgw.yaml)")
+    run.add_argument("-c", "--config", default="wsgw.yaml",
+                     help="API definition: wsgw.yaml, serverless.yml or a SAM template (default: wsgw.yaml)")
+    _add_template_options(run)
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     run.add_argument("--redis", default=os.environ.get("WSGW_REDIS_URL"),
@@ -35,19 +41,60 @@ def _build_parser() -> argparse.ArgumentParser:
                           "~/.local/share/wsgw/ca)")
     check = sub.add_parser("check", help="validate an API definition")
     check.add_argument("-c", "--config", default="wsgw.yaml")
+    _add_template_options(check)
+    check.add_argument("--print", action="store_true", dest="print_yaml",
+                       help="print the API as wsgw.yaml (useful for serverless.yml and SAM templates)")
     return parser
 
 
-def check(config: str) -> int:
+def _add_template_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--stage", help="stage to serve (serverless ${opt:stage}; overrides the file's stage)")
+    command.add_argument("--region", help="region for serverless ${opt:region} / SAM AWS::Region")
+    command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="SAM parameter override, or serverless ${opt:NAME}; repeatable")
+
+
+def _load(args: argparse.Namespace) -> tuple[ApiConfig, Loaded]:
+    """Read and validate; warnings (what a template asks for that is ignored locally) go to stderr."""
+    from wsgw.loaders import LoadFailed, LoadOptions, load_document
+
+    params = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError.single(f"--param {item}", "must be NAME=VALUE")
+        params[name] = value
+    try:
+        loaded = load_document(args.config, LoadOptions(args.stage, args.region, params))
+    except LoadFailed as exc:
+        _print_warnings(exc.warnings)
+        raise
+    _print_warnings(loaded.warnings)
+    return parse_api(loaded.raw, loaded.base_dir), loaded
+
+
+def _print_warnings(warnings: list[ConfigProblem]) -> None:
+    for problem in warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def check(args: argparse.Namespace) -> int:
     """Exit 0 when the API can be served; else exit 2 with one line per problem naming the key."""
     try:
-        api = load_api(config)
+        api, loaded = _load(args)
+        if args.print_yaml:
+            from wsgw.loaders.dump import as_wsgw_yaml
+
+            print(as_wsgw_yaml(loaded.raw, loaded.kind, args.config), end="", flush=True)
         _build_everything(api)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    print(f"{config}: ok ({len(api.routes)} routes, {len(api.authorizers)} authorizers)")
+    if args.print_yaml:
+        return 0
+    print(f"{args.config}: ok ({loaded.kind}: {len(api.routes)} routes, {len(api.authorizers)} authorizers"
+          f"{f', {len(loaded.warnings)} warnings' if loaded.warnings else ''})")
     return 0
 
 
@@ -120,15 +167,15 @@ def _install_loop() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check":
-        return check(args.config)
+        return check(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        api = load_api(args.config)
+        api, _ = _load(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(args.config).resolve().parent))
+    sys.path.insert(0, str(api.base_dir))
     _install_loop()
     try:
         tls = _tls_settings(args, api)

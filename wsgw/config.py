@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wsgw.errors import ConfigError, ConfigProblem
 
 DEFAULT_SELECTION = "$request.body.action"
@@ -377,18 +375,8 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
 
 
 def load_api(path: str | Path) -> ApiConfig:
-    """Read a YAML (or JSON) API definition from disk and validate it."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError.single(str(file), "file not found; pass -c PATH to a wsgw.yaml") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(str(file), f"cannot be read ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError.single(str(file), f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_api(raw, file.resolve().parent)
+    """Read an API definition from disk — wsgw.yaml (or JSON), serverless.yml or a SAM template — and validate it."""
+    from wsgw.loaders import load_document
+
+    loaded = load_document(path)
+    return parse_api(loaded.raw, loaded.base_dir)
