@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -110,3 +111,16 @@ async def test_same_module_name_in_two_code_folders_loads_two_modules(tmp_path: 
         assert await ws.recv() == "connect:connect"
         await ws.send(json.dumps({"action": "two"}))
         assert await ws.recv() == "send:send"
+
+
+async def test_concurrent_handlers_of_different_routes_each_see_their_own_environment() -> None:
+    def route(name: str) -> dict[str, Any]:
+        return {"integration": {"type": "python", "handler": "lambdaenv:meet_then_report", "functionName": name},
+                "environment": {"ROUTE_ONLY": f"only-{name}"}, "routeResponse": True}
+
+    api = {"routes": {"left": route("left"), "right": route("right")}}
+    async with serve(api) as server, connect(server.urls.websocket) as a, connect(server.urls.websocket) as b:
+        await a.send(json.dumps({"action": "left"}))
+        await b.send(json.dumps({"action": "right"}))
+        replies = await asyncio.gather(a.recv(), b.recv())
+    assert [json.loads(r) for r in replies] == [["left", "only-left"], ["right", "only-right"]]

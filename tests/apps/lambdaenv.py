@@ -34,3 +34,12 @@ async def report_async(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def at_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200, "body": json.dumps(AT_IMPORT)}
+
+
+BARRIER = __import__("threading").Barrier(2, timeout=10)
+
+
+def meet_then_report(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Two of these run at once in different pool threads; each must still see its own function's values."""
+    BARRIER.wait()
+    return {"statusCode": 200, "body": json.dumps([os.environ["AWS_LAMBDA_FUNCTION_NAME"], os.getenv("ROUTE_ONLY")])}
