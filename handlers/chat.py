@@ -27,8 +27,9 @@ def management_client(endpoint: str) -> Any:
 
 
 def endpoint_of(event: dict[str, Any]) -> str:
+    """https://{domainName}/{stage}, as on AWS; wsgw sets WSGW_SCHEME=http when it runs without --tls."""
     ctx = event["requestContext"]
-    scheme = os.environ.get("WSGW_SCHEME", "http")
+    scheme = os.environ.get("WSGW_SCHEME", "https")
     return f"{scheme}://{ctx['domainName']}/{ctx['stage']}"
 
 

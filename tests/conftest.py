@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,3 +23,11 @@ def _fresh_testapp() -> Iterator[None]:
     testapp.reset()
     yield
     testapp.RELEASE.set()
+
+
+@pytest.fixture(scope="session")
+def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The local development CA and server certificate, made once per session in a temp dir (never ~)."""
+    from wsgw.tls.devca import ensure_dev_certificates
+
+    yield ensure_dev_certificates(tmp_path_factory.mktemp("wsgw-ca"))

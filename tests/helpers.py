@@ -100,10 +100,10 @@ class GatewayProcess:
             assert self.proc is not None and self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.output.append(line)
-                match = re.search(r"WebSocket:\s+(ws://\S+)", line)
+                match = re.search(r"WebSocket:\s+(wss?://\S+)", line)
                 if match:
                     self.ws_url = match.group(1)
-                    self.http_url = self.ws_url.replace("ws://", "http://", 1)
+                    self.http_url = self.ws_url.replace("ws", "http", 1)
                     self.port = int(self.ws_url.rsplit(":", 1)[1].split("/")[0])
                 if "health:" in line:
                     ready.set()

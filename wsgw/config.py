@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wsgw.errors import ConfigError, ConfigProblem
 
 DEFAULT_SELECTION = "$request.body.action"
@@ -24,8 +22,9 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
-    "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling",
+    "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "tls",
 }
+TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
               "throttling", "environment"}
 AUTHORIZER_TYPES = {"request", "jwt"}
@@ -115,6 +114,7 @@ class ApiConfig:
     account_id: str = "000000000000"
     throttling: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    tls: dict[str, str] = field(default_factory=dict)   # mode (only|both|off), certfile, keyfile
 
 
 class _Collector:
@@ -163,6 +163,12 @@ def parse_integration(raw: dict[str, Any], key: str, problems: _Collector,
     else:
         problems.add(key, "needs 'handler: module:function' or 'integration: {type: ...}'")
         return None
+    if "environment" in raw:
+        # Route-level `environment:` (like a Lambda function's variables) goes to the python integration.
+        env = _string_map(raw["environment"], f"{key}.environment", problems)
+        if kind != "python":
+            problems.add(f"{key}.environment", "applies to python handlers only")
+        options = {**options, "environment": {**options.get("environment", {}), **env}}
     low, high = timeout_range
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
         problems.add(f"{ikey}.timeoutMs", f"must be a whole number of milliseconds from {low} to {high}")
@@ -295,6 +301,20 @@ def _string_map(raw: Any, key: str, problems: _Collector) -> dict[str, str]:
     return out
 
 
+def _parse_tls(raw: Any, problems: _Collector) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add("tls", "must be a mapping such as {mode: only, certfile: cert.pem, keyfile: key.pem}")
+        return {}
+    for unknown in set(raw) - TLS_KEYS:
+        problems.add(f"tls.{unknown}", "unknown key" + _did_you_mean(str(unknown), TLS_KEYS))
+    tls = _string_map({k: v for k, v in raw.items() if k in TLS_KEYS}, "tls", problems)
+    if tls.get("mode", "only") not in ("only", "both", "off"):
+        problems.add("tls.mode", "must be only (wss/https), both (also ws/http on the same port) or off")
+    return tls
+
+
 def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
     """Validate a loaded document into an ApiConfig; raise ConfigError listing every problem."""
     problems = _Collector()
@@ -354,6 +374,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         account_id=ids["accountId"],
         throttling=throttling,
         environment=_string_map(raw.get("environment"), "environment", problems),
+        tls=_parse_tls(raw.get("tls"), problems),
     )
     if problems.problems:
         raise ConfigError(problems.problems)
@@ -361,18 +382,8 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
 
 
 def load_api(path: str | Path) -> ApiConfig:
-    """Read a YAML (or JSON) API definition from disk and validate it."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError.single(str(file), "file not found; pass -c PATH to a wsgw.yaml") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(str(file), f"cannot be read ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError.single(str(file), f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_api(raw, file.resolve().parent)
+    """Read an API definition from disk — wsgw.yaml (or JSON), serverless.yml or a SAM template — and validate it."""
+    from wsgw.loaders import load_document
+
+    loaded = load_document(path)
+    return parse_api(loaded.raw, loaded.base_dir)

@@ -1,11 +1,16 @@
-"""`python`: an in-process `module:function`, async awaited on the loop, sync run in the thread pool."""
+"""`python`: an in-process `module:function`, async awaited on the loop, sync run in the thread pool.
+
+Options besides `handler`, all optional (the serverless.yml and SAM loaders fill them in):
+`codeUri` (the folder, relative to the config file, the module is imported from — Lambda's task root;
+default: the config file's folder), `functionName` (what `context.function_name` and
+AWS_LAMBDA_FUNCTION_NAME report), `memorySize` (MB, for `context.memory_limit_in_mb`), `environment`
+(the function's own variables). Each call runs with its function's Lambda-like environment.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -15,18 +20,19 @@ from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.errors import ConfigError
 from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, Resources
+from wsgw.integrations.environment import function_environment, function_scope
+from wsgw.integrations.modules import import_from
+
+DEFAULT_MEMORY_MB = 128
 
 
 def import_handler(reference: str, base_dir: Path, key: str) -> Callable[..., Any]:
-    """Import `module:function` with the config file's folder on sys.path, as Lambda does with the task root."""
+    """Import `module:function` with `base_dir` first on sys.path, as Lambda does with the task root."""
     module_name, _, attr = reference.partition(":")
-    folder = str(base_dir)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     try:
-        module = importlib.import_module(module_name)
+        module = import_from(base_dir, module_name)
     except Exception as exc:
-        raise ConfigError.single(key, f"cannot import module '{module_name}' from {folder}: "
+        raise ConfigError.single(key, f"cannot import module '{module_name}' from {base_dir}: "
                                  f"{type(exc).__name__}: {exc}") from exc
     function = getattr(module, attr, None)
     if not callable(function):
@@ -40,24 +46,53 @@ class PythonIntegration(Integration):
     type_name = "python"
 
     def __init__(self, spec: IntegrationSpec, function_name: str, function: Callable[..., Any],
-                 resources: Resources) -> None:
+                 resources: Resources, environment: dict[str, str] | None = None,
+                 memory_mb: int = DEFAULT_MEMORY_MB) -> None:
         super().__init__(spec, function_name)
         self.function = function
         self.is_async = inspect.iscoroutinefunction(function)
         self.executor = resources.executor
+        self.environment = environment if environment is not None else {}
+        self.memory = str(memory_mb)
 
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> PythonIntegration:
-        reference = spec.options.get("handler")
+        options = spec.options
+        handler_key = f"{spec.key}.handler" if not spec.key.endswith("handler") else spec.key
+        base = spec.key.removesuffix(".handler")
+        reference = options.get("handler")
         if not isinstance(reference, str):
-            raise ConfigError.single(f"{spec.key}.handler", "missing: give 'module:function'")
-        function = import_handler(reference, api.base_dir, f"{spec.key}.handler" if
-                                  not spec.key.endswith("handler") else spec.key)
-        return cls(spec, function_name, function, resources)
+            raise ConfigError.single(handler_key, "missing: give 'module:function'")
+        code_uri = options.get("codeUri")
+        if code_uri is not None and (not isinstance(code_uri, str) or not code_uri):
+            raise ConfigError.single(f"{base}.codeUri", "must be a folder relative to the config file")
+        folder = (api.base_dir / code_uri) if code_uri else api.base_dir
+        if not folder.is_dir():
+            raise ConfigError.single(f"{base}.codeUri", f"{folder} is not a folder")
+        name = options.get("functionName", function_name)
+        if not isinstance(name, str) or not name:
+            raise ConfigError.single(f"{base}.functionName", "must be a non-empty string")
+        memory = options.get("memorySize", DEFAULT_MEMORY_MB)
+        if isinstance(memory, bool) or not isinstance(memory, int) or not 128 <= memory <= 10240:
+            raise ConfigError.single(f"{base}.memorySize", "must be a whole number of MB from 128 to 10240")
+        own = options.get("environment") or {}
+        if not isinstance(own, dict):
+            raise ConfigError.single(f"{base}.environment", "must be a mapping of names to strings")
+        environment = function_environment(api, name, reference, folder.resolve(), memory,
+                                           {str(k): str(v) for k, v in own.items()})
+        with function_scope(environment):
+            function = import_handler(reference, folder, handler_key)
+        return cls(spec, name, function, resources, environment, memory)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
+        context.memory_limit_in_mb = self.memory
         if self.is_async:
-            return await self.function(event, context)
+            with function_scope(self.environment):
+                return await self.function(event, context)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(self.function, event, context))
+        return await loop.run_in_executor(self.executor, partial(self._in_scope, event, context))
+
+    def _in_scope(self, event: dict[str, Any], context: LambdaContext) -> object:
+        with function_scope(self.environment):
+            return self.function(event, context)

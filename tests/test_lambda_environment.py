@@ -1,0 +1,126 @@
+"""The Lambda-like environment: runtime variables per function, API and route `environment:`, warm state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.helpers import APPS, api_from, serve
+from wsgw.cli import _build_everything
+from wsgw.errors import ConfigError
+from wsgw.integrations.environment import prepare_environment
+
+API: dict[str, Any] = {
+    "stage": "dev",
+    "region": "eu-west-1",
+    "environment": {"SHARED": "api-level"},
+    "routes": {
+        "sync": {"integration": {"type": "python", "handler": "lambdaenv:report", "memorySize": 512,
+                                 "functionName": "chat-dev-sync"},
+                 "environment": {"ROUTE_ONLY": "sync-route", "SHARED": "overridden"}, "routeResponse": True},
+        "async": {"handler": "lambdaenv:report_async", "routeResponse": True},
+        "import": {"handler": "lambdaenv:at_import", "routeResponse": True, "environment": {"GREETING": "hi"}},
+    },
+}
+
+
+async def ask(ws: Any, action: str) -> dict[str, Any]:
+    await ws.send(json.dumps({"action": action}))
+    return json.loads(await ws.recv())  # type: ignore[no-any-return]
+
+
+async def test_each_route_sees_its_own_lambda_variables_and_environment() -> None:
+    async with serve(API) as server, connect(server.urls.websocket) as ws:
+        sync = await ask(ws, "sync")
+        asynchronous = await ask(ws, "async")
+    assert sync["function_name"] == "chat-dev-sync"
+    assert sync["memory_limit_in_mb"] == "512"
+    assert sync["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "chat-dev-sync"
+    assert sync["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
+    assert sync["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert sync["env"]["AWS_EXECUTION_ENV"] == f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
+    assert sync["env"]["_HANDLER"] == "lambdaenv.report"
+    assert sync["env"]["LAMBDA_TASK_ROOT"] == str(APPS.resolve())
+    assert sync["env"]["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/chat-dev-sync"
+    assert sync["env"]["ROUTE_ONLY"] == "sync-route" and sync["in_listing"]
+    assert sync["env"]["SHARED"] == "overridden"
+    assert asynchronous["function_name"] == "wsgw-dev-async"
+    assert asynchronous["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "wsgw-dev-async"
+    assert asynchronous["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
+    assert asynchronous["env"]["ROUTE_ONLY"] is None and not asynchronous["in_listing"]
+    assert asynchronous["env"]["SHARED"] == "api-level"
+    assert "ROUTE_ONLY" not in os.environ and "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+
+
+async def test_module_state_persists_between_invocations_as_in_a_warm_lambda() -> None:
+    async with serve(API) as server, connect(server.urls.websocket) as ws:
+        first = (await ask(ws, "sync"))["calls"]
+        second = (await ask(ws, "async"))["calls"]
+        assert second == first + 1
+
+
+def test_region_comes_from_the_config_when_the_shell_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    prepare_environment(api_from(API))
+    assert os.environ["AWS_REGION"] == "eu-west-1"
+
+
+def test_route_environment_on_a_mock_route_is_a_problem() -> None:
+    with pytest.raises(ConfigError) as caught:
+        api_from({"routes": {"ping": {"integration": {"type": "mock", "response": "x"},
+                                      "environment": {"A": "b"}}}})
+    assert [p.key for p in caught.value.problems] == ["routes.ping.environment"]
+
+
+def test_bad_python_options_name_their_key(tmp_path: Path) -> None:
+    api = api_from({"routes": {
+        "a": {"integration": {"type": "python", "handler": "lambdaenv:report", "memorySize": 5}},
+        "b": {"integration": {"type": "python", "handler": "lambdaenv:report", "codeUri": "nowhere/"}},
+    }})
+    with pytest.raises(ConfigError) as caught:
+        _build_everything(api)
+    keys = {p.key for p in caught.value.problems}
+    assert keys == {"routes.a.integration.memorySize", "routes.b.integration.codeUri"}
+
+
+async def test_same_module_name_in_two_code_folders_loads_two_modules(tmp_path: Path) -> None:
+    for name in ("connect", "send"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "helper.py").write_text(f"WHO = {name!r}\n")
+        (folder / "app.py").write_text(
+            "import helper\n"
+            "def handler(event, context):\n"
+            "    return {'statusCode': 200, 'body': helper.WHO + ':' + __file__.rsplit('/', 2)[-2]}\n")
+    api = api_from({"routes": {
+        "one": {"integration": {"type": "python", "handler": "app:handler", "codeUri": "connect"},
+                "routeResponse": True},
+        "two": {"integration": {"type": "python", "handler": "app:handler", "codeUri": "send"},
+                "routeResponse": True},
+    }}, base_dir=tmp_path)
+    async with serve(api) as server, connect(server.urls.websocket) as ws:
+        await ws.send(json.dumps({"action": "one"}))
+        assert await ws.recv() == "connect:connect"
+        await ws.send(json.dumps({"action": "two"}))
+        assert await ws.recv() == "send:send"
+
+
+async def test_concurrent_handlers_of_different_routes_each_see_their_own_environment() -> None:
+    def route(name: str) -> dict[str, Any]:
+        return {"integration": {"type": "python", "handler": "lambdaenv:meet_then_report", "functionName": name},
+                "environment": {"ROUTE_ONLY": f"only-{name}"}, "routeResponse": True}
+
+    api = {"routes": {"left": route("left"), "right": route("right")}}
+    async with serve(api) as server, connect(server.urls.websocket) as a, connect(server.urls.websocket) as b:
+        await a.send(json.dumps({"action": "left"}))
+        await b.send(json.dumps({"action": "right"}))
+        replies = await asyncio.gather(a.recv(), b.recv())
+    assert [json.loads(r) for r in replies] == [["left", "only-left"], ["right", "only-right"]]

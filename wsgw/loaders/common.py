@@ -1,0 +1,66 @@
+"""What the serverless.yml and SAM translators share: their result and the Lambda facts they both need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsgw.errors import ConfigProblem
+
+MAX_INTEGRATION_MS = 29_000       # API Gateway's integration timeout, whatever the function's own timeout
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """Deployment-time inputs a template reads: `--stage`, `--region` and `--param NAME=VALUE`."""
+
+    stage: str | None = None
+    region: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Translation:
+    """A raw wsgw.yaml mapping plus what could not be honoured: errors stop `run`, warnings are printed."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+    errors: list[ConfigProblem] = field(default_factory=list)
+    warnings: list[ConfigProblem] = field(default_factory=list)
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(ConfigProblem(key, message))
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.append(ConfigProblem(key, message))
+
+
+def lambda_handler_to_reference(handler: str) -> str | None:
+    """Lambda's `path/to/module.function` (awslambdaric: rsplit('.', 1), '/' → '.') as wsgw's `module:function`."""
+    module, dot, function = handler.rpartition(".")
+    if not dot or not module or not function:
+        return None
+    module = module.replace("/", ".").strip(".")
+    return f"{module}:{function}"
+
+
+def is_python_runtime(runtime: Any) -> bool:
+    return isinstance(runtime, str) and runtime.startswith("python")
+
+
+def timeout_ms(seconds: Any) -> int:
+    """A function timeout (s) as the integration timeout: API Gateway cuts at 29 s, wsgw's floor is 50 ms."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        return MAX_INTEGRATION_MS
+    return max(50, min(int(seconds * 1000), MAX_INTEGRATION_MS))
+
+
+def string_values(mapping: Any) -> dict[str, str]:
+    """Environment values as Lambda stores them: strings (booleans as true/false)."""
+    if not isinstance(mapping, dict):
+        return {}
+    out: dict[str, str] = {}
+    for key, value in mapping.items():
+        if value is None:
+            continue
+        out[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out

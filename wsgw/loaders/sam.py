@@ -1,0 +1,333 @@
+"""An AWS SAM / CloudFormation template of a WebSocket API → the raw wsgw.yaml mapping.
+
+Read: AWS::Serverless::Function (Handler, CodeUri, Runtime, Environment, MemorySize, Timeout, FunctionName,
+HttpApi events, Globals.Function), AWS::ApiGatewayV2::Api (ProtocolType WEBSOCKET — or HTTP, whose routes go
+to the REST front — RouteSelectionExpression), ::Route, ::Integration (AWS_PROXY to a function, MOCK,
+HTTP_PROXY), ::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
+Parameters, Mappings and Conditions. Everything else is reported: errors when the API would be served
+differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from wsgw.loaders.common import (
+    LoadOptions,
+    Translation,
+    is_python_runtime,
+    lambda_handler_to_reference,
+    string_values,
+    timeout_ms,
+)
+from wsgw.loaders.intrinsics import IntrinsicResolver
+
+SAM_FUNCTION = "AWS::Serverless::Function"
+QUIET_TYPES = {"AWS::Lambda::Permission", "AWS::ApiGatewayV2::Deployment", "AWS::Logs::LogGroup"}
+FUNCTION_KEYS = {"Handler", "CodeUri", "Runtime", "Environment", "MemorySize", "Timeout", "FunctionName", "Events"}
+FUNCTION_QUIET = {"Description", "Architectures", "Tags", "AutoPublishAlias", "PackageType", "Role", "Policies",
+                  "Tracing", "LoggingConfig", "RuntimeManagementConfig", "EphemeralStorage"}
+FUNCTION_WARN = {
+    "Layers": "Lambda layers are not mounted locally; install the layer's packages into the environment instead",
+    "Policies": "IAM is not enforced locally; handlers use your own AWS credentials",
+    "Role": "IAM is not enforced locally; handlers use your own AWS credentials",
+    "VpcConfig": "no VPC locally; the handler reaches what this machine reaches",
+    "ReservedConcurrentExecutions": "concurrency limits are not applied locally",
+    "ProvisionedConcurrencyConfig": "concurrency limits are not applied locally",
+    "DeadLetterQueue": "not used locally: failed invocations are logged",
+    "EventInvokeConfig": "not used locally: failed invocations are logged",
+    "FunctionUrlConfig": "function URLs are not served; route HTTP through an HttpApi event instead",
+}
+_FUNCTION_ARN = re.compile(r"arn:aws:lambda:[^:]*:[^:]*:function:([^/:]+)")
+
+
+def looks_like_template(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("Resources"), dict) and (
+        "AWSTemplateFormatVersion" in doc or "Transform" in doc
+        or any(isinstance(r, dict) and str(r.get("Type", "")).startswith("AWS::") for r in doc["Resources"].values()))
+
+
+class _Sam:
+    def __init__(self, doc: dict[str, Any], base_dir: Path, options: LoadOptions, out: Translation) -> None:
+        self.doc = doc
+        self.base_dir = base_dir
+        self.out = out
+        self.stage_option = options.stage
+        region = options.region or "us-east-1"
+        self.resolver = IntrinsicResolver(doc, options.params, region, "000000000000", base_dir.name or "stack",
+                                          out.error)
+        self.region = region
+        self._props: dict[str, dict[str, Any]] = {}
+        self.resources: dict[str, dict[str, Any]] = {}
+        for logical, resource in (doc.get("Resources") or {}).items():
+            if not isinstance(resource, dict) or "Type" not in resource:
+                out.error(f"Resources.{logical}", "must be a mapping with a Type")
+                continue
+            condition = resource.get("Condition")
+            if isinstance(condition, str) and not self.resolver.condition(condition, f"Resources.{logical}"):
+                continue
+            self.resources[str(logical)] = resource
+        self.names = {self.resolver.physical_name(lid): lid for lid, r in self.resources.items()
+                      if r["Type"] in (SAM_FUNCTION, "AWS::Lambda::Function")}
+        self.functions: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def props(self, logical: str) -> dict[str, Any]:
+        """A resource's Properties with intrinsics resolved (once, so each problem is reported once)."""
+        if logical not in self._props:
+            resolved = self.resolver.resolve_tree(self.resources[logical].get("Properties") or {},
+                                                  f"Resources.{logical}.Properties")
+            self._props[logical] = resolved if isinstance(resolved, dict) else {}
+        return self._props[logical]
+
+    def of_type(self, kind: str) -> list[str]:
+        return [lid for lid, r in self.resources.items() if r["Type"] == kind]
+
+    def function_for_uri(self, uri: Any, key: str) -> dict[str, Any] | None:
+        """The python integration for an AWS_PROXY IntegrationUri / AuthorizerUri naming a function here."""
+        match = _FUNCTION_ARN.search(uri) if isinstance(uri, str) else None
+        logical = self.names.get(match.group(1)) if match else None
+        if logical is None:
+            self.out.error(key, f"'{uri}' does not name a Lambda function defined in this template; "
+                           "only functions of this template can run locally")
+            return None
+        if logical not in self.functions:
+            self.out.error(key, f"function '{logical}' cannot run locally (see its own problems)")
+            return None
+        return dict(self.functions[logical])
+
+    # ------------------------------------------------------------------ functions
+
+    def read_functions(self) -> None:
+        globals_ = (self.doc.get("Globals") or {}).get("Function") or {}
+        for logical in self.of_type(SAM_FUNCTION):
+            key = f"Resources.{logical}.Properties"
+            raw = self.resources[logical].get("Properties") or {}
+            merged = {**globals_, **raw}
+            if "Environment" in globals_ and "Environment" in raw:
+                merged["Environment"] = {"Variables": {**(globals_["Environment"].get("Variables") or {}),
+                                                       **(raw["Environment"].get("Variables") or {})}}
+            props = self.resolver.resolve_tree(merged, key)
+            if not isinstance(props, dict):
+                continue
+            for name in props:
+                if name in FUNCTION_WARN:
+                    self.out.warn(f"{key}.{name}", FUNCTION_WARN[name] + "; ignored")
+                elif name not in FUNCTION_KEYS | FUNCTION_QUIET:
+                    self.out.warn(f"{key}.{name}", "not supported locally; ignored")
+            if props.get("PackageType") == "Image" or "ImageUri" in props or "InlineCode" in props:
+                self.out.error(key, "only zip functions with CodeUri can run locally (no images or InlineCode)")
+                continue
+            runtime = props.get("Runtime")
+            if not is_python_runtime(runtime):
+                self.out.error(f"{key}.Runtime", f"'{runtime}' cannot run here: wsgw runs Python handlers "
+                               "in-process (python3.x runtimes)")
+                continue
+            handler = props.get("Handler")
+            reference = lambda_handler_to_reference(handler) if isinstance(handler, str) else None
+            if reference is None:
+                self.out.error(f"{key}.Handler", f"'{handler}' is not 'module.function' (e.g. app.lambda_handler)")
+                continue
+            code_uri = props.get("CodeUri", ".")
+            if not isinstance(code_uri, str):
+                self.out.error(f"{key}.CodeUri", "must be a local folder (an S3 location cannot run locally)")
+                continue
+            integration: dict[str, Any] = {
+                "type": "python", "handler": reference, "codeUri": code_uri.rstrip("/") or ".",
+                "functionName": self.resolver.physical_name(logical),
+                "memorySize": props.get("MemorySize", 128), "timeoutMs": timeout_ms(props.get("Timeout", 3)),
+            }
+            environment = string_values((props.get("Environment") or {}).get("Variables"))
+            if environment:
+                integration["environment"] = environment
+            self.functions[logical] = integration
+            self.read_events(logical, props.get("Events") or {}, f"{key}.Events")
+
+    def read_events(self, logical: str, events: Any, key: str) -> None:
+        if not isinstance(events, dict):
+            return
+        for name, event in events.items():
+            kind = event.get("Type") if isinstance(event, dict) else None
+            props = (event.get("Properties") or {}) if isinstance(event, dict) else {}
+            if kind == "HttpApi":
+                route = f"{str(props.get('Method', 'ANY')).upper()} {props.get('Path', '/')}"
+                if not props.get("Path"):
+                    route = "$default"
+                entry: dict[str, Any] = {"integration": self.functions[logical]}
+                auth = props.get("Auth") or {}
+                if isinstance(auth, dict) and auth.get("Authorizer") and auth["Authorizer"] != "NONE":
+                    self.out.warn(f"{key}.{name}.Properties.Auth", "HttpApi authorizers from the Api resource "
+                                  "are not translated; add one under wsgw's 'authorizers' instead")
+                self.out.raw.setdefault("http", {}).setdefault("routes", {})[route] = entry
+            else:
+                self.out.warn(f"{key}.{name}", f"{kind} events are not triggered locally; ignored")
+
+    # ------------------------------------------------------------------ the API
+
+    def read_api(self) -> None:
+        apis = self.of_type("AWS::ApiGatewayV2::Api")
+        websocket = [a for a in apis if str(self.props(a).get("ProtocolType", "")).upper() == "WEBSOCKET"]
+        http_apis = [a for a in apis if a not in websocket]
+        for other in self.of_type("AWS::Serverless::WebSocketApi"):
+            self.out.error(f"Resources.{other}", "AWS::Serverless::WebSocketApi is not read yet; declare the API "
+                           "with AWS::ApiGatewayV2::Api/Route/Integration resources")
+        if len(websocket) > 1:
+            self.out.error("Resources", f"{len(websocket)} WebSocket APIs ({', '.join(websocket)}); wsgw serves "
+                           "one API per file")
+            return
+        if not websocket:
+            if not self.out.raw.get("http"):
+                self.out.error("Resources", "no AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET")
+            return
+        api = websocket[0]
+        props = self.props(api)
+        if props.get("RouteSelectionExpression"):
+            self.out.raw["routeSelectionExpression"] = props["RouteSelectionExpression"]
+        for name in props:
+            if name not in ("Name", "ProtocolType", "RouteSelectionExpression", "Description", "Tags",
+                            "DisableSchemaValidation"):
+                self.out.warn(f"Resources.{api}.Properties.{name}", "not supported locally; ignored")
+        integrations = {lid: self.integration(lid) for lid in self.of_type("AWS::ApiGatewayV2::Integration")
+                        if self.belongs(lid, api, http_apis)}
+        authorizers = self.read_authorizers(api)
+        responses = {self.props(lid).get("RouteId") for lid in self.of_type("AWS::ApiGatewayV2::RouteResponse")}
+        for logical in self.of_type("AWS::ApiGatewayV2::Route"):
+            route_props = self.props(logical)
+            key = f"Resources.{logical}.Properties"
+            target = str(route_props.get("Target", ""))
+            integration_id = target.split("/", 1)[1] if target.startswith("integrations/") else None
+            spec = integrations.get(integration_id) if integration_id else None
+            owner = route_props.get("ApiId")
+            if owner != api:
+                if owner in http_apis and spec is not None:
+                    route_key = str(route_props.get("RouteKey"))
+                    self.out.raw.setdefault("http", {}).setdefault("routes", {})[route_key] = {"integration": spec}
+                continue
+            route: dict[str, Any] = {"integration": spec}
+            auth_type = str(route_props.get("AuthorizationType", "NONE")).upper()
+            if auth_type == "CUSTOM":
+                authorizer = route_props.get("AuthorizerId")
+                if authorizer in authorizers:
+                    route["authorizer"] = authorizer
+                else:
+                    self.out.error(f"{key}.AuthorizerId", f"'{authorizer}' is not an Authorizer of this API")
+            elif auth_type == "AWS_IAM":
+                self.out.error(f"{key}.AuthorizationType", "AWS_IAM (SigV4) authorization is not checked locally; "
+                               "use a REQUEST authorizer, or NONE for local runs")
+            if spec is None:
+                if integration_id not in integrations:
+                    self.out.error(f"{key}.Target", f"'{target}' is not 'integrations/<an Integration of this API>'")
+                continue
+            route_key = str(route_props.get("RouteKey"))
+            if route_props.get("RouteResponseSelectionExpression") or logical in responses:
+                route["routeResponse"] = True
+            if route_props.get("ApiKeyRequired"):
+                self.out.warn(f"{key}.ApiKeyRequired", "API keys are not checked locally; ignored")
+            self.out.raw.setdefault("routes", {})[route_key] = route
+        self.read_stage(api)
+
+    def belongs(self, logical: str, api: str, http_apis: list[str]) -> bool:
+        return self.props(logical).get("ApiId") in (api, *http_apis)
+
+    def integration(self, logical: str) -> dict[str, Any] | None:
+        props = self.props(logical)
+        key = f"Resources.{logical}.Properties"
+        kind = str(props.get("IntegrationType", "")).upper()
+        spec: dict[str, Any] | None
+        if kind == "AWS_PROXY":
+            spec = self.function_for_uri(props.get("IntegrationUri"), f"{key}.IntegrationUri")
+        elif kind == "MOCK":
+            spec = {"type": "mock"}
+        elif kind == "HTTP_PROXY":
+            spec = {"type": "http_proxy", "uri": props.get("IntegrationUri")}
+            if props.get("IntegrationMethod"):
+                spec["method"] = props["IntegrationMethod"]
+        else:
+            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally (AWS_PROXY, MOCK, HTTP_PROXY)")
+            return None
+        if spec is not None and "TimeoutInMillis" in props:
+            spec["timeoutMs"] = int(props["TimeoutInMillis"])
+        return spec
+
+    def read_authorizers(self, api: str) -> set[str]:
+        names: set[str] = set()
+        for logical in self.of_type("AWS::ApiGatewayV2::Authorizer"):
+            props = self.props(logical)
+            if props.get("ApiId") != api:
+                continue
+            key = f"Resources.{logical}.Properties"
+            kind = str(props.get("AuthorizerType", "")).upper()
+            sources = props.get("IdentitySource") or []
+            if kind == "REQUEST":
+                spec = self.function_for_uri(props.get("AuthorizerUri"), f"{key}.AuthorizerUri")
+                if spec is None:
+                    continue
+                entry: dict[str, Any] = {"type": "request", "integration": spec,
+                                         "identitySource": list(sources), "resultTtlInSeconds": 0}
+            elif kind == "JWT":
+                jwt = props.get("JwtConfiguration") or {}
+                entry = {"type": "jwt", "identitySource": list(sources), "issuer": jwt.get("Issuer"),
+                         "audience": list(jwt.get("Audience") or [])}
+            else:
+                self.out.error(f"{key}.AuthorizerType", f"'{kind}' is not REQUEST or JWT")
+                continue
+            if "AuthorizerCredentialsArn" in props:
+                self.out.warn(f"{key}.AuthorizerCredentialsArn", "IAM is not enforced locally; ignored")
+            self.out.raw.setdefault("authorizers", {})[logical] = entry
+            names.add(logical)
+        return names
+
+    def read_stage(self, api: str) -> None:
+        stages = [lid for lid in self.of_type("AWS::ApiGatewayV2::Stage") if self.props(lid).get("ApiId") == api]
+        stage_name = None
+        if stages:
+            props = self.props(stages[0])
+            stage_name = props.get("StageName")
+            variables = string_values(props.get("StageVariables"))
+            if variables:
+                self.out.raw["stageVariables"] = variables
+            for name in props:
+                if name not in ("ApiId", "StageName", "StageVariables", "AutoDeploy", "DeploymentId",
+                                "Description", "Tags"):
+                    self.out.warn(f"Resources.{stages[0]}.Properties.{name}", "not applied locally; ignored")
+            for extra in stages[1:]:
+                self.out.warn(f"Resources.{extra}", f"wsgw serves one stage; serving '{stage_name}'")
+        stage = self.stage_option or stage_name or "dev"
+        self.out.raw["stage"] = stage
+
+    def report_others(self) -> None:
+        handled = {SAM_FUNCTION, "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
+                   "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Authorizer",
+                   "AWS::ApiGatewayV2::RouteResponse", "AWS::Serverless::WebSocketApi"}
+        for logical, resource in self.resources.items():
+            kind = resource["Type"]
+            if kind in handled or kind in QUIET_TYPES:
+                continue
+            hint = ""
+            if kind == "AWS::DynamoDB::Table":
+                hint = "; point handlers at a local DynamoDB with AWS_ENDPOINT_URL_DYNAMODB"
+            elif kind == "AWS::Lambda::Function":
+                hint = "; only AWS::Serverless::Function (Handler + CodeUri) runs locally"
+            self.out.warn(f"Resources.{logical}", f"{kind} is not created locally{hint}")
+
+
+def translate_sam(doc: dict[str, Any], base_dir: Path, options: LoadOptions) -> Translation:
+    out = Translation()
+    transform = doc.get("Transform")
+    transforms = transform if isinstance(transform, list) else [transform] if transform else []
+    for name in transforms:
+        if name != "AWS::Serverless-2016-10-31":
+            out.warn("Transform", f"'{name}' is not applied locally")
+    for section in ("Globals",):
+        for kind in (doc.get(section) or {}):
+            if kind != "Function":
+                out.warn(f"{section}.{kind}", "not applied locally; ignored")
+    sam = _Sam(doc, base_dir, options, out)
+    sam.read_functions()
+    sam.read_api()
+    sam.report_others()
+    out.raw["region"] = sam.region
+    return out
