@@ -195,14 +195,14 @@ def test_http_config_problems_are_all_reported_with_their_keys() -> None:
 def test_wsgw_check_reports_http_problems_and_missing_handlers(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path / "wsgw.yaml", BAD_HTTP)
-    assert cli.check(str(config)) == 2
+    assert cli.main(["check", "-c", str(config)]) == 2
     assert "http.routes.GET /rooms.handler:" in capsys.readouterr().err
     missing = write_config(tmp_path / "missing.yaml", {"http": {"routes": {"GET /x": {"handler": "nowhere:fn"}}}})
-    assert cli.check(str(missing)) == 2
+    assert cli.main(["check", "-c", str(missing)]) == 2
     assert "http.routes.GET /x.handler: cannot import module 'nowhere'" in capsys.readouterr().err
 
 
 def test_example_wsgw_yaml_checks_clean(capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(__file__).resolve().parent.parent
-    assert cli.check(str(root / "wsgw.yaml")) == 0
+    assert cli.main(["check", "-c", str(root / "wsgw.yaml")]) == 0
     assert "2 HTTP routes" in capsys.readouterr().out

@@ -32,7 +32,7 @@ def check(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def without_authorizers(raw: dict[str, Any]) -> dict[str, Any]:
-    """The request authorizer type is another module's job; serve the rest of the API without it."""
+    """The API without its authorizers, for tests about everything else (the end-to-end ones keep them)."""
     routes = {key: {k: v for k, v in route.items() if k != "authorizer"} for key, route in raw["routes"].items()}
     return {**{k: v for k, v in raw.items() if k != "authorizers"}, "routes": routes}
 
@@ -297,3 +297,31 @@ functions:
     with pytest.raises(LoadFailed) as caught:
         load_document(config)
     assert any("refers to itself" in p.message for p in caught.value.problems)
+
+
+# ---------------------------------------------------------------- with their authorizers, end to end
+
+
+@pytest.mark.parametrize("document", [SLS, SAM], ids=["serverless", "sam"])
+async def test_template_authorizer_guards_connect_end_to_end(document: Path, dev_certs: Any) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    loaded = load_document(document)
+    api = parse_api(loaded.raw, loaded.base_dir)
+    trust = ssl.create_default_context(cafile=str(dev_certs.ca_cert))
+    async with serve(api, tls=build_tls("only", ca_dir=dev_certs.directory)) as server:
+        url = f"wss://localhost:{server.port}/{api.stage}"
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url + "?token=wrong", ssl=trust):
+                pass
+        assert refused.value.response.status_code == 403
+        with pytest.raises(InvalidStatus) as missing:
+            async with connect(url, ssl=trust):
+                pass
+        assert missing.value.response.status_code == 401
+        async with connect(url + "?token=letmein", ssl=trust) as ws:
+            assert len(server.gateway.connections) == 1
+            await ws.send("not json")
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            # serverless.yml has a $default route that greets; the SAM template has none: AWS's Forbidden frame
+            assert reply.get("greeting") == "hello" if document == SLS else reply["message"] == "Forbidden"
