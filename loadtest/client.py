@@ -48,7 +48,7 @@ class WorkerSpec:
     pipeline: int = 16                 # requests in flight per HTTP connection
     pusher: str = "http"               # http | redis
     redis_url: str = ""
-    broadcast_via: str = "http"        # http (N POSTs) | server (websockets.broadcast baseline)
+    broadcast_via: str = "http"        # api (one POST @broadcast) | http (N POSTs) | server (websockets.broadcast)
     concurrency: int = 32              # connect/idle: handshakes in flight
     query: str = ""                    # connect: query string (e.g. token=...)
     worker_index: int = 0
@@ -557,10 +557,11 @@ async def run_broadcast(state: WorkerState, go: Callable[[], Awaitable[None]]) -
     pipes: list[HttpPipe] = []
     targets: list[str] = []
     host = path_prefix = ""
-    if spec.broadcast_via == "http":
-        targets = await whoami(clients)
+    if spec.broadcast_via in ("http", "api"):
+        targets = await whoami(clients) if spec.broadcast_via == "http" else []
         host = spec.push_url.split("://", 1)[1].split("/", 1)[0]
-        path_prefix = "/" + spec.push_url.split("://", 1)[1].split("/", 1)[1] + "/@connections/"
+        stage_path = "/" + spec.push_url.split("://", 1)[1].split("/", 1)[1]
+        path_prefix = stage_path + ("/@connections/" if spec.broadcast_via == "http" else "/@broadcast")
 
         def on_response(tag: Any, status: int) -> None:
             if status == 200:
@@ -584,6 +585,8 @@ async def run_broadcast(state: WorkerState, go: Callable[[], Awaitable[None]]) -
         if spec.broadcast_via == "http":
             for i, target in enumerate(targets):
                 pipes[i % len(pipes)].send(post_request(host, path_prefix + target, message), None)
+        elif spec.broadcast_via == "api":
+            pipes[0].send(post_request(host, path_prefix, message), None)
         else:
             sender = clients[0]
             assert sender.transport is not None

@@ -104,8 +104,11 @@ def ratios(ms: Sequence[Measurement]) -> list[Ratio]:
                _find(ms, "push-redis", "wsgw A←B (HTTP on B)"), push),
         _ratio("push-redis (RedisPusher) ÷ push-http same node", _find(ms, "push-redis", "wsgw A←RedisPusher"), push),
         _ratio("broadcast deliveries/s ÷ websockets.broadcast",
+               _find(ms, "broadcast", "wsgw (POST @broadcast)"), _find(ms, "broadcast", "websockets.broadcast"),
+               note="one POST /{stage}/@broadcast per round"),
+        _ratio("broadcast as N x POST @connections ÷ websockets.broadcast",
                _find(ms, "broadcast", "wsgw (N x POST @connections)"), _find(ms, "broadcast", "websockets.broadcast"),
-               note="wsgw has no broadcast API: N pipelined POSTs"),
+               note="one POST per connection, pipelined"),
         _ratio("connects/s with $connect ÷ bare websockets handshakes",
                _find(ms, "connect-storm", "wsgw memory + $connect"),
                _find(ms, "connect-storm", "websockets (bare handshake)")),
@@ -195,8 +198,9 @@ SCENARIO_NOTES = {
                   "through `wsgw.client.AsyncRedisPusher` straight into Redis (no HTTP). A push counts once the "
                   "pusher returned True (delivered to the socket).",
     "broadcast": "One message to all N connections per round; the next round starts when every connection has "
-                 "it. wsgw has no broadcast API yet, so its fastest path is measured: N POST @connections "
-                 "pipelined over 8 keep-alive HTTP connections. Baseline: `websockets.broadcast` in a bare server. "
+                 "it. wsgw: one `POST /{stage}/@broadcast` per round (the frame is encoded once and written to every "
+                 "socket), and for comparison N POST @connections pipelined over 8 keep-alive HTTP connections. "
+                 "Baseline: `websockets.broadcast` in a bare server. "
                  "Latency: round start → each delivery.",
     "connect-storm": "Handshakes as fast as 32 concurrent connectors can open them; each connection is closed "
                      "(RST) once open. Latency: TCP connect → upgrade complete. The authorizer variant uses "

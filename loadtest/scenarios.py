@@ -168,16 +168,19 @@ def push_redis(ctx: Context) -> list[Measurement]:
 
 
 def broadcast(ctx: Context) -> list[Measurement]:
-    """wsgw has no broadcast API: N pipelined POST @connections (its fastest path) vs websockets.broadcast."""
+    """wsgw's POST @broadcast (one request per round) and N pipelined POST @connections vs websockets.broadcast."""
     n = ctx.options.broadcast_connections
     unit = "deliveries/s"
+    api = _measure(ctx, "broadcast", "wsgw (POST @broadcast)", _one(wsgw_node("bench.yaml")),
+                   lambda s: ctx.spec("broadcast", s[0].url, connections=n, push_url=s[0].http_base,
+                                      broadcast_via="api", http_connections=1), unit=unit, processes=1)
     wsgw = _measure(ctx, "broadcast", "wsgw (N x POST @connections)", _one(wsgw_node("bench.yaml")),
                     lambda s: ctx.spec("broadcast", s[0].url, connections=n, push_url=s[0].http_base,
                                        broadcast_via="http", http_connections=8), unit=unit, processes=1)
     bare = _measure(ctx, "broadcast", "websockets.broadcast", _one(baseline_server("websockets-echo")),
                     lambda s: ctx.spec("broadcast", s[0].url, connections=n, broadcast_via="server"),
                     unit=unit, processes=1)
-    return [wsgw, bare]
+    return [api, wsgw, bare]
 
 
 # ----- 7: connect storm --------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+
 from wsgw.authorizers import Authorizer, AuthRequest, build_authorizers
 from wsgw.config import ApiConfig
 from wsgw.events import (
@@ -444,6 +446,11 @@ class Gateway:
     async def get(self, connection_id: str) -> ConnectionRecord | None:
         return self.lookup_local(connection_id) or await self.registry.lookup(connection_id)
 
+    async def broadcast(self, data: bytes) -> int:
+        """Push to every connection of the API, on every node; how many sockets took the frame."""
+        local = self.broadcast_local(data)
+        return local + await self.registry.broadcast(data)
+
     async def delete(self, connection_id: str) -> bool:
         return self.disconnect_local(connection_id) or await self.registry.disconnect(connection_id)
 
@@ -457,6 +464,22 @@ class Gateway:
             self.metrics.inc("wsgw_messages_sent_total")
             return True
         return False
+
+    def broadcast_local(self, data: bytes) -> int:
+        """One frame to every local socket, encoded once (server frames are unmasked, so identical)."""
+        opcode = Opcode.BINARY
+        try:
+            data.decode("utf-8")
+            opcode = Opcode.TEXT
+        except UnicodeDecodeError:
+            pass
+        frame = Frame(opcode, data).serialize(mask=False, extensions=[])
+        sent = 0
+        for conn in self.connections.values():
+            if conn.sink.send_encoded(frame):
+                sent += 1
+        self.metrics.inc("wsgw_messages_sent_total", amount=sent)
+        return sent
 
     def disconnect_local(self, connection_id: str) -> bool:
         conn = self.connections.get(connection_id)

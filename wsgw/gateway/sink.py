@@ -12,6 +12,10 @@ class SocketSink(Protocol):
         """Hand a frame to the socket (text when str or valid UTF-8, else binary); False when closed."""
         ...
 
+    def send_encoded(self, frame: bytes) -> bool:
+        """Write an already-serialised data frame (broadcast encodes once for all sockets)."""
+        ...
+
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the server reports the end through Gateway.on_closed."""
         ...

@@ -49,6 +49,10 @@ class LocalNode(Protocol):
 
     def lookup_local(self, connection_id: str) -> ConnectionRecord | None: ...
 
+    def broadcast_local(self, data: bytes) -> int:
+        """Hand data to every local socket; how many took it."""
+        ...
+
     def local_records(self) -> Iterable[ConnectionRecord]:
         """Every live local connection, for re-registration after the store lost them."""
         ...
@@ -91,6 +95,10 @@ class Registry(ABC):
     @abstractmethod
     async def disconnect(self, connection_id: str) -> bool:
         """Close a connection held by another node; False when it does not exist."""
+
+    async def broadcast(self, data: bytes) -> int:
+        """Push to every connection held by other nodes; how many sockets took it. None elsewhere: 0."""
+        return 0
 
     def health(self) -> dict[str, object]:
         return {"registry": self.name}

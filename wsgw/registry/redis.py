@@ -139,6 +139,14 @@ class RedisRegistry(Registry):
     async def disconnect(self, connection_id: str) -> bool:
         return await self.caller.call(connection_id, "del", skip_node=self.node_id) is not None
 
+    async def broadcast(self, data: bytes) -> int:
+        """Every other live node writes the frame to its own sockets and says how many took it."""
+        nodes = await self.link.run(lambda c: c.hkeys(self.keys.nodes))
+        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
+        replies = await asyncio.gather(*(self.caller.ask_node(n, "bcast", data) for n in others
+                                         if n != self.node_id))
+        return sum(int(r.get("n", 0)) for r in replies if r is not None)
+
     # ----- the owning side: requests from other nodes and pushers ----------------------------------
 
     def _on_message(self, message: bytes) -> None:
@@ -159,6 +167,9 @@ class RedisRegistry(Registry):
                 reply["rec"] = record_fields(record)
         elif op == "del":
             ok = node.disconnect_local(connection_id)
+        elif op == "bcast":
+            reply["n"] = node.broadcast_local(data)
+            ok = True
         else:
             ok = False
         reply["s"] = "ok" if ok else "gone"

@@ -93,6 +93,23 @@ class Caller:
             return None
         return reply
 
+    async def ask_node(self, node: str, op: str, data: bytes = b"") -> dict[str, Any] | None:
+        """A node-wide request (e.g. broadcast): the node's reply, or None when it is gone or silent."""
+        message_id = next(self.ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[message_id] = future
+        try:
+            header = {"o": op, "r": self.reply_channel, "m": message_id}
+            if await self.link.publish(self.keys.channel(node), encode(header, data)) == 0:
+                return None
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return await future
+            except TimeoutError:
+                return None
+        finally:
+            self.pending.pop(message_id, None)
+
     def _recovering(self) -> bool:
         return time.monotonic() - self.link.recovered_at < self.node_ttl
 

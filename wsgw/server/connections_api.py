@@ -56,6 +56,21 @@ class ConnectionsApi:
         return HttpResponse.aws_error(405, "MethodNotAllowedException",
                                       f"{request.method} is not supported on @connections; use POST, GET or DELETE")
 
+    async def broadcast(self, request: HttpRequest) -> HttpResponse:
+        """`POST /{stage}/@broadcast` (beyond AWS): one frame to every connection on every node.
+
+        200 `{"delivered": N}` counts the sockets that took the frame, once each node answered.
+        """
+        if request.method != "POST":
+            return HttpResponse.aws_error(405, "MethodNotAllowedException", "use POST /{stage}/@broadcast")
+        if len(request.body) > self.max_post_bytes:
+            return too_large(self.max_post_bytes)
+        try:
+            delivered = await self.gateway.broadcast(request.body)
+        except RegistryUnavailable as exc:
+            return HttpResponse.aws_error(503, "ServiceUnavailableException", f"Registry unavailable: {exc}")
+        return HttpResponse.json(200, {"delivered": delivered})
+
     async def _post(self, connection_id: str, data: bytes) -> HttpResponse:
         if len(data) > self.max_post_bytes:
             return too_large(self.max_post_bytes)

@@ -417,11 +417,23 @@ class WebSocketSession:
                 protocol.send_binary(data)
         self._flush()
         if self.transport.get_write_buffer_size() > self.gateway.limits.max_send_buffer_bytes:
-            log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
-            if self.conn is not None:
-                self.conn.close_override = (1008, "Slow consumer")
-            self.transport.abort()
+            self._drop_slow_consumer()
         return True
+
+    def send_encoded(self, frame: bytes) -> bool:
+        # Safe beside the protocol object: it keeps no state about data frames sent unfragmented.
+        if self.protocol.state is not State.OPEN or self.transport.is_closing():
+            return False
+        self.transport.write(frame)
+        if self.transport.get_write_buffer_size() > self.gateway.limits.max_send_buffer_bytes:
+            self._drop_slow_consumer()
+        return True
+
+    def _drop_slow_consumer(self) -> None:
+        log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
+        if self.conn is not None:
+            self.conn.close_override = (1008, "Slow consumer")
+        self.transport.abort()
 
     def close(self, code: int, reason: str) -> None:
         if self.protocol.state is State.OPEN:

@@ -22,7 +22,7 @@ class HttpRouter:
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
         """How large a body this path accepts, and the 413 it answers beyond that."""
-        if "/@connections/" in raw_path:
+        if "/@connections/" in raw_path or raw_path.endswith("/@broadcast"):
             return self.limits.max_post_bytes, too_large(self.limits.max_post_bytes)
         limit = self.limits.max_http_body_bytes
         return limit, plain_error(413, f"Request Entity Too Large: the limit is {limit} bytes")
@@ -41,6 +41,8 @@ class HttpRouter:
                     return HttpResponse.aws_error(400, "BadRequestException",
                                                   "Use /{stage}/@connections/{connectionId}")
                 return await self.connections.handle(request, parts[3])
+            if len(parts) == 3 and parts[2] == "@broadcast":
+                return await self.connections.broadcast(request)
             answer = await self.rest.handle(request, "/" + "/".join(parts[2:]))
             if answer is not None:
                 return answer
