@@ -73,7 +73,8 @@ async def test_dynamodb_chat_runs_unchanged_over_wss(dynamodb_url: str, dev_cert
             await bob.send(json.dumps({"action": "sendmessage", "data": "second"}))
             assert await alice.recv() == "second"
             assert await bob.recv() == "second"
-            assert await asyncio.to_thread(table_ids, dynamodb_url) == ids
+            # The handler deletes the stale id after (or while) it pushes to the live ones: wait for it.
+            await asyncio.to_thread(wait_for_sync, lambda: table_ids(dynamodb_url) == ids)
         await wait_for(lambda: not server.gateway.connections)
         # $disconnect runs after the socket is gone: wait for the sample's delete_item to land
         await asyncio.to_thread(wait_for_sync, lambda: table_ids(dynamodb_url) == set())

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from wsgw.registry.base import ConnectionRecord, LocalNode, Registry, RegistryUnavailable
+from wsgw.registry.batching import Batcher
 from wsgw.registry.redis_link import REDIS_ERRORS, Client, RedisLink
 from wsgw.registry.redis_rpc import Caller
 from wsgw.registry.redis_wire import (
@@ -57,6 +58,8 @@ class RedisRegistry(Registry):
         self._reaper: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Future[int]] = set()
         self.orphans_reaped = 0
+        self._registrations = Batcher(self._register_batch)
+        self._deregistrations = Batcher(self._deregister_batch)
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
@@ -94,7 +97,10 @@ class RedisRegistry(Registry):
     # ----- registration ----------------------------------------------------------------------------
 
     async def register(self, record: ConnectionRecord) -> None:
-        await self.link.run(lambda c: self._write_records(c, [record]))
+        await self._registrations.submit(record)
+
+    async def _register_batch(self, records: list[ConnectionRecord]) -> None:
+        await self.link.run(lambda c: self._write_records(c, records))
 
     async def _write_records(self, client: Client, records: list[ConnectionRecord]) -> None:
         """The node's set first, then the hash: a node dying in between leaves only a set entry (harmless)."""
@@ -111,9 +117,12 @@ class RedisRegistry(Registry):
             self._unregistered.add(connection_id)
             return
         try:
-            await self.link.run(lambda c: self._delete(c, [connection_id]))
+            await self._deregistrations.submit(connection_id)
         except RegistryUnavailable:
             self._unregistered.add(connection_id)
+
+    async def _deregister_batch(self, connection_ids: list[str]) -> None:
+        await self.link.run(lambda c: self._delete(c, connection_ids))
 
     async def _delete(self, client: Client, connection_ids: list[str]) -> None:
         pipe = client.pipeline(transaction=False)
