@@ -80,3 +80,17 @@ async def test_redis_pusher_reports_unreachable_redis_as_503(redis_server: Redis
 def test_http_pusher_refuses_a_non_http_endpoint() -> None:
     with pytest.raises(ValueError, match="endpoint"):
         HttpPusher("redis://127.0.0.1:6379")
+
+
+async def test_many_concurrent_first_pushes_all_wait_for_the_link(redis_url: str) -> None:
+    """The first pushes of a fresh AsyncRedisPusher arrive together: none may see a half-started link (503)."""
+    api = {"routes": {"$default": {"handler": "testapp:echo", "routeResponse": True}}}
+    async with serve(api, redis_url=redis_url) as node, connect(node.urls.websocket) as ws:
+        connection_id = (await wait_for(lambda: list(node.gateway.connections)))[0]
+        pusher = AsyncRedisPusher(redis_url)
+        try:
+            results = await asyncio.gather(*(pusher.post(connection_id, str(i)) for i in range(64)))
+        finally:
+            await pusher.close()
+        assert results == [True] * 64
+        assert sorted([await ws.recv() for _ in range(64)], key=int) == [str(i) for i in range(64)]

@@ -155,6 +155,7 @@ class AsyncRedisPusher:
         self.channel = self.keys.channel(f"pusher-{new_id()}")
         self._link: RedisLink | None = None
         self._caller: Caller | None = None
+        self._pending_caller: Caller | None = None
         self._starting: asyncio.Lock | None = None
 
     async def _ready(self) -> Caller:
@@ -164,17 +165,22 @@ class AsyncRedisPusher:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._caller is None:
+                # Published only once the link is up: callers arriving meanwhile wait on the lock instead of
+                # finding a half-started link and answering 503 (seen with 64 concurrent first pushes).
                 link = RedisLink(self.options.url, self.channel, self._on_message)
                 caller = Caller(link, self.keys, self.channel, self.options.push_timeout, self.options.node_ttl)
-                self._link, self._caller = link, caller
+                self._link = link
+                self._pending_caller = caller
                 await link.start()
+                self._caller = caller
         assert self._caller is not None
         return self._caller
 
     def _on_message(self, message: bytes) -> None:
         header, _ = decode(message)
-        if self._caller is not None and "o" not in header:
-            self._caller.on_reply(header)
+        caller = self._caller or self._pending_caller
+        if caller is not None and "o" not in header:
+            caller.on_reply(header)
 
     async def _call(self, connection_id: str, op: str, data: bytes = b"") -> dict[str, Any] | None:
         caller = await self._ready()
@@ -198,7 +204,7 @@ class AsyncRedisPusher:
     async def close(self) -> None:
         if self._link is not None:
             await self._link.stop()
-        self._link = self._caller = None
+        self._link = self._caller = self._pending_caller = None
 
     async def __aenter__(self) -> AsyncRedisPusher:
         await self._ready()

@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from wsgw.registry.base import RegistryUnavailable
+from wsgw.registry.resp import RespConnection, open_resp
 
 log = logging.getLogger("wsgw.registry.redis")
 
@@ -50,6 +51,8 @@ class RedisLink:
         self.recovered_at = -1e9                  # ... when that was a reconnection (not the first connection)
         self._subscriber: aioredis.Redis | None = None
         self._pubsub: Any = None
+        self._pub: RespConnection | None = None      # one server: raw PUBLISH connection (the push hot path)
+        self._sub: RespConnection | None = None      # one server: raw SUBSCRIBE connection
         self._reader: asyncio.Task[None] | None = None
         self._maintainer: asyncio.Task[None] | None = None
         self._down = asyncio.Event()
@@ -105,10 +108,45 @@ class RedisLink:
                 except REDIS_ERRORS as exc:
                     self.mark_down(exc)
             self._first_up.set()
-            await self._down.wait()
+            await self._watch()
             self.up = False
             await self._close()
             await asyncio.sleep(RETRY_SECONDS)
+
+    async def _watch(self) -> None:
+        """Wait until the link goes down; a raw publish unanswered for COMMAND_TIMEOUT means Redis hangs."""
+        loop = asyncio.get_running_loop()
+        while not self._down.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(COMMAND_TIMEOUT / 4):
+                    await self._down.wait()
+            pub = self._pub
+            if pub is not None and pub.oldest_wait(loop.time()) > COMMAND_TIMEOUT:
+                self.mark_down(RedisError("redis did not answer a publish in time"))
+
+    def _lost(self, connection: RespConnection) -> Callable[[BaseException | None], None]:
+        def on_lost(exc: BaseException | None) -> None:
+            if connection in (self._pub, self._sub) and not self._stopping:
+                self.mark_down(exc or ConnectionError("redis closed the connection"))
+        return on_lost
+
+    def _on_push(self, reply: list[Any]) -> None:
+        try:
+            self.on_message(reply[2])
+        except Exception:
+            log.exception("bad message on %s", self.channel)
+
+    async def _connect_raw(self) -> None:
+        """One server: the hot path (publish, subscribe) on raw RESP connections."""
+        pub = await open_resp(self.url, CONNECT_TIMEOUT)
+        pub.on_lost = self._lost(pub)
+        self._pub = pub
+        sub = await open_resp(self.url, CONNECT_TIMEOUT, on_push=self._on_push)
+        sub.on_lost = self._lost(sub)
+        self._sub = sub
+        sub.subscribed = True
+        async with asyncio.timeout(COMMAND_TIMEOUT * 2):    # confirmed: PUBLISH now counts us
+            await sub.command(b"SUBSCRIBE", self.channel)
 
     async def _connect(self) -> None:
         probe = aioredis.Redis.from_url(self.url, socket_timeout=COMMAND_TIMEOUT,
@@ -133,20 +171,17 @@ class RedisLink:
                 self.url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
                 retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE, timeout=POOL_WAIT)
             self.client = aioredis.Redis(connection_pool=pool)
-            self._subscriber = aioredis.Redis.from_url(self.url, socket_timeout=None,
-                                                       socket_connect_timeout=CONNECT_TIMEOUT,
-                                                       retry=Retry(NoBackoff(), 0))
+            await self.client.ping()
+            await self._connect_raw()
+            return
         await self.client.ping()
         pubsub = self._subscriber.pubsub()
         self._pubsub = pubsub
-        if self.cluster:
-            await pubsub.ssubscribe(self.channel)
-        else:
-            await pubsub.subscribe(self.channel)
-        async with asyncio.timeout(COMMAND_TIMEOUT * 2):    # confirmed: PUBLISH now counts us
+        await pubsub.ssubscribe(self.channel)
+        async with asyncio.timeout(COMMAND_TIMEOUT * 2):    # confirmed: SPUBLISH now counts us
             while True:
                 message = await pubsub.get_message(timeout=COMMAND_TIMEOUT)
-                if message is not None and message["type"] in (b"subscribe", b"ssubscribe", "subscribe", "ssubscribe"):
+                if message is not None and message["type"] in (b"ssubscribe", "ssubscribe"):
                     break
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -173,6 +208,10 @@ class RedisLink:
             self.mark_down(exc)
 
     async def _close(self) -> None:
+        pub, sub, self._pub, self._sub = self._pub, self._sub, None, None
+        for raw in (pub, sub):
+            if raw is not None:
+                raw.close()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
@@ -209,7 +248,10 @@ class RedisLink:
             raise RegistryUnavailable(f"redis is unreachable ({exc})") from exc
 
     def publish(self, channel: str, payload: bytes) -> asyncio.Future[int]:
-        """Queue a publish; every publish queued in one loop turn goes out in one pipeline. → receiver count."""
+        """Publish → receiver count. One server: written straight to the raw connection (replies come in
+        order); cluster: every publish queued in one loop turn goes out in one pipeline."""
+        if self.up and self._pub is not None:
+            return self._pub.command(b"PUBLISH", channel, payload)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not self.up:
             future.set_exception(RegistryUnavailable(f"redis is unreachable ({self.last_error or 'connecting'})"))
