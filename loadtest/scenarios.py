@@ -149,8 +149,11 @@ def push_redis(ctx: Context) -> list[Measurement]:
                 raise
             return [a, b]
 
+        # 64 keep-alive connections with one POST each in flight (as many as the Redis pusher's 64 tasks): a
+        # pipelined connection is answered in order, so a few deep pipelines would measure the round trip only.
         out.append(_measure(ctx, scenario, "wsgw A←B (HTTP on B)", two_nodes,
-                            lambda s: ctx.spec("push", s[0].url, push_url=s[1].http_base), unit=unit))
+                            lambda s: ctx.spec("push", s[0].url, push_url=s[1].http_base, http_connections=64,
+                                               pipeline=1), unit=unit))
         problem = redis_pusher_problem()
         if problem:
             out.append(ctx.note_problems(unavailable(scenario, "wsgw A←RedisPusher", problem, unit)))
