@@ -14,8 +14,8 @@ class Connection:
     """Slots only: tens of thousands of these live at once."""
 
     __slots__ = (
-        "authorizer_context", "close_override", "deadline", "inbox", "info", "last_active_ms", "last_seen",
-        "ping_sent_at", "reading_paused", "sink", "timed_out", "worker",
+        "authorizer_context", "close_override", "inbox", "info", "last_active_ms", "last_seen",
+        "ping_sent_at", "reading_paused", "sink", "worker",
     )
 
     def __init__(self, info: ConnectionInfo, sink: SocketSink, now: float) -> None:
@@ -29,8 +29,6 @@ class Connection:
         self.reading_paused = False
         self.close_override: tuple[int, str] | None = None           # what $disconnect reports when we closed
         self.authorizer_context: dict[str, object] | None = info.authorizer
-        self.deadline = 0.0              # loop time by which the running integration call must finish
-        self.timed_out = False           # set by the gateway's watchdog when it cancels that call
 
     @property
     def id(self) -> str:

@@ -11,7 +11,7 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,7 @@ TIMED_OUT = "Endpoint request timed out"
 TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-contract.md)
 INBOX_HIGH_WATER = 64          # pause reading from a socket whose messages queue up beyond this
 INBOX_LOW_WATER = 16
-WATCHDOG_SECONDS = 0.025       # integration timeouts on messages are enforced within this
+WATCHDOG_SECONDS = 0.025       # integration timeouts are enforced within this
 
 
 def now_ms() -> int:
@@ -105,7 +105,8 @@ class Gateway:
         self.limits = api.limits
         self._sweeper: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self.busy: set[Connection] = set()          # connections with an integration call in flight
+        self.deadlines: dict[asyncio.Task[Any], float] = {}   # tasks inside an integration call → loop deadline
+        self.expired: set[asyncio.Task[Any]] = set()          # ... that the watchdog cancelled
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ----- lifecycle of the node -------------------------------------------------------------------
@@ -298,7 +299,7 @@ class Gateway:
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
                               request_id, fast_id(), at_ms)
         try:
-            raw = await self._invoke_for(conn, route, event, request_id)
+            raw = await self._invoke(route, event, request_id)
             if route.route_response:
                 result = read_integration_result(raw)
                 if result.body is not None and conn.info.connection_id in self.connections:
@@ -321,52 +322,48 @@ class Gateway:
             self._send_error(conn, INTERNAL_ERROR, request_id)
 
     async def _invoke(self, route: Route, event: dict[str, Any], request_id: str) -> object:
-        """Call an integration under its timeout (used off the message path: $connect, $disconnect)."""
+        """Call a route's integration under its timeout ($connect, messages, $disconnect)."""
         context = route.make_context(request_id, route.integration.timeout_ms)
-        async with asyncio.timeout(route.timeout_s):
-            return await route.integration.invoke(event, context)
+        return await self.within_deadline(route.integration.invoke(event, context), route.timeout_s)
 
     async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
                                  request_id: str) -> object:
         """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it)."""
         context = LambdaContext(integration.function_name, request_id, integration.timeout_ms,
                                 self.api.region, self.api.account_id)
-        async with asyncio.timeout(timeout_s):
-            return await integration.invoke(event, context)
+        return await self.within_deadline(integration.invoke(event, context), timeout_s)
 
-    async def _invoke_for(self, conn: Connection, route: Route, event: dict[str, Any], request_id: str) -> object:
-        """Call an integration for a message, its timeout enforced by the watchdog instead of a timer.
+    async def within_deadline(self, call: Awaitable[object], timeout_s: float) -> object:
+        """Await `call`; TimeoutError once timeout_s passed. The watchdog enforces it, not a timer per call.
 
-        A timer per message (asyncio.timeout) cost about a tenth of the routed path; the watchdog keeps one
-        deadline per busy connection and cancels the worker when it passes.
+        A timer per call (asyncio.timeout) cost about a tenth of the routed path and more of a connect; the
+        watchdog keeps one deadline per running task and cancels the task when it passes.
         """
-        context = route.make_context(request_id, route.integration.timeout_ms)
-        assert self._loop is not None
-        conn.deadline = self._loop.time() + route.timeout_s
-        self.busy.add(conn)
+        task = asyncio.current_task()
+        assert task is not None and self._loop is not None
+        self.deadlines[task] = self._loop.time() + timeout_s
         try:
-            return await route.integration.invoke(event, context)
+            return await call
         except asyncio.CancelledError:
-            if not conn.timed_out:
+            if task not in self.expired:
                 raise
-            conn.timed_out = False
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
             raise TimeoutError from None
         finally:
-            self.busy.discard(conn)
+            del self.deadlines[task]
+            if task in self.expired:             # our cancel, delivered or swallowed: take it back
+                self.expired.discard(task)
+                task.uncancel()
 
     async def _watch_deadlines(self) -> None:
-        """Cancel message integrations that outlive their timeout (checked every WATCHDOG_SECONDS)."""
+        """Cancel integration calls that outlive their timeout (checked every WATCHDOG_SECONDS)."""
         assert self._loop is not None
         while True:
             await asyncio.sleep(WATCHDOG_SECONDS)
             now = self._loop.time()
-            for conn in list(self.busy):
-                if now >= conn.deadline and not conn.timed_out and conn.worker is not None:
-                    conn.timed_out = True
-                    conn.worker.cancel()
+            for task, deadline in list(self.deadlines.items()):
+                if now >= deadline and task not in self.expired:
+                    self.expired.add(task)
+                    task.cancel()
 
     def _send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):
