@@ -33,6 +33,8 @@ protocol_log.setLevel(logging.WARNING)
 MAX_HEAD_BYTES = 16 * 1024          # request line + headers
 MAX_URL_BYTES = 8 * 1024
 MAX_PIPELINED = 32                  # queued requests before we stop reading from that client
+MAX_QUEUED_BYTES = 1024 * 1024      # ... or queued request bodies
+MAX_EARLY_BYTES = 256 * 1024        # bytes a client may send while its $connect runs
 KEEPALIVE_SECONDS = 75.0
 CLOSE_HANDSHAKE_SECONDS = 5.0
 
@@ -60,6 +62,8 @@ class HttpConnection(asyncio.Protocol):
         self.ws: WebSocketSession | None = None
         self.upgrading = False
         self.pending: list[bytes] = []      # bytes that arrived while $connect ran
+        self.pending_bytes = 0
+        self.queued_bytes = 0               # bodies of pipelined requests waiting their turn
         self.lost = False
         self.reading_paused = False
         self.head_bytes = 0
@@ -101,6 +105,16 @@ class HttpConnection(asyncio.Protocol):
             self.ws.data_received(data)
             return
         if self.upgrading:
+            # A client must wait for the 101 before sending frames (RFC 6455 4.1); a little early data is
+            # kept for after the handshake, a flood while $connect runs is refused.
+            self.pending_bytes += len(data)
+            if self.pending_bytes > MAX_EARLY_BYTES:
+                log.warning("dropping %s: %d bytes sent before the handshake completed", self.source_ip,
+                            self.pending_bytes)
+                self.pending.clear()
+                if self.transport is not None:
+                    self.transport.abort()
+                return
             self.pending.append(data)
             return
         if self.in_head:
@@ -179,7 +193,8 @@ class HttpConnection(asyncio.Protocol):
             self.upgrade_request = request
             return
         self.queue.append((request, None))
-        if len(self.queue) > MAX_PIPELINED and not self.reading_paused:
+        self.queued_bytes += len(request.body)
+        if (len(self.queue) > MAX_PIPELINED or self.queued_bytes > MAX_QUEUED_BYTES) and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
         self._kick()
@@ -202,6 +217,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             while self.queue and not self.lost:
                 request, upgrade_rest = self.queue.popleft()
+                self.queued_bytes -= len(request.body)
                 if upgrade_rest is not None:
                     await self._upgrade(request, upgrade_rest)
                     return
@@ -217,7 +233,8 @@ class HttpConnection(asyncio.Protocol):
                 if not request.keep_alive:
                     self.transport.close()
                     return
-                if self.reading_paused and len(self.queue) <= MAX_PIPELINED // 2:
+                if self.reading_paused and len(self.queue) <= MAX_PIPELINED // 2 \
+                        and self.queued_bytes <= MAX_QUEUED_BYTES // 2:
                     self.reading_paused = False
                     self.transport.resume_reading()
             if not self.queue and not self.upgrading:
@@ -400,15 +417,27 @@ class WebSocketSession:
                 self.transport.write(chunk)
             else:                                   # EOF: the server closes TCP after the closing handshake
                 self.transport.close()
+                self._abort_later()
+
+    def _abort_later(self) -> None:
+        """A close waits for the write buffer to drain; a peer that never reads must not keep it (and its
+        registration) forever, so every close path ends in an abort after CLOSE_HANDSHAKE_SECONDS."""
+        if self.close_timer is None:
+            self.close_timer = asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, self.abort)
 
     # ----- SocketSink ------------------------------------------------------------------------------
 
     def send(self, data: bytes | str) -> bool:
+        """True once the frame is in the socket's buffer; False (the push answers 410) when the connection is
+        closed or is a slow consumer whose buffer this frame would take past maxSendBufferBytes."""
         protocol = self.protocol
         if protocol.state is not State.OPEN or self.transport.is_closing():
             return False
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        if not self._room_for(len(payload)):
+            return False
         if isinstance(data, str):
-            protocol.send_text(data.encode("utf-8"))
+            protocol.send_text(payload)
         else:
             try:
                 data.decode("utf-8")
@@ -416,30 +445,33 @@ class WebSocketSession:
             except UnicodeDecodeError:
                 protocol.send_binary(data)
         self._flush()
-        if self.transport.get_write_buffer_size() > self.gateway.limits.max_send_buffer_bytes:
-            self._drop_slow_consumer()
         return True
 
     def send_encoded(self, frame: bytes) -> bool:
         # Safe beside the protocol object: it keeps no state about data frames sent unfragmented.
-        if self.protocol.state is not State.OPEN or self.transport.is_closing():
+        if self.protocol.state is not State.OPEN or self.transport.is_closing() or not self._room_for(len(frame)):
             return False
         self.transport.write(frame)
-        if self.transport.get_write_buffer_size() > self.gateway.limits.max_send_buffer_bytes:
-            self._drop_slow_consumer()
         return True
 
-    def _drop_slow_consumer(self) -> None:
+    def _room_for(self, size: int) -> bool:
+        """A frame that would take the buffer past maxSendBufferBytes is refused (its push answers 410) and the
+        peer is closed with 1008 behind what it was already promised: a peer that reads again within
+        CLOSE_HANDSHAKE_SECONDS gets every frame that was answered 200, then the close."""
+        if self.transport.get_write_buffer_size() + size <= self.gateway.limits.max_send_buffer_bytes:
+            return True
         log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
         if self.conn is not None:
             self.conn.close_override = (1008, "Slow consumer")
-        self.transport.abort()
+        self.protocol.fail(1008, "Slow consumer")
+        self._flush()
+        return False
 
     def close(self, code: int, reason: str) -> None:
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
             self._flush()
-            self.close_timer = asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, self.abort)
+            self._abort_later()
         elif self.protocol.state is State.CONNECTING:
             self.abort()
 

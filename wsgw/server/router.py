@@ -16,6 +16,7 @@ class HttpRouter:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.stage = gateway.api.stage
+        self.stage_prefix = f"/{self.stage}"
         self.connections = ConnectionsApi(gateway)
         self.limits = gateway.api.limits
         self.rest = RestFront(gateway)
@@ -24,6 +25,8 @@ class HttpRouter:
         """How large a body this path accepts, and the 413 it answers beyond that."""
         if "/@connections/" in raw_path or raw_path.endswith("/@broadcast"):
             return self.limits.max_post_bytes, too_large(self.limits.max_post_bytes)
+        if not raw_path.startswith(self.stage_prefix):      # /health, /metrics: no bodies
+            return 0, plain_error(413, "Request Entity Too Large: this path takes no body")
         limit = self.limits.max_http_body_bytes
         return limit, plain_error(413, f"Request Entity Too Large: the limit is {limit} bytes")
 
