@@ -136,3 +136,30 @@ async def test_pushes_from_one_caller_arrive_in_order() -> None:
 
         await asyncio.to_thread(push_all)
         assert [await ws.recv() for _ in range(50)] == [str(i) for i in range(50)]
+
+
+async def test_management_api_refuses_sources_outside_allow_from_with_403() -> None:
+    api = {**API, "management": {"allowFrom": ["10.0.0.0/8"]}}       # loopback is not in it
+    async with serve(api) as server, connect(server.urls.websocket) as ws:
+        connection_id = next(iter(server.gateway.connections))
+        client = management_client(endpoint(server))
+        with pytest.raises(botocore.exceptions.ClientError) as error:
+            await asyncio.to_thread(client.post_to_connection, ConnectionId=connection_id, Data=b"x")
+        assert error.value.response["Error"]["Code"] == "ForbiddenException"
+        assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        reply = await raw_http(server.port, b"POST /dev/@broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                               b"Connection: close\r\n\r\nx")
+        assert reply.startswith(b"HTTP/1.1 403")
+        await ws.send("still here")
+        assert await ws.recv() == "still here"          # nothing was pushed
+
+
+def test_management_allow_from_must_be_networks() -> None:
+    from pathlib import Path
+
+    from wsgw.config import parse_api
+    from wsgw.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        parse_api({"management": {"allowFrom": ["not-a-net"]}}, Path("."))
+    assert error.value.problems[0].key == "management.allowFrom"

@@ -7,6 +7,7 @@ Every problem is reported with the dotted key it concerns and the fix, all at on
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 from wsgw.errors import ConfigError, ConfigProblem
 
 DEFAULT_SELECTION = "$request.body.action"
+# Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
+# balancer's health checks), not the open internet. AWS requires IAM-signed calls; see management.allowFrom.
+DEFAULT_MANAGEMENT_ALLOW = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
 HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -22,7 +26,8 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
-    "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "tls",
+    "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
+    "management",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -114,6 +119,8 @@ class ApiConfig:
     account_id: str = "000000000000"
     throttling: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    domain_name: str | None = None        # requestContext.domainName behind a load balancer, e.g. chat.example.com
+    management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: dict[str, str] = field(default_factory=dict)   # mode (only|both|off), certfile, keyfile
 
 
@@ -315,6 +322,19 @@ def _parse_tls(raw: Any, problems: _Collector) -> dict[str, str]:
     return tls
 
 
+def _parse_networks(raw: Any, problems: _Collector) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        problems.add("management.allowFrom", "must be a list of networks, e.g. [127.0.0.1/32, 10.0.0.0/8]")
+        return DEFAULT_MANAGEMENT_ALLOW
+    networks = []
+    for item in raw:
+        try:
+            networks.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            problems.add("management.allowFrom", f"'{item}' is not an IP network (e.g. 10.0.0.0/8 or 0.0.0.0/0)")
+    return tuple(networks)
+
+
 def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
     """Validate a loaded document into an ApiConfig; raise ConfigError listing every problem."""
     problems = _Collector()
@@ -359,8 +379,21 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
             problems.add(key, f"'{value}' does not look like an AWS {key} (e.g. {default})")
             value = default
         ids[key] = value
+    domain = raw.get("domainName")
+    if domain is not None and (not isinstance(domain, str) or not re.match(r"^[A-Za-z0-9.\[\]:-]{1,253}$", domain)):
+        problems.add("domainName", "must be a host name with an optional port, e.g. chat.example.com or 10.0.0.5:8080")
+        domain = None
+    allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
+    management = raw.get("management")
+    if management is not None:
+        if not isinstance(management, dict) or set(management) - {"allowFrom"}:
+            problems.add("management", "must be a mapping with 'allowFrom: [CIDR, ...]'")
+        else:
+            allow_from = _parse_networks(management.get("allowFrom", []), problems)
     api = ApiConfig(
         base_dir=base_dir,
+        domain_name=domain,
+        management_allow_from=allow_from,
         stage=stage,
         route_selection_expression=expression,
         stage_variables=_string_map(raw.get("stageVariables"), "stageVariables", problems),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
 from urllib.parse import unquote
@@ -34,8 +35,24 @@ class ConnectionsApi:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.max_post_bytes = gateway.api.limits.max_post_bytes
+        self.allowed = [ipaddress.ip_network(n) for n in gateway.api.management_allow_from]
+
+    def forbidden(self, request: HttpRequest) -> HttpResponse | None:
+        """403 ForbiddenException (as AWS answers an unauthorised call) for sources outside management.allowFrom."""
+        try:
+            source = ipaddress.ip_address(request.source_ip)
+        except ValueError:
+            source = None
+        if source is not None and any(source in network for network in self.allowed):
+            return None
+        return HttpResponse.aws_error(403, "ForbiddenException",
+                                      f"Forbidden: {request.source_ip} may not call the management API "
+                                      "(see management.allowFrom)")
 
     async def handle(self, request: HttpRequest, encoded_id: str) -> HttpResponse:
+        refused = self.forbidden(request)
+        if refused is not None:
+            return refused
         connection_id = unquote(encoded_id)
         if not CONNECTION_ID.match(connection_id):
             return HttpResponse.aws_error(400, "BadRequestException", f"Invalid connectionId: {connection_id[:128]}")
@@ -61,6 +78,9 @@ class ConnectionsApi:
 
         200 `{"delivered": N}` counts the sockets that took the frame, once each node answered.
         """
+        refused = self.forbidden(request)
+        if refused is not None:
+            return refused
         if request.method != "POST":
             return HttpResponse.aws_error(405, "MethodNotAllowedException", "use POST /{stage}/@broadcast")
         if len(request.body) > self.max_post_bytes:

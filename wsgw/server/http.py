@@ -20,6 +20,7 @@ class HttpRequest:
     source_ip: str
     keep_alive: bool = True
     http_version: str = "1.1"
+    domain_name: str = ""         # what requestContext.domainName says: see listener.trusted_domain
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

@@ -39,6 +39,29 @@ KEEPALIVE_SECONDS = 75.0
 CLOSE_HANDSHAKE_SECONDS = 5.0
 
 
+def trusted_domain(host_header: str | None, local: tuple[str, int], configured: str | None) -> str:
+    """requestContext.domainName: the configured `domainName`, else the Host header only when it names this
+    node's own address (or localhost) and port, else that address.
+
+    Handlers build their @connections endpoint from domainName (AWS's samples do); a Host header taken as is
+    let any client make the node post to a host of its choosing, with connection ids in the path.
+    """
+    if configured:
+        return configured
+    address, port = local
+    own = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    if host_header:
+        if host_header.startswith("["):                      # [::1]:8080
+            name, _, rest = host_header[1:].partition("]")
+            given_port = rest[1:]
+        else:
+            name, _, given_port = host_header.rpartition(":")
+        if given_port.isdigit() and int(given_port) == port and name.lower() in {"localhost", address, "127.0.0.1",
+                                                                                 "::1"}:
+            return host_header
+    return own
+
+
 @dataclass(slots=True)
 class ListenerContext:
     """What every TCP connection of one node shares."""
@@ -57,6 +80,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.source_ip = ""
+        self.local = ("127.0.0.1", 0)
         self.queue: deque[tuple[HttpRequest, bytes | None]] = deque()
         self.worker: asyncio.Task[None] | None = None
         self.ws: WebSocketSession | None = None
@@ -88,6 +112,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.source_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
+        sockname = transport.get_extra_info("sockname")
+        self.local = (str(sockname[0]), int(sockname[1])) if isinstance(sockname, tuple) else ("127.0.0.1", 0)
         self.ctx.open_sockets.add(self)
         self._arm_timer(self.ctx.gateway.limits.handshake_timeout_seconds)
 
@@ -185,6 +211,8 @@ class HttpConnection(asyncio.Protocol):
             source_ip=self.source_ip,
             keep_alive=self.parser.should_keep_alive(),
             http_version=self.parser.get_http_version(),
+            domain_name=trusted_domain(next((v for k, v in self.headers if k.lower() == "host"), None),
+                                       self.local, self.ctx.gateway.api.domain_name),
         )
         if self.too_large is not None:
             self._fail(self.too_large)
@@ -255,7 +283,7 @@ class HttpConnection(asyncio.Protocol):
         subprotocols = [p.strip() for value in _all(request.headers, "sec-websocket-protocol")
                         for p in value.split(",") if p.strip()]
         hs = Handshake(request.headers, parse_qsl(request.query_string, keep_blank_values=True),
-                       request.source_ip, request.header("host") or "", subprotocols)
+                       request.source_ip, request.domain_name, subprotocols)
         outcome = await gateway.connect(hs)
         if self.lost or self.transport is None:
             return
