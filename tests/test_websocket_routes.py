@@ -186,3 +186,29 @@ async def test_binary_frame_is_delivered_base64_when_opted_in() -> None:
         await ws.recv()
         event = testapp.events_of("$default")[0] if testapp.events_of("$default") else testapp.events_of("quiet")[0]
         assert event["isBase64Encoded"] is True
+
+
+async def test_hung_sync_handler_takes_at_most_its_max_concurrency_of_threads() -> None:
+    api = {"routes": {
+        "stuck": {"integration": {"type": "python", "handler": "testapp:block_until_released", "timeoutMs": 100,
+                                  "maxConcurrency": 3}, "routeResponse": True},
+        "syncecho": {"handler": "testapp:sync_echo", "routeResponse": True},
+    }}
+    async with serve(api) as server:
+        clients = [await connect(url(server)) for _ in range(5)]
+        replies = []
+        for ws in clients:                  # one each: a connection's messages would wait behind each other
+            await ws.send('{"action": "stuck"}')
+            replies.append(orjson.loads(await ws.recv())["message"])
+        # three threads hang (their calls timed out); the next two are refused without taking a thread
+        assert replies == ["Endpoint request timed out"] * 3 + ["Internal server error"] * 2
+        assert len(testapp.events_of("stuck")) == 3
+        await clients[0].send('{"action": "syncecho", "still": "served"}')
+        assert json.loads(await clients[0].recv()) == {"action": "syncecho", "still": "served"}
+        testapp.RELEASE.set()               # the hung calls return; the route takes calls again
+        route = server.gateway.routes.routes["stuck"].integration
+        await wait_for(lambda: route.running == 0)       # type: ignore[attr-defined]
+        await clients[1].send('{"action": "stuck"}')
+        assert json.loads(await clients[1].recv()) == {"action": "stuck"}
+        for ws in clients:
+            await ws.close()

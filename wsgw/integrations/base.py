@@ -20,7 +20,7 @@ class IntegrationFailed(Exception):
 class Resources:
     """Things integrations share within one node: the thread pool for sync handlers, HTTP sessions."""
 
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(64, "wsgw-handler"))
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(256, "wsgw-handler"))
     shared: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:

@@ -4,13 +4,16 @@ Options besides `handler`, all optional (the serverless.yml and SAM loaders fill
 `codeUri` (the folder, relative to the config file, the module is imported from — Lambda's task root;
 default: the config file's folder), `functionName` (what `context.function_name` and
 AWS_LAMBDA_FUNCTION_NAME report), `memorySize` (MB, for `context.memory_limit_in_mb`), `environment`
-(the function's own variables). Each call runs with its function's Lambda-like environment.
+(the function's own variables), `maxConcurrency` (sync handlers: calls running at once, default 32 —
+like a Lambda's reserved concurrency, it keeps one hung function from taking every thread of the node).
+Each call runs with its function's Lambda-like environment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -19,11 +22,12 @@ from typing import Any
 from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.errors import ConfigError
 from wsgw.events import LambdaContext
-from wsgw.integrations.base import Integration, Resources
+from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.environment import function_environment, function_scope
 from wsgw.integrations.modules import import_from
 
 DEFAULT_MEMORY_MB = 128
+DEFAULT_MAX_CONCURRENCY = 32
 
 
 def import_handler(reference: str, base_dir: Path, key: str) -> Callable[..., Any]:
@@ -47,13 +51,16 @@ class PythonIntegration(Integration):
 
     def __init__(self, spec: IntegrationSpec, function_name: str, function: Callable[..., Any],
                  resources: Resources, environment: dict[str, str] | None = None,
-                 memory_mb: int = DEFAULT_MEMORY_MB) -> None:
+                 memory_mb: int = DEFAULT_MEMORY_MB, max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
         super().__init__(spec, function_name)
         self.function = function
         self.is_async = inspect.iscoroutinefunction(function)
         self.executor = resources.executor
         self.environment = environment if environment is not None else {}
         self.memory = str(memory_mb)
+        self.max_concurrency = max_concurrency
+        self.running = 0                       # sync calls whose thread has not returned (timed out ones too)
+        self.lock = threading.Lock()
 
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
@@ -79,20 +86,39 @@ class PythonIntegration(Integration):
         own = options.get("environment") or {}
         if not isinstance(own, dict):
             raise ConfigError.single(f"{base}.environment", "must be a mapping of names to strings")
+        concurrency = options.get("maxConcurrency", DEFAULT_MAX_CONCURRENCY)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 1000:
+            raise ConfigError.single(f"{base}.maxConcurrency", "must be a whole number from 1 to 1000")
         environment = function_environment(api, name, reference, folder.resolve(), memory,
                                            {str(k): str(v) for k, v in own.items()})
         with function_scope(environment):
             function = import_handler(reference, folder, handler_key)
-        return cls(spec, name, function, resources, environment, memory)
+        return cls(spec, name, function, resources, environment, memory, concurrency)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
         context.memory_limit_in_mb = self.memory
         if self.is_async:
             with function_scope(self.environment):
                 return await self.function(event, context)
+        with self.lock:
+            if self.running >= self.max_concurrency:
+                raise IntegrationFailed(f"{self.function_name}: {self.running} calls still running "
+                                        f"(maxConcurrency {self.max_concurrency}); refusing this one")
+            self.running += 1
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(self._in_scope, event, context))
+        try:
+            return await loop.run_in_executor(self.executor, partial(self._in_scope, event, context))
+        except RuntimeError:                   # the pool is shut down: the thread never ran
+            self._finished()
+            raise
 
     def _in_scope(self, event: dict[str, Any], context: LambdaContext) -> object:
-        with function_scope(self.environment):
-            return self.function(event, context)
+        try:
+            with function_scope(self.environment):
+                return self.function(event, context)
+        finally:
+            self._finished()
+
+    def _finished(self) -> None:
+        with self.lock:
+            self.running -= 1
