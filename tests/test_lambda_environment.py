@@ -124,3 +124,29 @@ async def test_concurrent_handlers_of_different_routes_each_see_their_own_enviro
         await b.send(json.dumps({"action": "right"}))
         replies = await asyncio.gather(a.recv(), b.recv())
     assert [json.loads(r) for r in replies] == [["left", "only-left"], ["right", "only-right"]]
+
+
+@pytest.mark.parametrize("variable", ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                      "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"])
+def test_real_credential_sources_in_the_environment_are_seen(variable: str, tmp_path: Path) -> None:
+    from wsgw.integrations.environment import has_aws_credentials
+
+    assert has_aws_credentials({variable: "x"}, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["credentials", "config"])
+def test_shared_aws_files_count_as_credentials(name: str, tmp_path: Path) -> None:
+    from wsgw.integrations.environment import has_aws_credentials
+
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / name).write_text("[default]\n")
+    assert has_aws_credentials({}, tmp_path)
+
+
+def test_a_bare_machine_has_no_credentials(tmp_path: Path) -> None:
+    from wsgw.integrations.environment import has_aws_credentials
+
+    on_ec2 = Path("/sys/devices/virtual/dmi/id/board_asset_tag")
+    expected = on_ec2.exists() and on_ec2.read_text().strip().startswith("i-")
+    assert has_aws_credentials({}, tmp_path) is expected

@@ -16,6 +16,7 @@ HELP = {
     "wsgw_route_misses_total": "Messages that matched no route and no $default (Forbidden frame)",
     "wsgw_pushes_total": "@connections POSTs, by result",
     "wsgw_http_requests_total": "HTTP requests answered, by status",
+    "wsgw_messages_dropped_total": "Messages received but not handled, by reason (shutdown)",
 }
 
 

@@ -122,6 +122,13 @@ class Gateway:
         """Stop accepting, close every socket with 1001, wait for every $disconnect, stop the registry."""
         self.accepting = False
         for conn in list(self.connections.values()):
+            # Messages still queued behind a running one are dropped (counted, logged) so that every
+            # $disconnect runs within the grace period instead of after a long queue of handler calls.
+            dropped = sum(1 for item in conn.inbox if item is not None)
+            if dropped:
+                conn.inbox.clear()
+                self.metrics.inc("wsgw_messages_dropped_total", 'reason="shutdown"', dropped)
+                log.warning("shutdown: %d queued message(s) of %s not handled", dropped, conn.info.connection_id)
             self.close_connection(conn, 1001, "Going away")
         deadline = time.monotonic() + grace_seconds
         while (self.connections or self.workers) and time.monotonic() < deadline:
@@ -134,6 +141,9 @@ class Gateway:
             conn.sink.abort()
         if self.workers:
             await asyncio.wait(list(self.workers), timeout=max(0.1, deadline - time.monotonic()))
+        if self.workers:
+            log.error("shutdown: %d $disconnect/handler call(s) still running after %.0f s; abandoned",
+                      len(self.workers), grace_seconds)
         for background in (self._sweeper, self._watchdog):
             if background is not None:
                 background.cancel()
@@ -205,6 +215,9 @@ class Gateway:
         Registration comes first so that a refused registration refuses the handshake (503); the local
         table entry comes after the 101 so that no pushed frame can precede the handshake response.
         """
+        if not self.accepting:                 # $connect finished after shutdown began: too late to admit
+            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            return None
         loop = self._loop or asyncio.get_running_loop()
         conn = Connection(info, sink, loop.time())
         try:

@@ -25,6 +25,30 @@ _OVERLAY: ContextVar[dict[str, str] | None] = ContextVar("wsgw_function_environm
 EXECUTION_ENV = f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
 
 
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+def has_aws_credentials(environ: Mapping[str, str], home: Path) -> bool:
+    """Whether botocore's chain could find real credentials, checked without network calls.
+
+    Looks at what the chain reads: environment, shared files (~/.aws/credentials, and ~/.aws/config, which
+    may hold SSO or credential_process), container and web-identity (EKS) variables, and whether this is
+    an EC2 instance (instance role through IMDS: the DMI board asset tag is the instance id there).
+    """
+    if any(environ.get(name) for name in CREDENTIAL_VARIABLES):
+        return True
+    aws = Path(environ["AWS_SHARED_CREDENTIALS_FILE"]) if environ.get("AWS_SHARED_CREDENTIALS_FILE") \
+        else home / ".aws" / "credentials"
+    config = Path(environ["AWS_CONFIG_FILE"]) if environ.get("AWS_CONFIG_FILE") else home / ".aws" / "config"
+    if aws.exists() or config.exists():
+        return True
+    try:
+        return Path("/sys/devices/virtual/dmi/id/board_asset_tag").read_text().strip().startswith("i-")
+    except OSError:
+        return False
+
+
 def prepare_environment(api: ApiConfig) -> None:
     """Region, the API's `environment:` and, when no credentials exist at all, dummy ones.
 
@@ -36,13 +60,7 @@ def prepare_environment(api: ApiConfig) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", api.region)
     for name, value in api.environment.items():
         os.environ[name] = value
-    has_credentials = (
-        "AWS_ACCESS_KEY_ID" in os.environ
-        or "AWS_PROFILE" in os.environ
-        or (Path.home() / ".aws" / "credentials").exists()
-        or "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" in os.environ
-    )
-    if not has_credentials:
+    if not has_aws_credentials(os.environ, Path.home()):
         os.environ["AWS_ACCESS_KEY_ID"] = "wsgw-local"
         os.environ["AWS_SECRET_ACCESS_KEY"] = "wsgw-local"
 
