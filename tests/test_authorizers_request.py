@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.helpers import ROOT, api_from, serve, wait_for
 from wsgw.authorizers import AuthRequest
-from wsgw.authorizers.request import RequestAuthorizer
+from wsgw.authorizers.request import WEBSOCKET_FRONT, RequestAuthorizer
 from wsgw.config import load_api
 from wsgw.errors import ConfigError
 from wsgw.events import ConnectionInfo
@@ -189,7 +189,7 @@ async def test_cache_calls_the_authorizer_once_per_identity_within_the_ttl_and_a
         authorizer = server.gateway.authorizers["users"]
         assert isinstance(authorizer, RequestAuthorizer) and authorizer.cache is not None
         cache = authorizer.cache
-        await wait_for(lambda: cache.get(("allow",)) is None, timeout=5)   # the TTL ran out
+        await wait_for(lambda: cache.get((WEBSOCKET_FRONT, "allow")) is None, timeout=5)   # the TTL ran out
         for _ in range(3):
             async with connect(server.urls.websocket, additional_headers={"Authorization": "allow"}):
                 pass
