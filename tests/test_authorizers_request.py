@@ -17,10 +17,11 @@ from websockets.exceptions import InvalidStatus
 
 from tests.helpers import ROOT, api_from, serve, wait_for
 from wsgw.authorizers import AuthRequest
-from wsgw.authorizers.request import RequestAuthorizer
+from wsgw.authorizers.request import WEBSOCKET_FRONT, RequestAuthorizer
 from wsgw.config import load_api
 from wsgw.errors import ConfigError
 from wsgw.events import ConnectionInfo
+from wsgw.policy import parse_simple_response
 from wsgw.server.app import GatewayServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aws" / "websocket_authorizer_request.json"
@@ -189,7 +190,7 @@ async def test_cache_calls_the_authorizer_once_per_identity_within_the_ttl_and_a
         authorizer = server.gateway.authorizers["users"]
         assert isinstance(authorizer, RequestAuthorizer) and authorizer.cache is not None
         cache = authorizer.cache
-        await wait_for(lambda: cache.get(("allow",)) is None, timeout=5)   # the TTL ran out
+        await wait_for(lambda: cache.get((WEBSOCKET_FRONT, "allow")) is None, timeout=5)   # the TTL ran out
         for _ in range(3):
             async with connect(server.urls.websocket, additional_headers={"Authorization": "allow"}):
                 pass
@@ -328,3 +329,16 @@ async def test_example_chat_config_admits_named_users_only() -> None:
         assert (await refused(server))[0] == 401                      # no ?name=: the gateway answers
         assert (await refused(server, path="?name=bad%20name"))[0] == 401   # the authorizer raises
         assert (await refused(server, path="?name=admin"))[0] == 403        # the authorizer denies
+
+
+async def test_a_simple_decision_never_opens_a_websocket_even_from_the_cache() -> None:
+    async with serve(api(ttl=300)) as server:
+        authorizer = server.gateway.authorizers["users"]
+        assert isinstance(authorizer, RequestAuthorizer) and authorizer.cache is not None
+        simple = parse_simple_response({"isAuthorized": True, "context": {"tier": {"name": "gold"}}})
+        assert simple is not None and simple.simple and simple.evaluate("anything")
+        authorizer.cache.put((WEBSOCKET_FRONT, "smuggled"), simple)
+        status, body = await refused(server, token="smuggled")
+        assert status == 500 and b"Internal Server Error" in body
+        assert authapp.calls() == 0 and server.gateway.connections == {}
+        await still_serving(server)

@@ -386,7 +386,7 @@ def test_missing_status_code_defaults_to_200() -> None:
     assert read_integration_result({"body": "x"}) == IntegrationResult(200, "x", {})
 
 
-@pytest.mark.parametrize("status", [99, 600, -1, "abc", "", True, 1.5, None.__class__, [200]])
+@pytest.mark.parametrize("status", [99, 100, 101, 199, "150", 600, -1, "abc", "", True, 1.5, None.__class__, [200]])
 def test_bad_status_code_is_rejected_naming_the_field(status: object) -> None:
     with pytest.raises(InvalidIntegrationResult, match="statusCode"):
         read_integration_result({"statusCode": status})

@@ -36,6 +36,17 @@ async def test_connect_returning_non_2xx_refuses_handshake_with_that_status(stat
         assert disconnects() == []
 
 
+@pytest.mark.parametrize("status", [100, 101, 199])
+async def test_connect_returning_1xx_is_a_malformed_result_refused_with_502(status: int) -> None:
+    async with serve(API) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(server.urls.websocket + f"?status={status}"):
+                pass
+        assert refused.value.response.status_code == 502
+        assert server.gateway.connections == {}
+        assert disconnects() == []
+
+
 async def test_connect_handler_exception_refuses_with_502() -> None:
     async with serve(API) as server:
         with pytest.raises(InvalidStatus) as refused:

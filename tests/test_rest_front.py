@@ -16,6 +16,7 @@ from tests.helpers import raw_http, serve
 from wsgw.authorizers import AUTHORIZER_TYPES, Authorizer, AuthOutcome, AuthRequest
 from wsgw.config import ApiConfig, AuthorizerSpec
 from wsgw.integrations import Resources
+from wsgw.server.http import HttpResponse
 
 SCHEMA = {"type": "object", "required": ["text"], "additionalProperties": False,
           "properties": {"text": {"type": "string", "maxLength": 10}, "n": {"type": "integer"}}}
@@ -298,3 +299,70 @@ async def test_request_line_and_headers_beyond_10240_bytes_are_431() -> None:
         status, body, _ = await fetch(session, "GET", f"{base}/items/1", headers={"X-Big": "v" * 10_300})
         assert status == 431 and "Request Header Fields Too Large" in body["message"]
         assert (await fetch(session, "GET", f"{base}/items/1", headers={"X-Big": "v" * 9000}))[0] == 200
+
+
+# ----- handlers cannot take over HTTP framing ------------------------------------------------------
+
+
+FRAMING_API: dict[str, Any] = {**API, "http": {"routes": {
+    "GET /framing": {"handler": "restapp:framing"},
+    "GET /interim": {"handler": "restapp:interim"},
+    "GET /inject": {"handler": "restapp:inject"},
+    "GET /items/{id}": {"handler": "restapp:show"},
+}}}
+
+
+def split_response(raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])]
+    return int(lines[0].split(" ")[1]), headers, rest
+
+
+async def test_handler_framing_and_hop_by_hop_headers_are_dropped_and_the_node_frames_the_body() -> None:
+    async with front(FRAMING_API) as (_, _, port):
+        # Two requests on one connection: if the handler's Content-Length leaked, the second response
+        # would be read from the middle of the first body.
+        raw = await raw_http(port, b"GET /dev/framing HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   b"GET /dev/items/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, headers, rest = split_response(raw)
+    names = [name.lower() for name, _ in headers]
+    assert status == 200
+    assert names.count("content-length") == 1 and dict(headers)["Content-Length"] == str(len(b"hello world"))
+    for dropped in ("transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection"):
+        assert dropped not in names, dropped
+    assert ("X-Kept", "yes") in headers
+    assert rest.startswith(b"hello world")
+    second_status, _, second_body = split_response(rest[len(b"hello world"):])
+    assert second_status == 200 and json.loads(second_body)["pathParameters"] == {"id": "2"}
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+async def test_handler_1xx_status_is_a_malformed_result_500_and_never_an_interim_response(status: int) -> None:
+    async with front(FRAMING_API) as (_, _, port):
+        raw = await raw_http(port, f"GET /dev/interim?status={status} HTTP/1.1\r\nHost: x\r\n"
+                                   "Connection: close\r\n\r\n".encode())
+    code, _, body = split_response(raw)
+    assert code == 500 and json.loads(body) == {"message": "Internal Server Error"}
+    assert raw.count(b"HTTP/1.1 ") == 1 and b"forged" not in raw
+
+
+@pytest.mark.parametrize("where", ["name", "value", "lf", "multi", "cookie"])
+async def test_crlf_in_handler_headers_is_refused_500_never_injected(where: str) -> None:
+    async with front(FRAMING_API) as (_, _, port):
+        raw = await raw_http(port, f"GET /dev/inject?where={where} HTTP/1.1\r\nHost: x\r\n"
+                                   "Connection: close\r\n\r\n".encode())
+    code, headers, body = split_response(raw)
+    assert code == 500 and json.loads(body) == {"message": "Internal Server Error"}
+    assert b"evil" not in raw and "set-cookie" not in [name.lower() for name, _ in headers]
+
+
+def test_serialized_responses_frame_themselves_whatever_headers_they_were_given() -> None:
+    response = HttpResponse(200, b"body", [("Content-Length", "99"), ("transfer-encoding", "chunked"),
+                                           ("X-A", "a\r\nX-Evil: 1"), ("X-B\n", "1"), ("X-C", "kept")])
+    head, _, body = response.serialize(keep_alive=True).partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK" and body == b"body"
+    assert [line for line in lines if line.lower().startswith(b"content-length")] == [b"Content-Length: 4"]
+    assert b"X-C: kept" in lines and not any(b"chunked" in line or b"Evil" in line or b"X-B" in line
+                                             for line in lines)

@@ -31,11 +31,13 @@ __all__ = [
     "connect_event",
     "disconnect_event",
     "error_frame",
+    "header_text",
     "message_event",
     "method_arn",
     "new_id",
     "read_integration_result",
     "request_time",
+    "result_status",
 ]
 
 Pairs = list[tuple[str, str]]
@@ -477,8 +479,8 @@ class InvalidIntegrationResult(ValueError):
 _PROXY_KEYS: Final = frozenset({"statusCode", "body", "headers", "multiValueHeaders", "isBase64Encoded"})
 
 
-def _text(value: object, what: str) -> str:
-    """A header value as text: str as is, JSON scalars as JSON writes them."""
+def header_text(value: object, what: str) -> str:
+    """A header value as text: str as is, JSON scalars as JSON writes them (shared by both fronts)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -488,9 +490,14 @@ def _text(value: object, what: str) -> str:
     raise InvalidIntegrationResult(f"{what} must be a string, number or boolean, got {type(value).__name__}")
 
 
-def _status(value: object) -> int:
+def result_status(value: object) -> int:
+    """A result's statusCode: an int or numeric string from 200 to 599 (shared by both fronts).
+
+    A 1xx is not a final status: a handler returning one would make the node send an interim response
+    and the body after it as a forged second response, so it is a malformed result like any other.
+    """
     if isinstance(value, bool):
-        raise InvalidIntegrationResult("statusCode must be an integer from 100 to 599, got a boolean")
+        raise InvalidIntegrationResult("statusCode must be an integer from 200 to 599, got a boolean")
     if isinstance(value, int):
         code = value
     elif isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
@@ -498,9 +505,10 @@ def _status(value: object) -> int:
     elif isinstance(value, float) and value.is_integer():
         code = int(value)
     else:
-        raise InvalidIntegrationResult(f"statusCode must be an integer from 100 to 599, got {value!r}")
-    if not 100 <= code <= 599:
-        raise InvalidIntegrationResult(f"statusCode must be an integer from 100 to 599, got {code}")
+        raise InvalidIntegrationResult(f"statusCode must be an integer from 200 to 599, got {value!r}")
+    if not 200 <= code <= 599:
+        raise InvalidIntegrationResult(f"statusCode must be an integer from 200 to 599, got {code} "
+                                       "(1xx statuses are interim, not a response)")
     return code
 
 
@@ -520,7 +528,7 @@ def read_integration_result(result: object) -> IntegrationResult:
       malformed, as on AWS, where such a result gives the client
       ``{"message": "Internal server error", ...}`` (seen on AWS: middyjs/middy issue 1219;
       this includes a plain dict such as ``{"action": "pong"}`` - wrap it in ``body``).
-      ``statusCode`` may be an int or numeric string (100..599), 200 when absent; a non-string
+      ``statusCode`` may be an int or numeric string (200..599), 200 when absent; a non-string
       body is JSON-encoded; header values are rendered as text; ``multiValueHeaders``
       values are joined with ", " and win over ``headers`` for the same name.
     - a str -> 200 with that body; any other JSON-encodable value -> 200 with its JSON.
@@ -530,7 +538,7 @@ def read_integration_result(result: object) -> IntegrationResult:
         # The common answer, {"statusCode": 200[, "body": "..."]}, read without the general checks.
         status = result.get("statusCode", 200)
         body = result.get("body")
-        if type(status) is int and 100 <= status <= 599 and (body is None or type(body) is str) \
+        if type(status) is int and 200 <= status <= 599 and (body is None or type(body) is str) \
                 and len(result) == ("statusCode" in result) + ("body" in result):
             return IntegrationResult(status, body, {})
     if result is None:
@@ -550,7 +558,7 @@ def read_integration_result(result: object) -> IntegrationResult:
         )
 
     raw_status = result.get("statusCode")
-    status = 200 if raw_status is None else _status(raw_status)
+    status = 200 if raw_status is None else result_status(raw_status)
 
     raw_body = result.get("body")
     body = raw_body if raw_body is None or isinstance(raw_body, str) else _json_text(raw_body, "body")
@@ -563,7 +571,7 @@ def read_integration_result(result: object) -> IntegrationResult:
                 f"headers must be an object of name: value, got {type(raw_headers).__name__}"
             )
         for name, value in raw_headers.items():
-            headers[str(name)] = _text(value, f"headers[{name!r}]")
+            headers[str(name)] = header_text(value, f"headers[{name!r}]")
     raw_multi = result.get("multiValueHeaders")
     if raw_multi is not None:
         if not isinstance(raw_multi, dict):
@@ -575,7 +583,7 @@ def read_integration_result(result: object) -> IntegrationResult:
                 raise InvalidIntegrationResult(
                     f"multiValueHeaders[{name!r}] must be a list, got {type(values).__name__}"
                 )
-            headers[str(name)] = ", ".join(_text(v, f"multiValueHeaders[{name!r}]") for v in values)
+            headers[str(name)] = ", ".join(header_text(v, f"multiValueHeaders[{name!r}]") for v in values)
 
     raw_b64 = result.get("isBase64Encoded", False)
     if raw_b64 is None:

@@ -13,12 +13,13 @@ from typing import Final
 
 import orjson
 
-from wsgw.events import InvalidIntegrationResult, _status, _text, request_time
+from wsgw.events import InvalidIntegrationResult, header_text, request_time, result_status
 from wsgw.http_routes import decode_component
 
 Pairs = list[tuple[str, str]]
 
-__all__ = ["HttpRequestInfo", "HttpResult", "http_event", "is_text_body", "parse_query", "read_http_result"]
+__all__ = ["FRAMING_HEADERS", "HttpRequestInfo", "HttpResult", "http_event", "is_text_body", "parse_query",
+           "read_http_result"]
 
 
 @dataclass(slots=True)
@@ -177,6 +178,13 @@ class HttpResult:
 
 _JSON_HEADERS: Final = (("Content-Type", "application/json"),)
 
+#: Hop-by-hop and framing headers (lower case) a handler may not set: the node frames every response
+#: itself. Passing a handler's Content-Length or Transfer-Encoding through would desynchronise the
+#: client (or a proxy in front) from the bytes actually sent. AWS lists these among the reserved headers
+#: of HTTP APIs (docs/aws-contract.md, "REST front").
+FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "te",
+                                    "trailer", "trailers", "upgrade", "proxy-connection"})
+
 
 def _json_bytes(value: object, what: str) -> bytes:
     try:
@@ -192,13 +200,15 @@ def read_http_result(result: object) -> HttpResult:
     function's output as the body — a str as is, anything else (dict, list, number, null) as its JSON.
     With `statusCode`: `headers` (values as text), `multiValueHeaders` (each value its own line),
     `cookies` (each a Set-Cookie line), `body` (a non-string body is JSON-encoded) and `isBase64Encoded`.
-    A malformed result raises InvalidIntegrationResult (the client gets 500).
+    Hop-by-hop and framing headers (FRAMING_HEADERS) are dropped: the node frames the response.
+    A malformed result — a 1xx or out-of-range status, a CR/LF in a header — raises
+    InvalidIntegrationResult (the client gets 500).
     """
     if isinstance(result, str):
         return HttpResult(200, list(_JSON_HEADERS), result.encode("utf-8"))
     if not isinstance(result, dict) or "statusCode" not in result:
         return HttpResult(200, list(_JSON_HEADERS), _json_bytes(result, "the result"))
-    status = _status(result["statusCode"])
+    status = result_status(result["statusCode"])
     headers: Pairs = []
     raw_headers = result.get("headers")
     if raw_headers is not None:
@@ -222,6 +232,7 @@ def read_http_result(result: object) -> HttpResult:
         if not isinstance(raw_cookies, list | tuple) or not all(isinstance(c, str) for c in raw_cookies):
             raise InvalidIntegrationResult("cookies must be a list of strings (each becomes a Set-Cookie header)")
         headers.extend(("Set-Cookie", _header_value(c, "cookies")) for c in raw_cookies)
+    headers = [(k, v) for k, v in headers if k.lower() not in FRAMING_HEADERS]
     raw_b64 = result.get("isBase64Encoded", False)
     if raw_b64 is not None and not isinstance(raw_b64, bool):
         raise InvalidIntegrationResult(f"isBase64Encoded must be true or false, got {raw_b64!r}")
@@ -242,7 +253,7 @@ def read_http_result(result: object) -> HttpResult:
 
 
 def _header_value(value: object, what: str) -> str:
-    text = _text(value, what)
+    text = header_text(value, what)
     if "\r" in text or "\n" in text:
         raise InvalidIntegrationResult(f"{what} holds a line break (header injection refused)")
     return text

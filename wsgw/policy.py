@@ -172,6 +172,7 @@ class AuthorizerDecision:
     statements: tuple[Statement, ...]
     context: dict[str, JsonValue]
     usage_identifier_key: str | None = None
+    simple: bool = False     # an HTTP API simple response: its yes/no holds for every ARN (never for $connect)
 
     def evaluate(self, method_arn: str, action: str = INVOKE_ACTION) -> bool:
         """IAM evaluation: a matching Deny wins, else a matching Allow allows, else implicit deny."""
@@ -436,7 +437,7 @@ def parse_simple_response(
     context = _parse_context(result.get("context"), flat=False)
     _check_size(result, max_bytes)
     statements = (Statement("Allow", _ALLOW_EVERYTHING, _ALLOW_EVERYTHING),) if authorized else ()
-    return AuthorizerDecision(None, statements, context, None)
+    return AuthorizerDecision(None, statements, context, None, simple=True)
 
 
 # --------------------------------------------------------------------------- cache

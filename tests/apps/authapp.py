@@ -93,3 +93,29 @@ def simple(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with LOCK:
         CALLS.append(event)
     return {"isAuthorized": event["identitySource"] == ["letmein"], "context": {"tier": {"name": "gold"}}}
+
+
+def _stage_prefix(arn: str) -> str:
+    """arn:aws:execute-api:region:account:api/stage/ — whatever method and path follow."""
+    head, _, tail = arn.rpartition(":")
+    api, stage = tail.split("/")[:2]
+    return f"{head}:{api}/{stage}/"
+
+
+def admin_denied(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Allow the whole stage except `GET /admin/*`: the IAM shape the percent-encoding bypass broke."""
+    with LOCK:
+        CALLS.append(event)
+    prefix = _stage_prefix(event.get("methodArn") or event.get("routeArn") or "")
+    return {"principalId": "u", "policyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": prefix + "*"},
+        {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": prefix + "GET/admin/*"}]}}
+
+
+def http_simple_ws_deny(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """REST (routeArn): a simple "yes" with a nested context; WebSocket (methodArn): a Deny policy."""
+    with LOCK:
+        CALLS.append(event)
+    if "routeArn" in event:
+        return {"isAuthorized": True, "context": {"tier": {"name": "gold"}}}
+    return _policy("Deny", event["methodArn"])

@@ -49,3 +49,38 @@ async def hang(event: dict[str, Any], context: Any) -> dict[str, Any]:
     testapp.record(event, context)
     await asyncio.sleep(3600)
     return {"statusCode": 200}
+
+
+def framing(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Tries to take over HTTP framing with hop-by-hop and length headers (the gateway must drop them)."""
+    return {"statusCode": 200, "body": "hello world",
+            "headers": {"Content-Length": "5", "Transfer-Encoding": "chunked", "Connection": "close",
+                        "Keep-Alive": "timeout=999", "TE": "trailers", "Trailer": "X-Sum", "Upgrade": "h2c",
+                        "Proxy-Connection": "keep-alive", "X-Kept": "yes"},
+            "multiValueHeaders": {"content-length": ["1", "2"], "transfer-encoding": ["gzip", "chunked"]}}
+
+
+FORGED = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Forged: 1\r\n\r\nforged"
+
+
+def interim(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A 1xx status (from ?status=) with a body that looks like a second response."""
+    return {"statusCode": int(event["queryStringParameters"]["status"]), "body": FORGED}
+
+
+def inject(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A CR/LF in the header part ?where= names: a header name, a value, a multi-value, a cookie."""
+    evil = "x\r\nSet-Cookie: evil=1"
+    where = event["queryStringParameters"]["where"]
+    response: dict[str, Any] = {"statusCode": 200, "body": "ok"}
+    if where == "name":
+        response["headers"] = {"X-A\r\nSet-Cookie: evil=1\r\nX-B": "1"}
+    elif where == "value":
+        response["headers"] = {"X-A": evil}
+    elif where == "lf":
+        response["headers"] = {"X-A": "x\nSet-Cookie: evil=1"}
+    elif where == "multi":
+        response["multiValueHeaders"] = {"X-A": ["fine", evil]}
+    else:
+        response["cookies"] = ["a=1", evil]
+    return response

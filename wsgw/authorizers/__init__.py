@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
 from wsgw.authorizers.jwt import JwtAuthorizer
 from wsgw.authorizers.request import RequestAuthorizer
 from wsgw.config import ApiConfig
@@ -33,4 +33,4 @@ def build_authorizers(api: ApiConfig, resources: Resources) -> dict[str, Authori
     return built
 
 
-__all__ = ["AUTHORIZER_TYPES", "AuthOutcome", "AuthRequest", "Authorizer", "build_authorizers"]
+__all__ = ["AUTHORIZER_TYPES", "AuthOutcome", "AuthRequest", "Authorizer", "build_authorizers", "status_message"]

@@ -10,6 +10,14 @@ from wsgw.config import ApiConfig, AuthorizerSpec
 from wsgw.events import ConnectionInfo
 from wsgw.integrations.base import Resources
 
+#: What a client is told when an authorizer refuses, as AWS words it; any other status is a 500.
+REFUSAL_MESSAGES: dict[int, str] = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}
+
+
+def status_message(status: int) -> str:
+    """AWS's message for an authorizer's refusal status: Unauthorized, Forbidden, else Internal Server Error."""
+    return REFUSAL_MESSAGES.get(status, REFUSAL_MESSAGES[500])
+
 
 @dataclass(slots=True)
 class AuthRequest:

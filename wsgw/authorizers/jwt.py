@@ -21,7 +21,7 @@ from typing import Any
 
 import jwt
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
 from wsgw.authorizers.identity import IdentitySource
 from wsgw.authorizers.jwks import JwksStore, JwksUnavailable, is_url
 from wsgw.authorizers.options import OptionReader
@@ -178,8 +178,7 @@ class JwtAuthorizer(Authorizer):
         """Log why (never the token), tell the client only the status."""
         log.warning("jwt authorizer %s refused (requestId %s, %s): %s", self.spec.name, request.request_id,
                     status, why)
-        return AuthOutcome(status, message={401: "Unauthorized", 403: "Forbidden"}.get(status,
-                                                                                        "Internal Server Error"))
+        return AuthOutcome(status, message=status_message(status))
 
 
 def token_scopes(claims: dict[str, Any]) -> list[str] | None:

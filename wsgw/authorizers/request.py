@@ -9,8 +9,9 @@ the HTTP API 2.0 authorizer event with `routeArn`) and answers `{principalId, po
 - its policy allows ``execute-api:Invoke`` on the route's ARN → allowed; a Deny or no matching Allow → 403;
 - it raises anything else, times out, or answers something malformed → 500.
 
-Decisions are cached by the identity-source values for ``resultTtlInSeconds`` and re-evaluated against
-the ARN of each route they are used for; concurrent calls with the same identity share one invocation.
+Decisions are cached by the front (WebSocket or REST) and the identity-source values for
+``resultTtlInSeconds`` and re-evaluated against the ARN of each route they are used for; concurrent calls
+with the same front and identity share one invocation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
 from wsgw.authorizers.identity import IdentitySource
 from wsgw.authorizers.options import OptionReader
 from wsgw.config import ApiConfig, AuthorizerSpec
@@ -41,6 +42,8 @@ from wsgw.policy import (
 log = logging.getLogger("wsgw.authorizers")
 
 UNAUTHORIZED = "Unauthorized"
+WEBSOCKET_FRONT = "ws"
+HTTP_FRONT = "http"
 
 
 @dataclass(slots=True)
@@ -104,23 +107,25 @@ class RequestAuthorizer(Authorizer):
             if value is None:
                 log.warning("authorizer %s: identity source %s missing (requestId %s): 401",
                             self.spec.name, source.text, request.request_id)
-                return AuthOutcome(401, message=UNAUTHORIZED)
+                return AuthOutcome(401, message=status_message(401))
             values.append(value)
-        key = tuple(values)
+        # The front is part of the key: a REST decision (a simple `isAuthorized`, which allows every ARN,
+        # or a nested context WebSocket must refuse) never answers a $connect, nor the other way round.
+        key = (HTTP_FRONT if request.http_event is not None else WEBSOCKET_FRONT, *values)
         if self.cache is None:
-            result = await self._call(request, values)
+            result = await self._call(request, values, None)
         else:
             cached = self.cache.get(key)
             if cached is not None:
                 return self._decide(cached, request, 0)
             task = self._inflight.get(key)
             if task is None:
-                task = asyncio.get_running_loop().create_task(self._call(request, values))
+                task = asyncio.get_running_loop().create_task(self._call(request, values, key))
                 self._inflight[key] = task
                 task.add_done_callback(partial(self._forget, key))
             result = await asyncio.shield(task)
         if result.decision is None:
-            return AuthOutcome(result.status, message=_message(result.status))
+            return AuthOutcome(result.status, message=status_message(result.status))
         return self._decide(result.decision, request, result.latency_ms)
 
     def _forget(self, key: tuple[str, ...], _task: asyncio.Task[_CallResult]) -> None:
@@ -128,10 +133,15 @@ class RequestAuthorizer(Authorizer):
 
     def _decide(self, decision: AuthorizerDecision, request: AuthRequest, latency_ms: int) -> AuthOutcome:
         """Evaluate the (possibly cached) policy against this route's ARN."""
+        if decision.simple and request.http_event is None:
+            # Unreachable while the cache is keyed by front; kept so a simple "yes" can never open a socket.
+            log.warning("authorizer %s: a simple response cannot authorize $connect (requestId %s): 500",
+                        self.spec.name, request.request_id)
+            return AuthOutcome(500, message=status_message(500))
         if not self._allows(decision, request.method_arn):
             log.warning("authorizer %s: policy does not allow %s for principal %r (requestId %s): 403",
                         self.spec.name, request.method_arn, decision.principal_id, request.request_id)
-            return AuthOutcome(403, message="Forbidden")
+            return AuthOutcome(403, message=status_message(403))
         if request.http_event is not None:   # HTTP API payload 2.0: requestContext.authorizer.lambda
             return AuthOutcome(200, {"lambda": dict(decision.context)})
         return AuthOutcome(200, decision.authorizer_context(latency_ms))
@@ -148,7 +158,7 @@ class RequestAuthorizer(Authorizer):
             self._verdicts[slot] = (decision, verdict)
         return verdict
 
-    async def _call(self, request: AuthRequest, identity: list[str]) -> _CallResult:
+    async def _call(self, request: AuthRequest, identity: list[str], key: tuple[str, ...] | None) -> _CallResult:
         """Invoke the function once and read its answer; never raises (the status says what went wrong)."""
         self.calls += 1
         event = self._event(request, identity)
@@ -178,8 +188,8 @@ class RequestAuthorizer(Authorizer):
             log.warning("authorizer %s answered a malformed response (requestId %s): %s: 500", name,
                         request.request_id, exc)
             return _CallResult(500, None, latency)
-        if self.cache is not None:
-            self.cache.put(tuple(identity), decision)
+        if self.cache is not None and key is not None:
+            self.cache.put(key, decision)
         return _CallResult(200, decision, latency)
 
     def _event(self, request: AuthRequest, identity: list[str]) -> dict[str, Any]:
@@ -213,7 +223,3 @@ def _is_unauthorized(exc: BaseException) -> bool:
 
 def _since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _message(status: int) -> str:
-    return {401: UNAUTHORIZED, 403: "Forbidden"}.get(status, "Internal Server Error")

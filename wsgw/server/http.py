@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import orjson
 
+from wsgw.http_events import FRAMING_HEADERS
+
 SERVER_HEADER = b"wsgw"
+_BREAKS = re.compile(r"[\r\n]")
 
 
 @dataclass(slots=True)
@@ -56,6 +60,10 @@ class HttpResponse:
             phrase = "Status"
         lines = [f"HTTP/1.1 {self.status} {phrase}".encode("latin-1")]
         for name, value in self.headers:
+            # The framing is ours alone: a length, transfer coding or connection header from elsewhere, or
+            # a line break that would start a header of its own, never reaches the wire.
+            if name.lower() in FRAMING_HEADERS or _BREAKS.search(name) or _BREAKS.search(value):
+                continue
             lines.append(f"{name}: {value}".encode("latin-1", "replace"))
         if self.status >= 200 and self.status not in (204, 304):
             lines.append(b"Content-Length: %d" % len(self.body))

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from jsonschema.protocols import Validator
 
-from wsgw.authorizers import Authorizer, AuthRequest
+from wsgw.authorizers import Authorizer, AuthRequest, status_message
 from wsgw.events import ConnectionInfo, InvalidIntegrationResult, method_arn, new_id
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import function_name_for
@@ -90,13 +90,13 @@ class RestFront:
         found = self.table.match(request.method, segments)
         if found is None:
             return None
-        response = await self._run(request, found.value, found.path_parameters, query, rest_path)
+        response = await self._run(request, found.value, found.path_parameters, query, segments)
         return self._with_cors(response, origin)
 
     # ----- one matched request ---------------------------------------------------------------------
 
     async def _run(self, request: HttpRequest, route: RestRoute, params: dict[str, str],
-                   query: list[tuple[str, str]], rest_path: str) -> HttpResponse:
+                   query: list[tuple[str, str]], segments: list[str]) -> HttpResponse:
         gateway = self.gateway
         api = gateway.api
         request_id = new_id()
@@ -108,7 +108,7 @@ class RestFront:
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
         if route.authorizer is not None:
-            refused = await self._authorize(route, request, event, query, rest_path, request_id, now)
+            refused = await self._authorize(route, request, event, query, segments, request_id, now)
             if refused is not None:
                 refused.headers.extend(trace)
                 return refused
@@ -136,25 +136,25 @@ class RestFront:
         return HttpResponse(result.status, result.body, headers)
 
     async def _authorize(self, route: RestRoute, request: HttpRequest, event: dict[str, Any],
-                         query: list[tuple[str, str]], rest_path: str, request_id: str,
+                         query: list[tuple[str, str]], segments: list[str], request_id: str,
                          now: int) -> HttpResponse | None:
         """Run the route's authorizer; on Allow put its context into requestContext.authorizer."""
         assert route.authorizer is not None
         api = self.gateway.api
         info = ConnectionInfo(request_id, now, request.source_ip, request.header("user-agent"),
                               request.header("host") or "", api.stage, api.api_id)
-        arn = method_arn(api.region, api.account_id, api.api_id, api.stage, f"{request.method}{rest_path}")
+        arn = route_arn(api.region, api.account_id, api.api_id, api.stage, request.method, segments)
         auth = AuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
                            http_event=event)
         try:
             outcome = await route.authorizer.authorize(auth)
         except Exception:
             log.exception("authorizer of HTTP route %s failed (requestId %s)", route.key, request_id)
-            return message(500, "Internal Server Error")
+            return message(500, status_message(500))
         if not outcome.allowed:
             self.gateway.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
-            text = {401: "Unauthorized", 403: "Forbidden"}.get(outcome.status, "Internal Server Error")
-            return message(outcome.status if outcome.status in (401, 403) else 500, text)
+            status = outcome.status if outcome.status in (401, 403) else 500
+            return message(status, status_message(status))
         context = event["requestContext"]
         assert isinstance(context, dict)
         context["authorizer"] = authorizer_context(route.authorizer_type, outcome.context)
@@ -183,6 +183,15 @@ class RestFront:
             return response
         response.headers = strip_cors(response.headers) + self.cors.response_headers(origin)
         return response
+
+
+def route_arn(region: str, account_id: str, api_id: str, stage: str, method: str, segments: list[str]) -> str:
+    """`routeArn` of an HTTP API authorizer event: `.../{stage}/{METHOD}/{path}` with the *decoded* path.
+
+    Built from the segments the router matched, never from the raw request path: a policy that denies
+    `GET/admin/*` must also deny `/%61dmin/1`, which the router serves as `/admin/1`.
+    """
+    return method_arn(region, account_id, api_id, stage, f"{method}/" + "/".join(segments))
 
 
 def authorizer_context(kind: str, context: dict[str, object] | None) -> dict[str, object]:
