@@ -33,6 +33,7 @@ class HttpRequestInfo:
     body: bytes
     source_ip: str
     protocol: str = "HTTP/1.1"
+    domain_name: str = ""        # the listener's trusted domain (never a client-chosen Host); "" = Host header
 
 
 _TEXT_TYPES: Final = ("text/", "application/json", "application/xml", "application/javascript",
@@ -113,7 +114,7 @@ def http_event(
         pairs[forwarded] = (name, f"{value}, {request.source_ip}" if value else request.source_ip)
     headers = _joined(pairs, lower=True)
     cookies = [c.strip() for k, v in request.headers if k.lower() == "cookie" for c in v.split(";") if c.strip()]
-    host = headers.get("host", "")
+    host = request.domain_name or headers.get("host", "")
     context: dict[str, object] = {
         "accountId": account_id,
         "apiId": api_id,

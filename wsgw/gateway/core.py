@@ -17,7 +17,7 @@ from typing import Any
 
 from websockets.frames import Frame, Opcode
 
-from wsgw.authorizers import Authorizer, AuthRequest, build_authorizers
+from wsgw.authorizers import Authorizer, AuthRequest, build_authorizers, status_message
 from wsgw.config import ApiConfig
 from wsgw.events import (
     ConnectionInfo,
@@ -178,7 +178,7 @@ class Gateway:
             outcome = await authorizer.authorize(request)
             if not outcome.allowed:
                 self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
-                return ConnectOutcome(outcome.status, body=outcome.message or _reason(outcome.status))
+                return ConnectOutcome(outcome.status, body=outcome.message or status_message(outcome.status))
             info.authorizer = outcome.context
             subprotocol = outcome.subprotocol
         if route is None:
@@ -551,5 +551,3 @@ def _header(headers: dict[str, str], name: str) -> str | None:
     return None
 
 
-def _reason(status: int) -> str:
-    return {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}.get(status, "Refused")

@@ -41,8 +41,8 @@ class MockIntegration(Integration):
         if not isinstance(response, str):
             response = orjson.dumps(response).decode()
         status = spec.options.get("statusCode", 200)
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-            raise ConfigError.single(f"{spec.key}.statusCode", "must be an HTTP status from 100 to 599")
+        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+            raise ConfigError.single(f"{spec.key}.statusCode", "must be an HTTP status from 200 to 599")
         return cls(spec, function_name, response, status)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:

@@ -102,7 +102,8 @@ class RestFront:
         request_id = new_id()
         now = time.time_ns() // 1_000_000
         info = HttpRequestInfo(request.method, request.raw_path, request.query_string, request.headers,
-                               request.body, request.source_ip, f"HTTP/{request.http_version}")
+                               request.body, request.source_ip, f"HTTP/{request.http_version}",
+                               request.domain_name)
         event = http_event(info, route_key=route.key, path_parameters=params, query=query, stage=api.stage,
                            stage_variables=api.stage_variables or None, api_id=api.api_id,
                            account_id=api.account_id, request_id=request_id, now_ms=now)
@@ -142,7 +143,7 @@ class RestFront:
         assert route.authorizer is not None
         api = self.gateway.api
         info = ConnectionInfo(request_id, now, request.source_ip, request.header("user-agent"),
-                              request.header("host") or "", api.stage, api.api_id)
+                              request.domain_name, api.stage, api.api_id)
         arn = route_arn(api.region, api.account_id, api.api_id, api.stage, request.method, segments)
         auth = AuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
                            http_event=event)
