@@ -88,10 +88,6 @@ class Throttler:
         self.per_connection = per_connection
         self.connections: dict[str, TokenBucket] = {}
 
-    @property
-    def limits_connections(self) -> bool:
-        return self.per_connection is not None
-
     def admit_route(self, route_key: str) -> bool:
         """One request on a route: the route's own bucket if it has one, else the stage's (as AWS's
         route settings override the stage defaults)."""

@@ -14,7 +14,7 @@ class Connection:
     """Slots only: tens of thousands of these live at once."""
 
     __slots__ = (
-        "authorizer_context", "close_override", "inbox", "info", "last_active_ms", "last_seen",
+        "close_override", "inbox", "info", "last_active_ms", "last_seen",
         "ping_sent_at", "reading_paused", "sink", "worker",
     )
 
@@ -28,7 +28,6 @@ class Connection:
         self.worker: asyncio.Task[None] | None = None
         self.reading_paused = False
         self.close_override: tuple[int, str] | None = None           # what $disconnect reports when we closed
-        self.authorizer_context: dict[str, object] | None = info.authorizer
 
     @property
     def id(self) -> str:
