@@ -128,6 +128,52 @@ def ratios(ms: Sequence[Measurement]) -> list[Ratio]:
     ]
 
 
+@dataclass
+class Target:
+    """One performance target of issue 7 and what this run measured for it."""
+
+    figure: str
+    goal: str
+    measured: str
+    met: bool | None              # None: not measured in this run
+
+
+def _ratio_target(figure: str, goal: float, ratio: Ratio, higher_is_better: bool = True) -> Target:
+    if ratio.value is None:
+        return Target(figure, f"≥ {goal}x" if higher_is_better else f"≤ {goal}x", "not available", None)
+    met = ratio.value >= goal if higher_is_better else ratio.value <= goal
+    return Target(figure, f"≥ {goal}x" if higher_is_better else f"≤ {goal}x", f"{ratio.value:.2f}x", met)
+
+
+def targets(ms: Sequence[Measurement]) -> list[Target]:
+    """Issue 7's table, from this run's figures (ratios to baselines measured in the same run)."""
+    by_name = {r.name: r for r in ratios(ms)}
+    ws = _find(ms, "echo-baseline", "websockets-echo")
+    at_rate = _find(ms, "latency-at-rate", "wsgw")
+    p99 = at_rate.latency_ms.get("p99") if at_rate is not None else None
+    redis_http = _ratio("", _find(ms, "push-redis", "wsgw A←B (HTTP on B)"), ws)
+    redis_pusher = _ratio("", _find(ms, "push-redis", "wsgw A←RedisPusher"), ws)
+    storm = _ratio("", _find(ms, "connect-storm", "wsgw redis + $connect"),
+                   _find(ms, "connect-storm", "websockets (bare handshake)"))
+    return [
+        _ratio_target("routed messages/s (async handler, route response) ÷ bare websockets echo", 1.0,
+                      by_name["routed msgs/s ÷ bare websockets echo"]),
+        Target("routed p99 latency at 50% of the routed maximum", "≤ 1 ms",
+               "not available" if p99 is None else f"{p99:.2f} ms", None if p99 is None else p99 <= 1.0),
+        _ratio_target("@connections POST → frame, same node ÷ bare echo msgs/s", 0.7,
+                      by_name["push-http deliveries/s ÷ bare websockets echo msgs/s"]),
+        _ratio_target("push through Redis from another node (HTTP on B) ÷ bare echo", 0.4, redis_http),
+        _ratio_target("push through Redis from a worker (RedisPusher) ÷ bare echo", 0.4, redis_pusher),
+        _ratio_target("broadcast deliveries/s ÷ websockets.broadcast", 1.0,
+                      by_name["broadcast deliveries/s ÷ websockets.broadcast"]),
+        _ratio_target("server memory per idle connection ÷ bare websockets", 1.2,
+                      by_name["idle RSS per connection ÷ bare websockets"], higher_is_better=False),
+        _ratio_target("connects/s with $connect + Redis registration ÷ bare handshakes", 0.8, storm),
+        Target("Redis round trips per routed message", "0",
+               "0 (asserted by tests/test_redis_registry.py with INFO commandstats)", True),
+    ]
+
+
 def from_json(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
     """Measurements and meta back from a results file (to re-render a report without measuring again)."""
     fields = set(Measurement("x", "y").to_dict()) - {"accounted"}
@@ -236,6 +282,13 @@ def render_markdown(ms: Sequence[Measurement], meta: dict[str, Any], plots: dict
     for r in ratios(ms):
         value = f"**{r.value:.2f}x**" if r.value is not None else "not available"
         lines.append(f"| {r.name} | {value} | {r.wsgw} | {r.baseline} | {r.note} |")
+    lines += ["", "## Targets (issue 7)", "", "| figure | target | this run | |", "|---|---|---|---|"]
+    for t in targets(ms):
+        mark = "met" if t.met else ("**missed**" if t.met is False else "not measured")
+        lines.append(f"| {t.figure} | {t.goal} | {t.measured} | {mark} |")
+    analysis = Path(__file__).with_name("ANALYSIS.md")
+    if analysis.exists():
+        lines += ["", analysis.read_text(encoding="utf-8").strip(), ""]
     lines += ["", "## Scenarios", ""]
     order = list(SCENARIO_NOTES) + sorted({x.scenario for x in ms} - set(SCENARIO_NOTES))
     for number, scenario in enumerate(order, 1):
