@@ -485,6 +485,20 @@ class Gateway:
         self.close_connection(conn, 1000, "", report="Connection Closed Normally")
         return True
 
+    def drop_local(self, connection_id: str) -> bool:
+        """Close a local socket (1001) WITHOUT running $disconnect or deregistering: the registry found that
+        another node already ran its $disconnect (this node had been reaped as dead while stalled)."""
+        conn = self.connections.pop(connection_id, None)    # gone from the table: on_closed will do nothing
+        if conn is None:
+            return False
+        self.metrics.inc("wsgw_connections_closed_total")
+        self.throttle.forget(connection_id)
+        conn.inbox.clear()
+        if conn.reading_paused:                # the peer's close frame must still be read
+            conn.sink.resume_reading()
+        conn.sink.close(1001, "Going away")
+        return True
+
     def lookup_local(self, connection_id: str) -> ConnectionRecord | None:
         conn = self.connections.get(connection_id)
         return None if conn is None else conn.record(self.node_id)
