@@ -212,6 +212,7 @@ class Gateway:
         except RegistryUnavailable:
             log.warning("refusing %s: registry unavailable", info.connection_id)
             self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self._spawn_deregister(info.connection_id)     # the write may have landed before the error
             return None
         if not send_accept():                  # the client vanished while $connect ran
             self._spawn_deregister(info.connection_id)

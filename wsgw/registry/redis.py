@@ -49,6 +49,7 @@ REAP_BATCH = 200              # orphan $disconnects run concurrently per batch
 REAPER_CLAIM_MS = 30_000      # a reaper that dies mid-way lets another survivor take over after this
 REREGISTER_CHUNK = 1000
 TOMBSTONE_MS = 24 * 3600 * 1000   # how long a reaped node id stays fenced off (a node stopped longer re-registers)
+UNSENT_KEPT = 100_000             # refused-before-writing ids awaiting the gateway's deregister call
 FORMER_IDS_KEPT = 8               # ids a re-joined node still deletes its old connections under
 
 
@@ -63,6 +64,7 @@ class RedisRegistry(Registry):
         self.tick_seconds = min(1.0, self.options.node_ttl / 4)
         self._touched: dict[str, int] = {}
         self._unregistered: set[str] = set()       # deregistrations that could not reach Redis yet
+        self._unsent: set[str] = set()             # registrations refused before any write
         self._ticker: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Future[int]] = set()
@@ -115,13 +117,21 @@ class RedisRegistry(Registry):
         return time.monotonic() - self._beat_at >= self.options.node_ttl
 
     async def register(self, record: ConnectionRecord) -> None:
-        if self.fenced():
-            raise RegistryUnavailable("this node missed its heartbeats for node_ttl; refusing new connections")
+        self._refuse_unsent([record])
         await self._registrations.submit(record)
 
+    def _refuse_unsent(self, records: list[ConnectionRecord]) -> None:
+        """Refuse before any I/O while fenced or down; remember the ids so their deregistration costs nothing
+        (the gateway deregisters every refused registration, as one that failed after writing may have landed)."""
+        if self.fenced() or not self.link.up:
+            if len(self._unsent) > UNSENT_KEPT:
+                self._unsent.clear()
+            self._unsent.update(r.connection_id for r in records)
+            reason = "missed its heartbeats for node_ttl" if self.link.up else "cannot reach redis"
+            raise RegistryUnavailable(f"this node {reason}; refusing new connections")
+
     async def _register_batch(self, records: list[ConnectionRecord]) -> None:
-        if self.fenced():
-            raise RegistryUnavailable("this node missed its heartbeats for node_ttl; refusing new connections")
+        self._refuse_unsent(records)
         node_id = self.node_id
         await self.link.run(lambda c: self._write_records(c, records, node_id))
         if self.node_id != node_id:              # re-joined under a new id while this batch was on its way
@@ -142,6 +152,9 @@ class RedisRegistry(Registry):
     async def deregister(self, connection_id: str) -> None:
         """Never raises: while Redis is away the id is kept and removed once the link is back."""
         self._touched.pop(connection_id, None)
+        if connection_id in self._unsent:        # refused before anything was written
+            self._unsent.discard(connection_id)
+            return
         if not self.link.up:
             self._unregistered.add(connection_id)
             return
