@@ -53,6 +53,19 @@ class RedisOptions:
         return cls(clean, node_ttl, push_timeout, prefix)
 
 
+def redacted(url: str) -> str:
+    """The URL fit to print: any password (userinfo or `?password=`) replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if sep else f"{user}@{host}"
+    query = "&".join(f"{k}=***" if k.lower() == "password" else f"{k}={v}"
+                     for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """The key and channel names under one prefix."""
