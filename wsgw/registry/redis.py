@@ -135,7 +135,9 @@ class RedisRegistry(Registry):
         node_id = self.node_id
         await self.link.run(lambda c: self._write_records(c, records, node_id))
         if self.node_id != node_id:              # re-joined under a new id while this batch was on its way
-            adopted = await self.link.run(lambda c: self._adopt(c, [r.connection_id for r in records], node_id))
+            ids = [r.connection_id for r in records]
+            adopted = await self.link.run(lambda c: self._adopt(c, ids, node_id))
+            await self.link.run(lambda c: c.srem(self.keys.conns(node_id), *ids))
             if len(adopted) < len(records):
                 raise RegistryUnavailable("this node was reaped while registering; refused")
 
