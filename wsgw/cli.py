@@ -155,7 +155,9 @@ async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None, re
     gc.collect()
     gc.freeze()
     urls = server.urls
-    registry = f"redis ({redis_url})" if redis_url else "memory"
+    from wsgw.registry.redis_wire import redacted
+
+    registry = f"redis ({redacted(redis_url)})" if redis_url else "memory"
     print(f"wsgw serving stage '{api.stage}' on the {registry} registry", flush=True)
     if tls is not None:
         _print_tls(tls)
@@ -208,8 +210,9 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
 
 
 def _child_args(args: argparse.Namespace) -> list[str]:
-    """What each --workers process is started with: the same API, registry and TLS options."""
-    child = ["-c", args.config, "--redis", args.redis, "--log-level", args.log_level]
+    """What each --workers process is started with: the same API and TLS options. Not the Redis URL: it may
+    hold a password, and a command line is visible to every user (ps); workers get it as WSGW_REDIS_URL."""
+    child = ["-c", args.config, "--log-level", args.log_level]
     for flag, value in (("--stage", args.stage), ("--region", args.region), ("--tls", args.tls),
                         ("--certfile", args.certfile), ("--keyfile", args.keyfile), ("--ca-dir", args.ca_dir)):
         if value is not None:
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         from wsgw.workers import supervise
 
-        return supervise(args.workers, args.host, args.port, _child_args(args))
+        return supervise(args.workers, args.host, args.port, _child_args(args), env={"WSGW_REDIS_URL": args.redis})
     sys.path.insert(0, str(api.base_dir))
     _install_loop()
     try:

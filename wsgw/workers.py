@@ -7,6 +7,7 @@ workers, restarts one that crashes, and forwards SIGTERM/SIGINT so every worker 
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -27,13 +28,15 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def supervise(count: int, host: str, port: int, child_args: list[str]) -> int:
-    """Run `count` workers of `wsgw run <child_args> --port P --reuse-port` until a signal; → exit status."""
+def supervise(count: int, host: str, port: int, child_args: list[str], env: dict[str, str] | None = None) -> int:
+    """Run `count` workers of `wsgw run <child_args> --port P --reuse-port` until a signal; → exit status.
+    `env` is added to the workers' environment (secrets such as the Redis URL go there, not on argv)."""
     reserved = reserve_port(host, port)
     port = int(reserved.getsockname()[1])
     command = [sys.executable, "-m", "wsgw", "run", *child_args, "--host", host, "--port", str(port), "--reuse-port"]
     print(f"wsgw: {count} workers sharing {host}:{port} (SO_REUSEPORT) on the Redis registry", flush=True)
-    workers = [subprocess.Popen(command) for _ in range(count)]
+    child_env = {**os.environ, **(env or {})}
+    workers = [subprocess.Popen(command, env=child_env) for _ in range(count)]
     stopping: list[int] = []
 
     def forward(sig: int, _frame: FrameType | None) -> None:
@@ -51,7 +54,7 @@ def supervise(count: int, host: str, port: int, child_args: list[str]) -> int:
                 if status is not None and not stopping:
                     print(f"wsgw: worker {worker.pid} exited with {status}; restarting it", flush=True)
                     time.sleep(RESTART_PAUSE)
-                    workers[index] = subprocess.Popen(command)
+                    workers[index] = subprocess.Popen(command, env=child_env)
             time.sleep(0.2)
         statuses = [worker.wait() for worker in workers]
     finally:

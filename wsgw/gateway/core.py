@@ -225,6 +225,7 @@ class Gateway:
         except RegistryUnavailable:
             log.warning("refusing %s: registry unavailable", info.connection_id)
             self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self._spawn_deregister(info.connection_id)     # the write may have landed before the error
             return None
         if not send_accept():                  # the client vanished while $connect ran
             self._spawn_deregister(info.connection_id)
@@ -501,6 +502,20 @@ class Gateway:
         if conn is None:
             return False
         self.close_connection(conn, 1000, "", report="Connection Closed Normally")
+        return True
+
+    def drop_local(self, connection_id: str) -> bool:
+        """Close a local socket (1001) WITHOUT running $disconnect or deregistering: the registry found that
+        another node already ran its $disconnect (this node had been reaped as dead while stalled)."""
+        conn = self.connections.pop(connection_id, None)    # gone from the table: on_closed will do nothing
+        if conn is None:
+            return False
+        self.metrics.inc("wsgw_connections_closed_total")
+        self.throttle.forget(connection_id)
+        conn.inbox.clear()
+        if conn.reading_paused:                # the peer's close frame must still be read
+            conn.sink.resume_reading()
+        conn.sink.close(1001, "Going away")
         return True
 
     def lookup_local(self, connection_id: str) -> ConnectionRecord | None:

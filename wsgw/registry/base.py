@@ -25,7 +25,7 @@ class ConnectionRecord:
     """What any node can learn about a connection (the GetConnection answer, plus its owner)."""
 
     connection_id: str
-    node_id: str
+    node_id: str        # the registry may change it: a node reaped while stalled re-joins under a new id
     connected_at_ms: int
     last_active_ms: int
     source_ip: str
@@ -45,6 +45,10 @@ class LocalNode(Protocol):
 
     def disconnect_local(self, connection_id: str) -> bool:
         """Close a local socket (1000), running $disconnect; False when it is not here."""
+        ...
+
+    def drop_local(self, connection_id: str) -> bool:
+        """Close a local socket (1001) without running its $disconnect: another node already ran it."""
         ...
 
     def lookup_local(self, connection_id: str) -> ConnectionRecord | None: ...

@@ -8,6 +8,10 @@
   each hash (Lua, only if still owned by the dead node) and runs its $disconnect (1006) through the gateway.
 - while Redis is unreachable, register/deliver raise RegistryUnavailable at once; when the link comes back
   the node re-registers its live connections (also after a Redis restart that lost everything).
+- fencing: a node whose last good heartbeat is `node_ttl` old refuses new connections (a survivor may be reaping
+  it). The reaper leaves a tombstone; a node that comes back and finds it re-joins under a new id, keeps the
+  connections no survivor claimed yet (ADOPT, atomic per connection) and closes the claimed ones without a
+  second $disconnect (`LocalNode.drop_local`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from wsgw.registry.batching import Batcher
 from wsgw.registry.redis_link import REDIS_ERRORS, Client, RedisLink
 from wsgw.registry.redis_rpc import Caller
 from wsgw.registry.redis_wire import (
+    ADOPT,
     CLAIM_ORPHAN,
     DELETE_IF_OWNER,
+    HEARTBEAT,
+    REAP_CLAIM,
     TOUCH,
     Keys,
     RedisOptions,
@@ -41,6 +48,9 @@ log = logging.getLogger("wsgw.registry.redis")
 REAP_BATCH = 200              # orphan $disconnects run concurrently per batch
 REAPER_CLAIM_MS = 30_000      # a reaper that dies mid-way lets another survivor take over after this
 REREGISTER_CHUNK = 1000
+TOMBSTONE_MS = 24 * 3600 * 1000   # how long a reaped node id stays fenced off (a node stopped longer re-registers)
+UNSENT_KEPT = 100_000             # refused-before-writing ids awaiting the gateway's deregister call
+FORMER_IDS_KEPT = 8               # ids a re-joined node still deletes its old connections under
 
 
 class RedisRegistry(Registry):
@@ -54,18 +64,24 @@ class RedisRegistry(Registry):
         self.tick_seconds = min(1.0, self.options.node_ttl / 4)
         self._touched: dict[str, int] = {}
         self._unregistered: set[str] = set()       # deregistrations that could not reach Redis yet
+        self._unsent: set[str] = set()             # registrations refused before any write
         self._ticker: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Future[int]] = set()
         self.orphans_reaped = 0
         self._registrations = Batcher(self._register_batch)
         self._deregistrations = Batcher(self._deregister_batch)
+        self._beat_at = -1e9                      # monotonic send time of the last heartbeat that was not refused
+        self._former_ids: list[str] = []          # ids this node had before it was reaped and re-joined
+        self._adopt_from: str | None = None       # set while the connections of a reaped id are still to adopt
+        self.rejoins = 0
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, node: LocalNode) -> None:
         self.node = node
         self.node_id = node.node_id
+        self._base_id = node.node_id
         channel = self.keys.channel(self.node_id)
         self.link = RedisLink(self.options.url, channel, self._on_message, self._on_up)
         self.caller = Caller(self.link, self.keys, channel, self.options.push_timeout, self.options.node_ttl)
@@ -96,23 +112,51 @@ class RedisRegistry(Registry):
 
     # ----- registration ----------------------------------------------------------------------------
 
+    def fenced(self) -> bool:
+        """No heartbeat got through for node_ttl: a survivor may be reaping this node, so admit nothing new."""
+        return time.monotonic() - self._beat_at >= self.options.node_ttl
+
     async def register(self, record: ConnectionRecord) -> None:
+        self._refuse_unsent([record])
         await self._registrations.submit(record)
 
-    async def _register_batch(self, records: list[ConnectionRecord]) -> None:
-        await self.link.run(lambda c: self._write_records(c, records))
+    def _refuse_unsent(self, records: list[ConnectionRecord]) -> None:
+        """Refuse before any I/O while fenced or down; remember the ids so their deregistration costs nothing
+        (the gateway deregisters every refused registration, as one that failed after writing may have landed)."""
+        if self.fenced() or not self.link.up:
+            if len(self._unsent) > UNSENT_KEPT:
+                self._unsent.clear()
+            self._unsent.update(r.connection_id for r in records)
+            reason = "missed its heartbeats for node_ttl" if self.link.up else "cannot reach redis"
+            raise RegistryUnavailable(f"this node {reason}; refusing new connections")
 
-    async def _write_records(self, client: Client, records: list[ConnectionRecord]) -> None:
+    async def _register_batch(self, records: list[ConnectionRecord]) -> None:
+        self._refuse_unsent(records)
+        node_id = self.node_id
+        await self.link.run(lambda c: self._write_records(c, records, node_id))
+        if self.node_id != node_id:              # re-joined under a new id while this batch was on its way
+            ids = [r.connection_id for r in records]
+            adopted = await self.link.run(lambda c: self._adopt(c, ids, node_id))
+            await self.link.run(lambda c: c.srem(self.keys.conns(node_id), *ids))
+            if len(adopted) < len(records):
+                raise RegistryUnavailable("this node was reaped while registering; refused")
+
+    async def _write_records(self, client: Client, records: list[ConnectionRecord], node_id: str) -> None:
         """The node's set first, then the hash: a node dying in between leaves only a set entry (harmless)."""
         pipe = client.pipeline(transaction=False)
-        pipe.sadd(self.keys.conns(self.node_id), *[r.connection_id for r in records])
+        pipe.sadd(self.keys.conns(node_id), *[r.connection_id for r in records])
         for record in records:
-            pipe.hset(self.keys.conn(record.connection_id), mapping=record_fields(record))  # type: ignore[arg-type]
+            fields = record_fields(record)
+            fields["node"] = node_id
+            pipe.hset(self.keys.conn(record.connection_id), mapping=fields)  # type: ignore[arg-type]
         await pipe.execute()
 
     async def deregister(self, connection_id: str) -> None:
         """Never raises: while Redis is away the id is kept and removed once the link is back."""
         self._touched.pop(connection_id, None)
+        if connection_id in self._unsent:        # refused before anything was written
+            self._unsent.discard(connection_id)
+            return
         if not self.link.up:
             self._unregistered.add(connection_id)
             return
@@ -127,7 +171,7 @@ class RedisRegistry(Registry):
     async def _delete(self, client: Client, connection_ids: list[str]) -> None:
         pipe = client.pipeline(transaction=False)
         for connection_id in connection_ids:
-            pipe.eval(DELETE_IF_OWNER, 1, self.keys.conn(connection_id), self.node_id)
+            pipe.eval(DELETE_IF_OWNER, 1, self.keys.conn(connection_id), self.node_id, *self._former_ids)
         pipe.srem(self.keys.conns(self.node_id), *connection_ids)
         await pipe.execute()
 
@@ -209,6 +253,8 @@ class RedisRegistry(Registry):
                 continue
             try:
                 await self._heartbeat(self.link.client)
+                if not self.link.up or self.link.client is None:     # re-joining under a new id
+                    continue
                 await self._flush_touches(self.link.client)
                 await self._flush_unregistered()
                 if time.monotonic() - self.link.up_since >= self.options.node_ttl and (
@@ -222,25 +268,89 @@ class RedisRegistry(Registry):
                 log.exception("registry tick failed")
 
     async def _heartbeat(self, client: Client, always_reregister: bool = False) -> None:
-        pipe = client.pipeline(transaction=False)
-        pipe.set(self.keys.alive(self.node_id), str(int(time.time() * 1000)),
-                 px=int(self.options.node_ttl * 1000), get=True)
-        pipe.hset(self.keys.nodes, self.node_id, str(int(time.time() * 1000)))
-        previous, _ = await pipe.execute()
-        if previous is None or always_reregister:
-            if previous is None and not always_reregister:
-                log.warning("node %s had no heartbeat key in redis (expired or lost): re-registering", self.node_id)
+        node_id = self.node_id
+        now_ms = str(int(time.time() * 1000))
+        sent = time.monotonic()
+        state = int(await client.eval(HEARTBEAT, 2, self.keys.alive(node_id), self.keys.tombstone(node_id), now_ms,
+                                      str(int(self.options.node_ttl * 1000))))
+        if node_id != self.node_id:              # a concurrent heartbeat already started the re-join
+            return
+        if state < 0:
+            self._begin_rejoin()
+            return
+        await client.hset(self.keys.nodes, node_id, now_ms)     # not for a reaped id: survivors would re-reap it
+        if state == 0 or always_reregister:
+            if state == 0 and not always_reregister:
+                log.warning("node %s had no heartbeat key in redis (expired or lost): re-registering", node_id)
             await self._reregister(client)
+        if node_id == self.node_id:
+            self._beat_at = max(self._beat_at, sent)
 
     async def _reregister(self, client: Client) -> None:
+        if self._adopt_from is not None:         # after a re-join: take over only what no survivor claimed
+            await self._adopt_local(client, self._adopt_from)
+            return
+        node_id = self.node_id
         records = list(self.node.local_records())
         for start in range(0, len(records), REREGISTER_CHUNK):
-            await self._write_records(client, records[start:start + REREGISTER_CHUNK])
+            await self._write_records(client, records[start:start + REREGISTER_CHUNK], node_id)
         gone = [r.connection_id for r in records if self.node.lookup_local(r.connection_id) is None]
         if gone:                                 # closed while we re-registered: do not leave them behind
             await self._delete(client, gone)
         if records:
-            log.info("re-registered %d connections of node %s", len(records), self.node_id)
+            log.info("re-registered %d connections of node %s", len(records), node_id)
+
+    # ----- coming back after being reaped --------------------------------------------------------------
+
+    def _begin_rejoin(self) -> None:
+        """Our heartbeat found a tombstone: a survivor reaped this node id (ran $disconnect for what it claimed).
+        Take a new id (new keys, new channel: the link resubscribes) and adopt the survivors' leftovers on up."""
+        old = self.node_id
+        self.rejoins += 1
+        new = f"{self._base_id}.r{self.rejoins}"
+        self._former_ids = [old, *self._former_ids][:FORMER_IDS_KEPT]
+        if self._adopt_from is None:             # reaped again before adopting: the first id still owns them
+            self._adopt_from = old
+        self.node_id = new
+        self.node.node_id = new
+        channel = self.keys.channel(new)
+        self.caller.reply_channel = channel
+        log.warning("node %s was reaped as dead while it could not heartbeat; re-joining as %s", old, new)
+        self.link.retarget(channel)
+
+    async def _adopt(self, client: Client, ids: list[str], old: str) -> set[str]:
+        """ADOPT each connection from `old` to the current id (set entry first); → the ids now ours."""
+        new = self.node_id
+        adopted: set[str] = set()
+        for start in range(0, len(ids), REREGISTER_CHUNK):
+            chunk = ids[start:start + REREGISTER_CHUNK]
+            pipe = client.pipeline(transaction=False)
+            pipe.sadd(self.keys.conns(new), *chunk)
+            for connection_id in chunk:
+                pipe.eval(ADOPT, 1, self.keys.conn(connection_id), old, new)
+            results = await pipe.execute()
+            adopted.update(cid for cid, ok in zip(chunk, results[1:], strict=True) if int(ok) == 1)
+            lost = [cid for cid in chunk if cid not in adopted]
+            if lost:
+                await client.srem(self.keys.conns(new), *lost)
+        return adopted
+
+    async def _adopt_local(self, client: Client, old: str) -> None:
+        """Keep the local connections no survivor claimed; close the claimed ones without a second $disconnect."""
+        ids = [r.connection_id for r in self.node.local_records()]
+        adopted = await self._adopt(client, ids, old) if ids else set()
+        dropped = [cid for cid in ids if cid not in adopted and self.node.drop_local(cid)]
+        gone = [cid for cid in adopted if self.node.lookup_local(cid) is None]
+        if gone:                                 # closed while we adopted: do not leave them behind
+            await self._delete(client, gone)
+        pipe = client.pipeline(transaction=False)
+        for former in self._former_ids:
+            pipe.delete(self.keys.conns(former))
+            pipe.hdel(self.keys.nodes, former)
+        await pipe.execute()
+        self._adopt_from = None
+        log.warning("node %s (was %s): kept %d connections, closed %d whose $disconnect a survivor ran",
+                    self.node_id, old, len(adopted), len(dropped))
 
     async def _flush_touches(self, client: Client) -> None:
         if not self._touched:
@@ -267,7 +377,7 @@ class RedisRegistry(Registry):
         try:
             nodes = await self.link.run(lambda c: c.hkeys(self.keys.nodes))
             others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
-            others = [n for n in others if n != self.node_id]
+            others = [n for n in others if n != self.node_id and n not in self._former_ids]
             if not others:
                 return
             alive = await self.link.run(lambda c: self._exists_each(c, [self.keys.alive(n) for n in others]))
@@ -287,9 +397,10 @@ class RedisRegistry(Registry):
         return list(await pipe.execute())
 
     async def _reap(self, dead: str) -> None:
-        claimed = await self.link.run(lambda c: c.set(self.keys.reaper(dead), self.node_id, nx=True,
-                                                      px=REAPER_CLAIM_MS))
-        if not claimed:
+        claimed = await self.link.run(lambda c: c.eval(
+            REAP_CLAIM, 3, self.keys.alive(dead), self.keys.reaper(dead), self.keys.tombstone(dead),
+            self.node_id, str(REAPER_CLAIM_MS), str(TOMBSTONE_MS)))
+        if not int(claimed):
             return
         log.warning("node %s stopped heartbeating: running $disconnect for its connections", dead)
         total = 0

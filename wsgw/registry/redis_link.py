@@ -58,6 +58,7 @@ class RedisLink:
         self._down = asyncio.Event()
         self._first_up = asyncio.Event()
         self._stopping = False
+        self._retargeting = False                 # this reconnection only moves the subscription: nothing was lost
         self._outbox: list[tuple[str, bytes, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.last_error = ""
@@ -87,6 +88,12 @@ class RedisLink:
         self.up = False
         self._down.set()
 
+    def retarget(self, channel: str) -> None:
+        """Subscribe to `channel` instead (a node re-joining under a new id): reconnect, then on_up runs again."""
+        self.channel = channel
+        self._retargeting = True
+        self.mark_down(RedisError(f"re-subscribing to {channel}"))
+
     async def _maintain(self) -> None:
         while not self._stopping:
             self._down.clear()
@@ -99,8 +106,9 @@ class RedisLink:
                 continue
             self.up = True
             self.up_since = time.monotonic()
-            if self._first_up.is_set():
+            if self._first_up.is_set() and not self._retargeting:
                 self.recovered_at = self.up_since
+            self._retargeting = False
             log.info("redis link up (%s)", "cluster" if self.cluster else "single server")
             if self.on_up is not None:
                 try:

@@ -22,7 +22,8 @@ from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
 from wsgw.registry.redis_link import RedisLink
 from wsgw.registry.redis_wire import Keys, encode
 
-OWNER_CACHE_SIZE = 100_000    # connectionId → node: safe to cache, a connection never changes node
+OWNER_CACHE_SIZE = 100_000    # connectionId → node (changes only when a reaped node re-joins: see call)
+_NOBODY: dict[str, Any] = {"s": "nobody"}   # "nobody listens on the owner's channel"
 
 
 class Caller:
@@ -64,34 +65,48 @@ class Caller:
     async def call(self, connection_id: str, op: str, data: bytes = b"",
                    skip_node: str | None = None) -> dict[str, Any] | None:
         """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead)."""
+        cached = connection_id in self.owners
         node = await self.owner(connection_id)
         if node is None or node == skip_node:
             return None
+        reply = await self._ask(connection_id, node, op, data)
+        if reply is _NOBODY and cached:
+            # The cached owner no longer listens; a node that was reaped while stalled re-joins under a new id
+            # and takes its connections along, so look the owner up again once before answering gone.
+            self.forget(connection_id)
+            node = await self.owner(connection_id)
+            if node is None or node == skip_node:
+                return None
+            reply = await self._ask(connection_id, node, op, data)
+        if reply is _NOBODY:
+            if self._recovering():          # after an outage the owner may not have resubscribed yet
+                raise RegistryUnavailable(f"node {node} is not reachable through redis yet")
+            self.forget(connection_id)
+            return None
+        if reply is None or reply.get("s") != "ok":
+            self.forget(connection_id)
+            return None
+        return reply
+
+    async def _ask(self, connection_id: str, node: str, op: str, data: bytes) -> dict[str, Any] | None:
+        """Publish to the owner and wait for its answer; _NOBODY when nobody listens on its channel, None when
+        its heartbeat expired without an answer. One deadline covers the publish and the reply."""
         message_id = next(self.ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[message_id] = future
         try:
             header = {"o": op, "c": connection_id, "r": self.reply_channel, "m": message_id}
-            receivers = await self.link.publish(self.keys.channel(node), encode(header, data))
-            if receivers == 0:
-                if self._recovering():      # after an outage the owner may not have resubscribed yet
-                    raise RegistryUnavailable(f"node {node} is not reachable through redis yet")
-                self.forget(connection_id)
-                return None
             try:
                 async with asyncio.timeout(self.timeout):
-                    reply = await future
+                    if await self.link.publish(self.keys.channel(node), encode(header, data)) == 0:
+                        return _NOBODY
+                    return await future
             except TimeoutError:
                 if await self._alive(node):
                     raise OwnerTimeout(f"node {node} did not answer within {self.timeout:.1f}s") from None
-                self.forget(connection_id)
                 return None
         finally:
             self.pending.pop(message_id, None)
-        if reply.get("s") != "ok":
-            self.forget(connection_id)
-            return None
-        return reply
 
     async def ask_node(self, node: str, op: str, data: bytes = b"") -> dict[str, Any] | None:
         """A node-wide request (e.g. broadcast): the node's reply, or None when it is gone or silent."""
@@ -100,10 +115,10 @@ class Caller:
         self.pending[message_id] = future
         try:
             header = {"o": op, "r": self.reply_channel, "m": message_id}
-            if await self.link.publish(self.keys.channel(node), encode(header, data)) == 0:
-                return None
             try:
                 async with asyncio.timeout(self.timeout):
+                    if await self.link.publish(self.keys.channel(node), encode(header, data)) == 0:
+                        return None
                     return await future
             except TimeoutError:
                 return None

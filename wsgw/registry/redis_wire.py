@@ -53,6 +53,19 @@ class RedisOptions:
         return cls(clean, node_ttl, push_timeout, prefix)
 
 
+def redacted(url: str) -> str:
+    """The URL fit to print: any password (userinfo or `?password=`) replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if sep else f"{user}@{host}"
+    query = "&".join(f"{k}=***" if k.lower() == "password" else f"{k}={v}"
+                     for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """The key and channel names under one prefix."""
@@ -70,6 +83,10 @@ class Keys:
 
     def reaper(self, node_id: str) -> str:
         return f"{self.prefix}:{{n:{node_id}}}:reaper"
+
+    def tombstone(self, node_id: str) -> str:
+        """Set by the survivor that reaped the node: the node, if it comes back, must not re-register."""
+        return f"{self.prefix}:{{n:{node_id}}}:reaped"
 
     def channel(self, node_id: str) -> str:
         return f"{self.prefix}:{{n:{node_id}}}:rx"
@@ -132,10 +149,54 @@ end
 return 0
 """
 
-# Delete the connection only if this node still owns it.
+# Delete the connection only if this node still owns it (ARGV: the node's id, then ids it had before re-joining).
 DELETE_IF_OWNER = """
-if redis.call('hget', KEYS[1], 'node') == ARGV[1] then
-  return redis.call('del', KEYS[1])
+local owner = redis.call('hget', KEYS[1], 'node')
+for _, id in ipairs(ARGV) do
+  if owner == id then
+    return redis.call('del', KEYS[1])
+  end
+end
+return 0
+"""
+
+# A node's heartbeat (KEYS: alive, tombstone; ARGV: now ms, ttl ms) → -1 reaped (alive not set), 0 the key had
+# expired or was lost, 1 refreshed. One script, so a survivor's REAP_CLAIM and this never interleave.
+HEARTBEAT = """
+if redis.call('exists', KEYS[2]) == 1 then
+  return -1
+end
+local previous = redis.call('get', KEYS[1])
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if previous then
+  return 1
+end
+return 0
+"""
+
+# A survivor claims a dead node (KEYS: alive, reaper, tombstone; ARGV: survivor id, claim ms, tombstone ms):
+# only while its heartbeat is still missing, and it leaves the tombstone the node will find if it comes back.
+REAP_CLAIM = """
+if redis.call('exists', KEYS[1]) == 1 then
+  return 0
+end
+if not redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 0
+end
+redis.call('set', KEYS[3], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+# A reaped node that came back takes over its connection under its new id (ARGV: old id, new id) → 1 when the
+# connection is now the new id's, 0 when a survivor already claimed it (its $disconnect ran there).
+ADOPT = """
+local owner = redis.call('hget', KEYS[1], 'node')
+if owner == ARGV[2] then
+  return 1
+end
+if owner == ARGV[1] then
+  redis.call('hset', KEYS[1], 'node', ARGV[2])
+  return 1
 end
 return 0
 """
