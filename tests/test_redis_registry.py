@@ -94,8 +94,9 @@ async def test_messages_do_not_touch_redis_and_last_active_is_flushed_in_batches
         for _ in range(300):
             await ws.recv()
         calls_during = redis_calls() - calls_before
-        # 300 messages: a few heartbeat/flush commands at most, not one per message
-        assert calls_during < 60, calls_during
+        # 300 messages: only the nodes' periodic heartbeat/flush commands (their number grows with elapsed time
+        # on a loaded machine, not with messages); one command per message would be 300 or more
+        assert calls_during < 150, calls_during
         stored = await wait_for(lambda: int(stats.hget(f"{a.gateway.registry.keys.conn(cid)}", "lastActiveAt")
                                             or 0) > first.last_active_ms, timeout=5)
         assert stored
