@@ -188,10 +188,10 @@ async def test_binary_frame_is_delivered_base64_when_opted_in() -> None:
         assert event["isBase64Encoded"] is True
 
 
-async def test_hung_sync_handler_takes_at_most_its_max_concurrency_of_threads() -> None:
+async def test_hung_sync_handler_takes_at_most_its_max_hung_calls_of_threads() -> None:
     api = {"routes": {
         "stuck": {"integration": {"type": "python", "handler": "testapp:block_until_released", "timeoutMs": 100,
-                                  "maxConcurrency": 3}, "routeResponse": True},
+                                  "maxHungCalls": 3}, "routeResponse": True},
         "syncecho": {"handler": "testapp:sync_echo", "routeResponse": True},
     }}
     async with serve(api) as server:
@@ -207,7 +207,7 @@ async def test_hung_sync_handler_takes_at_most_its_max_concurrency_of_threads() 
         assert json.loads(await clients[0].recv()) == {"action": "syncecho", "still": "served"}
         testapp.RELEASE.set()               # the hung calls return; the route takes calls again
         route = server.gateway.routes.routes["stuck"].integration
-        await wait_for(lambda: route.running == 0)       # type: ignore[attr-defined]
+        await wait_for(lambda: route.hung == 0)          # type: ignore[attr-defined]
         await clients[1].send('{"action": "stuck"}')
         assert json.loads(await clients[1].recv()) == {"action": "stuck"}
         for ws in clients:

@@ -4,8 +4,9 @@ Options besides `handler`, all optional (the serverless.yml and SAM loaders fill
 `codeUri` (the folder, relative to the config file, the module is imported from — Lambda's task root;
 default: the config file's folder), `functionName` (what `context.function_name` and
 AWS_LAMBDA_FUNCTION_NAME report), `memorySize` (MB, for `context.memory_limit_in_mb`), `environment`
-(the function's own variables), `maxConcurrency` (sync handlers: calls running at once, default 32 —
-like a Lambda's reserved concurrency, it keeps one hung function from taking every thread of the node).
+(the function's own variables), `maxHungCalls` (sync handlers: calls still running after their timeout, default
+16; past it the function's new calls are refused, so one hung function cannot take every thread of the node
+— healthy bursts just queue for a thread).
 Each call runs with its function's Lambda-like environment.
 """
 
@@ -15,7 +16,6 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from wsgw.integrations.environment import function_environment, function_scope
 from wsgw.integrations.modules import import_from
 
 DEFAULT_MEMORY_MB = 128
-DEFAULT_MAX_CONCURRENCY = 32
+DEFAULT_MAX_HUNG_CALLS = 16
 
 
 def import_handler(reference: str, base_dir: Path, key: str) -> Callable[..., Any]:
@@ -51,15 +51,15 @@ class PythonIntegration(Integration):
 
     def __init__(self, spec: IntegrationSpec, function_name: str, function: Callable[..., Any],
                  resources: Resources, environment: dict[str, str] | None = None,
-                 memory_mb: int = DEFAULT_MEMORY_MB, max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
+                 memory_mb: int = DEFAULT_MEMORY_MB, max_hung: int = DEFAULT_MAX_HUNG_CALLS) -> None:
         super().__init__(spec, function_name)
         self.function = function
         self.is_async = inspect.iscoroutinefunction(function)
         self.executor = resources.executor
         self.environment = environment if environment is not None else {}
         self.memory = str(memory_mb)
-        self.max_concurrency = max_concurrency
-        self.running = 0                       # sync calls whose thread has not returned (timed out ones too)
+        self.max_hung = max_hung
+        self.hung = 0                          # sync calls given up on (timeout) whose thread still runs
         self.lock = threading.Lock()
 
     @classmethod
@@ -86,39 +86,37 @@ class PythonIntegration(Integration):
         own = options.get("environment") or {}
         if not isinstance(own, dict):
             raise ConfigError.single(f"{base}.environment", "must be a mapping of names to strings")
-        concurrency = options.get("maxConcurrency", DEFAULT_MAX_CONCURRENCY)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 1000:
-            raise ConfigError.single(f"{base}.maxConcurrency", "must be a whole number from 1 to 1000")
+        max_hung = options.get("maxHungCalls", DEFAULT_MAX_HUNG_CALLS)
+        if isinstance(max_hung, bool) or not isinstance(max_hung, int) or not 1 <= max_hung <= 1000:
+            raise ConfigError.single(f"{base}.maxHungCalls", "must be a whole number from 1 to 1000")
         environment = function_environment(api, name, reference, folder.resolve(), memory,
                                            {str(k): str(v) for k, v in own.items()})
         with function_scope(environment):
             function = import_handler(reference, folder, handler_key)
-        return cls(spec, name, function, resources, environment, memory, concurrency)
+        return cls(spec, name, function, resources, environment, memory, max_hung)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
         context.memory_limit_in_mb = self.memory
         if self.is_async:
             with function_scope(self.environment):
                 return await self.function(event, context)
-        with self.lock:
-            if self.running >= self.max_concurrency:
-                raise IntegrationFailed(f"{self.function_name}: {self.running} calls still running "
-                                        f"(maxConcurrency {self.max_concurrency}); refusing this one")
-            self.running += 1
-        loop = asyncio.get_running_loop()
+        if self.hung >= self.max_hung:
+            raise IntegrationFailed(f"{self.function_name}: {self.hung} timed-out calls are still running "
+                                    f"(maxHungCalls {self.max_hung}); refusing new calls until they return")
+        call = self.executor.submit(self._in_scope, event, context)
         try:
-            return await loop.run_in_executor(self.executor, partial(self._in_scope, event, context))
-        except RuntimeError:                   # the pool is shut down: the thread never ran
-            self._finished()
+            return await asyncio.wrap_future(call)
+        except asyncio.CancelledError:         # timed out (or shutting down) while waiting for the thread
+            if not call.cancel():              # it runs: its thread stays busy until the function returns
+                with self.lock:
+                    self.hung += 1
+                call.add_done_callback(self._returned)
             raise
 
     def _in_scope(self, event: dict[str, Any], context: LambdaContext) -> object:
-        try:
-            with function_scope(self.environment):
-                return self.function(event, context)
-        finally:
-            self._finished()
+        with function_scope(self.environment):
+            return self.function(event, context)
 
-    def _finished(self) -> None:
+    def _returned(self, _call: object) -> None:
         with self.lock:
-            self.running -= 1
+            self.hung -= 1
