@@ -133,7 +133,7 @@ class RedisRegistry(Registry):
     async def _register_batch(self, records: list[ConnectionRecord]) -> None:
         self._refuse_unsent(records)
         node_id = self.node_id
-        await self.link.run(lambda c: self._write_records(c, records, node_id))
+        await self.link.pipeline(self._record_commands(records, node_id))
         if self.node_id != node_id:              # re-joined under a new id while this batch was on its way
             ids = [r.connection_id for r in records]
             adopted = await self.link.run(lambda c: self._adopt(c, ids, node_id))
@@ -141,14 +141,21 @@ class RedisRegistry(Registry):
             if len(adopted) < len(records):
                 raise RegistryUnavailable("this node was reaped while registering; refused")
 
-    async def _write_records(self, client: Client, records: list[ConnectionRecord], node_id: str) -> None:
+    def _record_commands(self, records: list[ConnectionRecord], node_id: str) -> list[tuple[Any, ...]]:
         """The node's set first, then the hash: a node dying in between leaves only a set entry (harmless)."""
-        pipe = client.pipeline(transaction=False)
-        pipe.sadd(self.keys.conns(node_id), *[r.connection_id for r in records])
+        commands: list[tuple[Any, ...]] = [("SADD", self.keys.conns(node_id), *[r.connection_id for r in records])]
         for record in records:
             fields = record_fields(record)
             fields["node"] = node_id
-            pipe.hset(self.keys.conn(record.connection_id), mapping=fields)  # type: ignore[arg-type]
+            commands.append(("HSET", self.keys.conn(record.connection_id),
+                             *[part for pair in fields.items() for part in pair]))
+        return commands
+
+    async def _write_records(self, client: Client, records: list[ConnectionRecord], node_id: str) -> None:
+        """Re-registration after an outage, through the command client."""
+        pipe = client.pipeline(transaction=False)
+        for command in self._record_commands(records, node_id):
+            pipe.execute_command(*command)
         await pipe.execute()
 
     async def deregister(self, connection_id: str) -> None:
@@ -166,7 +173,10 @@ class RedisRegistry(Registry):
             self._unregistered.add(connection_id)
 
     async def _deregister_batch(self, connection_ids: list[str]) -> None:
-        await self.link.run(lambda c: self._delete(c, connection_ids))
+        commands: list[tuple[Any, ...]] = [("EVAL", DELETE_IF_OWNER, 1, self.keys.conn(connection_id), self.node_id,
+                                            *self._former_ids) for connection_id in connection_ids]
+        commands.append(("SREM", self.keys.conns(self.node_id), *connection_ids))
+        await self.link.pipeline(commands)
 
     async def _delete(self, client: Client, connection_ids: list[str]) -> None:
         pipe = client.pipeline(transaction=False)
