@@ -15,7 +15,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -43,6 +43,15 @@ __all__ = [
 Pairs = list[tuple[str, str]]
 
 # ---------------------------------------------------------------------------- ids and times
+
+
+def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The first value of a header, by case-insensitive name (HTTP header names are)."""
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
 
 
 def new_id() -> str:
@@ -174,11 +183,16 @@ def _identity(conn: ConnectionInfo) -> dict[str, object]:
 
 
 def _context(
-    conn: ConnectionInfo, route_key: str, event_type: str, request_id: str, now_ms: int
+    conn: ConnectionInfo, route_key: str, event_type: str, request_id: str, now_ms: int,
+    message_id: str | None = None,
 ) -> dict[str, object]:
-    """requestContext fields common to CONNECT, MESSAGE and DISCONNECT, in AWS's order."""
+    """requestContext fields common to CONNECT, MESSAGE and DISCONNECT, in AWS's order (a MESSAGE's
+    messageId comes second)."""
+    head: dict[str, object] = {"routeKey": route_key}
+    if message_id is not None:
+        head["messageId"] = message_id
     return {
-        "routeKey": route_key,
+        **head,
         "eventType": event_type,
         "extendedRequestId": request_id,
         "requestTime": request_time(now_ms),
@@ -233,22 +247,7 @@ def message_event(
     now_ms: int,
 ) -> dict[str, object]:
     """A message event (eventType MESSAGE): no headers and no query fields, as on AWS."""
-    context: dict[str, object] = {
-        "routeKey": route_key,
-        "messageId": message_id,
-        "eventType": "MESSAGE",
-        "extendedRequestId": request_id,
-        "requestTime": request_time(now_ms),
-        "messageDirection": "IN",
-        "stage": conn.stage,
-        "connectedAt": conn.connected_at_ms,
-        "requestTimeEpoch": now_ms,
-        "identity": _identity(conn),
-        "requestId": request_id,
-        "domainName": conn.domain_name,
-        "connectionId": conn.connection_id,
-        "apiId": conn.api_id,
-    }
+    context = _context(conn, route_key, "MESSAGE", request_id, now_ms, message_id)
     if conn.authorizer is not None:
         context["authorizer"] = dict(conn.authorizer)
     event: dict[str, object] = {"requestContext": context, "body": body, "isBase64Encoded": is_base64}

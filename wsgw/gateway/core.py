@@ -27,6 +27,7 @@ from wsgw.events import (
     disconnect_event,
     error_frame,
     fast_id,
+    header_value,
     message_event,
     method_arn,
     new_id,
@@ -67,11 +68,7 @@ class Handshake:
     subprotocols: list[str] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return header_value(self.headers, name)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 import orjson
 
+from wsgw.events import header_value
 from wsgw.http_events import FRAMING_HEADERS
 
 SERVER_HEADER = b"wsgw"
@@ -27,11 +28,7 @@ class HttpRequest:
     domain_name: str = ""         # what requestContext.domainName says: see listener.trusted_domain
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return header_value(self.headers, name)
 
 
 @dataclass(slots=True)
