@@ -98,7 +98,6 @@ async def test_disconnect_runs_once_with_client_close_code_and_reason() -> None:
         async with connect(server.urls.websocket) as ws:
             await ws.close(4001, "bye now")
         await wait_for(disconnects)
-        await asyncio.sleep(0)
         (event,) = disconnects()
         ctx = event["requestContext"]
         assert ctx["eventType"] == "DISCONNECT"
