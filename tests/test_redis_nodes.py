@@ -68,9 +68,10 @@ def event_log(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def nodes(tmp_path: Path, event_log: Path, redis_url: str, count: int, *extra: str) -> Iterator[list[GatewayProcess]]:
+def nodes(tmp_path: Path, event_log: Path, redis_url: str, count: int, *extra: str,
+          env_extra: dict[str, str] | None = None) -> Iterator[list[GatewayProcess]]:
     config = write_config(tmp_path / "api.yaml", API)
-    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{APPS}", "WSGW_TEST_EVENT_LOG": str(event_log)}
+    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{APPS}", "WSGW_TEST_EVENT_LOG": str(event_log), **(env_extra or {})}
     started: list[GatewayProcess] = []
     try:
         for _ in range(count):
@@ -237,11 +238,13 @@ async def test_nodes_recover_from_a_redis_restart_under_load_without_restarting(
             await client.close()
 
 
+@pytest.mark.parametrize("how", ["flag", "environment"])
 async def test_workers_share_one_port_and_push_to_each_other(tmp_path: Path, event_log: Path,
-                                                            redis_url: str) -> None:
+                                                            redis_url: str, how: str) -> None:
     keys = Keys(RedisOptions.from_url(redis_url).key_prefix)
     store = redis.Redis.from_url(redis_url.split("?")[0])
-    with nodes(tmp_path, event_log, redis_url, 1, "--workers", "2") as (server,):
+    extra, env = (("--workers", "2"), None) if how == "flag" else ((), {"WSGW_WORKERS": "2"})
+    with nodes(tmp_path, event_log, redis_url, 1, *extra, env_extra=env) as (server,):
         await wait_for(lambda: store.hlen(keys.nodes) == 2, timeout=20)
         clients = [await Client.open(server.ws_url) for _ in range(24)]
         node_ids = [n.decode() for n in store.hkeys(keys.nodes)]
@@ -250,6 +253,7 @@ async def test_workers_share_one_port_and_push_to_each_other(tmp_path: Path, eve
             for client in clients:
                 assert await post(session, server, client.cid, f"hi {client.cid}") == 200
         await wait_for(lambda: all(c.received == [f"hi {c.cid}"] for c in clients), timeout=10)
+        assert store.hlen(keys.nodes) == 2          # workers never supervise workers of their own
         for client in clients:
             await client.close()
     store.close()

@@ -28,12 +28,17 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
+MAX_RESTARTS = 10          # a worker that fails this often (port taken, broken config) stops the node
+
+
 def supervise(count: int, host: str, port: int, child_args: list[str], env: dict[str, str] | None = None) -> int:
     """Run `count` workers of `wsgw run <child_args> --port P --reuse-port` until a signal; → exit status.
     `env` is added to the workers' environment (secrets such as the Redis URL go there, not on argv)."""
     reserved = reserve_port(host, port)
     port = int(reserved.getsockname()[1])
-    command = [sys.executable, "-m", "wsgw", "run", *child_args, "--host", host, "--port", str(port), "--reuse-port"]
+    # --workers 1: a worker must never supervise in turn (WSGW_WORKERS in the environment would make it)
+    command = [sys.executable, "-m", "wsgw", "run", *child_args, "--host", host, "--port", str(port), "--reuse-port",
+               "--workers", "1"]
     print(f"wsgw: {count} workers sharing {host}:{port} (SO_REUSEPORT) on the Redis registry", flush=True)
     child_env = {**os.environ, **(env or {})}
     workers = [subprocess.Popen(command, env=child_env) for _ in range(count)]
@@ -47,13 +52,21 @@ def supervise(count: int, host: str, port: int, child_args: list[str], env: dict
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    restarts = [0] * count
     try:
         while not stopping:
             for index, worker in enumerate(workers):
                 status = worker.poll()
-                if status is not None and not stopping:
-                    print(f"wsgw: worker {worker.pid} exited with {status}; restarting it", flush=True)
-                    time.sleep(RESTART_PAUSE)
+                if status is None or stopping:
+                    continue
+                restarts[index] += 1
+                if restarts[index] > MAX_RESTARTS:
+                    print(f"wsgw: worker {worker.pid} exited with {status} {MAX_RESTARTS} times; stopping", flush=True)
+                    forward(signal.SIGTERM, None)
+                    break
+                print(f"wsgw: worker {worker.pid} exited with {status}; restarting it", flush=True)
+                time.sleep(RESTART_PAUSE * restarts[index])          # back off a worker that keeps failing
+                if not stopping:                 # a signal during the pause: start nothing it would miss
                     workers[index] = subprocess.Popen(command, env=child_env)
             time.sleep(0.2)
         statuses = [worker.wait() for worker in workers]
