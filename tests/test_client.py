@@ -94,3 +94,22 @@ async def test_many_concurrent_first_pushes_all_wait_for_the_link(redis_url: str
             await pusher.close()
         assert results == [True] * 64
         assert sorted([await ws.recv() for _ in range(64)], key=int) == [str(i) for i in range(64)]
+
+
+async def test_http_pushers_report_an_unreachable_node_as_push_error_503() -> None:
+    import socket
+
+    with socket.socket() as probe:                  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}/dev"
+    with pytest.raises(PushError) as sync_error:
+        await asyncio.to_thread(HttpPusher(endpoint, timeout=2).post, "AAAAAAAAAAAAAAA=", b"x")
+    assert sync_error.value.status == 503
+    pusher = AsyncHttpPusher(endpoint, timeout=2)
+    try:
+        with pytest.raises(PushError) as async_error:
+            await pusher.post("AAAAAAAAAAAAAAA=", b"x")
+        assert async_error.value.status == 503
+    finally:
+        await pusher.close()

@@ -212,3 +212,12 @@ async def test_hung_sync_handler_takes_at_most_its_max_hung_calls_of_threads() -
         assert json.loads(await clients[1].recv()) == {"action": "stuck"}
         for ws in clients:
             await ws.close()
+
+
+async def test_mock_fills_request_body_and_stage_variables_and_keeps_sentence_punctuation() -> None:
+    api = {"stageVariables": {"room": "lobby"}, "routes": {"say": {"integration": {
+        "type": "mock", "response": "You said $request.body.text in $stageVariables.room, as $context.routeKey."},
+        "routeResponse": True}}}
+    async with serve(api) as server, connect(url(server)) as ws:
+        await ws.send('{"action": "say", "text": "hi"}')
+        assert await ws.recv() == "You said hi in lobby, as say."

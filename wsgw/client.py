@@ -72,22 +72,32 @@ class HttpPusher:
         self._local = threading.local()
 
     def _request(self, method: str, connection_id: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One request; PushError 503/504 when the node cannot be reached (never a raw socket error).
+
+        A kept-alive connection the server closed meanwhile fails while sending: that is retried once on a
+        fresh connection. A failure after the request went out is not retried for POST (the node may have
+        delivered it: a retry could deliver the frame twice)."""
         path = f"{self.parts.path}/@connections/{quote(connection_id, safe='')}"
-        for attempt in (0, 1):          # a keep-alive connection the server closed meanwhile: retry once, fresh
+        for attempt in (0, 1):
             conn = getattr(self._local, "conn", None)
+            reused = conn is not None
             if conn is None:
                 factory = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
                 conn = factory(self.parts.hostname or "", self.parts.port, timeout=self.timeout)
                 self._local.conn = conn
+            sent = False
             try:
                 conn.request(method, path, body=body)
+                sent = True
                 response = conn.getresponse()
                 return response.status, response.read()
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest):
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 self._local.conn = None
-                if attempt:
-                    raise
+                retry = reused and not attempt and (not sent or method != "POST") and not isinstance(exc, TimeoutError)
+                if not retry:
+                    status = 504 if isinstance(exc, TimeoutError) else 503
+                    raise PushError(status, f"node unreachable at {self.parts.netloc}: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     def post(self, connection_id: str, data: bytes | str) -> bool:
@@ -120,8 +130,13 @@ class AsyncHttpPusher:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         url = f"{self.endpoint}/@connections/{quote(connection_id, safe='')}"
-        async with self._session.request(method, url, data=body) as response:
-            return int(response.status), bytes(await response.read())
+        try:
+            async with self._session.request(method, url, data=body) as response:
+                return int(response.status), bytes(await response.read())
+        except TimeoutError as exc:
+            raise PushError(504, f"no answer from {self.endpoint} within {self.timeout}s") from exc
+        except aiohttp.ClientError as exc:
+            raise PushError(503, f"node unreachable at {self.endpoint}: {exc!r}") from exc
 
     async def post(self, connection_id: str, data: bytes | str) -> bool:
         return _expect(*await self._request("POST", connection_id, _data(data)), ok=200)

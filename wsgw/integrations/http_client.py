@@ -30,7 +30,10 @@ def shared_session(resources: Resources) -> aiohttp.ClientSession:
     """The node's one session (created on first use, inside the running loop; closed by Resources.close)."""
     session = resources.shared.get(SESSION_KEY)
     if session is None or session.closed:
-        connector = aiohttp.TCPConnector(limit=1024, limit_per_host=256, keepalive_timeout=30,
+        # No pool limits: a cap shared by every route let 256 calls hung on one backend make every other
+        # connection's call to that host wait for a slot (isolation, issue 5). Each call is bounded by its own
+        # timeoutMs and each connection by maxQueuedMessages, which bound the sockets in use instead.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30,
                                          enable_cleanup_closed=True)
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
                                         timeout=aiohttp.ClientTimeout(total=None))

@@ -12,7 +12,7 @@ from wsgw.errors import ConfigError
 from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, Resources
 
-VARIABLE = re.compile(r"\$(context|request\.body|stageVariables)\.([A-Za-z0-9_.]+)")
+VARIABLE = re.compile(r"\$(context|request\.body|stageVariables)\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 
 
 def _lookup(root: Any, path: str) -> Any:
