@@ -325,3 +325,67 @@ async def test_template_authorizer_guards_connect_end_to_end(document: Path, dev
             reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
             # serverless.yml has a $default route that greets; the SAM template has none: AWS's Forbidden frame
             assert reply.get("greeting") == "hello" if document == SLS else reply["message"] == "Forbidden"
+
+
+SAM_HTTP = """
+AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Ws:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Fwd:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Ws, RouteKey: fwd, Target: !Sub "integrations/${Proxy}"}
+  Proxy:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Ws, IntegrationType: HTTP_PROXY, IntegrationMethod: POST,
+                 IntegrationUri: "http://127.0.0.1:9/backend"}
+  Http:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: HTTP}
+  Admin:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Http, RouteKey: GET /admin, AuthorizationType: JWT, AuthorizerId: x,
+                 Target: !Sub "integrations/${HttpProxy}"}
+  HttpProxy:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Http, IntegrationType: HTTP_PROXY, IntegrationMethod: GET,
+                 IntegrationUri: "http://127.0.0.1:9/admin"}
+"""
+
+
+def test_sam_http_proxy_passes_the_request_through_and_a_guarded_http_route_is_never_served_open(
+        tmp_path: Path) -> None:
+    template = write(tmp_path / "template.yaml", SAM_HTTP)
+    with pytest.raises(ConfigError) as refused:
+        load_api(template)
+    assert any(p.key == "Resources.Admin.Properties.AuthorizationType" for p in refused.value.problems)
+    open_route = write(tmp_path / "open.yaml", SAM_HTTP.replace("AuthorizationType: JWT, AuthorizerId: x,", ""))
+    raw = load_document(open_route).raw
+    assert raw["routes"]["fwd"]["integration"] == {"type": "http", "uri": "http://127.0.0.1:9/backend",
+                                                   "method": "POST"}
+    assert "GET /admin" in raw["http"]["routes"]
+    assert check(open_route).returncode == 0
+
+
+def test_serverless_http_api_route_scopes_are_refused_not_dropped(tmp_path: Path) -> None:
+    service = write(tmp_path / "serverless.yml", """
+service: scoped
+provider:
+  name: aws
+  runtime: python3.12
+  httpApi:
+    authorizers:
+      tokens: {type: jwt, identitySource: $request.header.Authorization,
+               issuerUrl: https://auth.example.com/, audience: [api]}
+functions:
+  admin:
+    handler: handler.admin
+    events:
+      - httpApi: {method: GET, path: /admin, authorizer: {name: tokens, scopes: [admin]}}
+""")
+    write(tmp_path / "handler.py", "def admin(event, context):\\n    return 'ok'\\n")
+    with pytest.raises((ConfigError, LoadFailed)) as refused:
+        load_api(service)
+    problems = getattr(refused.value, "problems", None) or getattr(refused.value, "errors", [])
+    assert any("scopes" in str(p) for p in problems), problems

@@ -203,6 +203,12 @@ class _Sam:
             owner = route_props.get("ApiId")
             if owner != api:
                 if owner in http_apis and spec is not None:
+                    auth_type = str(route_props.get("AuthorizationType", "NONE")).upper()
+                    if auth_type != "NONE":     # never serve a guarded route unguarded
+                        self.out.error(f"{key}.AuthorizationType", f"{auth_type} on an HTTP API route is not "
+                                       "translated yet; declare the route in wsgw.yaml `http.routes` with an "
+                                       "`authorizer`, or use NONE for local runs")
+                        continue
                     route_key = str(route_props.get("RouteKey"))
                     self.out.raw.setdefault("http", {}).setdefault("routes", {})[route_key] = {"integration": spec}
                 continue
@@ -242,7 +248,9 @@ class _Sam:
         elif kind == "MOCK":
             spec = {"type": "mock"}
         elif kind == "HTTP_PROXY":
-            spec = {"type": "http_proxy", "uri": props.get("IntegrationUri")}
+            # AWS's HTTP_PROXY passes the request through to the URI: wsgw's `http` type (http_proxy posts the
+            # Lambda-style event instead)
+            spec = {"type": "http", "uri": props.get("IntegrationUri")}
             if props.get("IntegrationMethod"):
                 spec["method"] = props["IntegrationMethod"]
         else:

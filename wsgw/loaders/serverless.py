@@ -266,6 +266,10 @@ class _Service:
         authorizer = spec.get("authorizer")
         if authorizer is not None:
             name = authorizer.get("name") if isinstance(authorizer, dict) else authorizer
+            if isinstance(authorizer, dict) and authorizer.get("scopes"):      # never serve with fewer checks
+                self.out.error(f"{key}.authorizer.scopes", "per-route scopes are not translated; give the JWT "
+                               "authorizer `scopes` in wsgw.yaml, or remove them for local runs")
+                return
             if name in (self.out.raw.get("authorizers") or {}):
                 entry["authorizer"] = name
             else:
