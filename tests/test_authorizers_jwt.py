@@ -455,3 +455,18 @@ async def test_example_jwt_config_with_the_demo_issuer() -> None:
     finally:
         idp.shutdown()
         idp.server_close()
+
+
+async def test_connect_handler_echoing_the_offered_subprotocol_never_answers_the_token(keys: dict[str, Key]) -> None:
+    """AWS's usual $connect idiom echoes Sec-WebSocket-Protocol; when the only offer was the token, nothing is."""
+    token = keys["rsa"].sign(claims())
+    async with jwks_server([keys["rsa"]]) as idp:
+        raw = api(idp.url + "/jwks.json")
+        raw["routes"]["$connect"] = {"handler": "testapp:connect_by_query", "authorizer": "tokens"}
+        async with serve(raw) as server:
+            handshake = (f"GET /dev?protocol={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {token}\r\n\r\n").encode()
+            answer = await raw_http(server.port, handshake, read_until_close=False)
+            assert answer.startswith(b"HTTP/1.1 101")
+            assert b"Sec-WebSocket-Protocol" not in answer

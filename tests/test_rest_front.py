@@ -366,3 +366,13 @@ def test_serialized_responses_frame_themselves_whatever_headers_they_were_given(
     assert [line for line in lines if line.lower().startswith(b"content-length")] == [b"Content-Length: 4"]
     assert b"X-C: kept" in lines and not any(b"chunked" in line or b"Evil" in line or b"X-B" in line
                                              for line in lines)
+
+
+async def test_stage_throttling_answers_429_on_rest_routes() -> None:
+    api = {**API, "throttling": {"rateLimit": 0.5, "burstLimit": 2}}
+    async with front(api) as (base, session, _port):
+        statuses = [(await fetch(session, "GET", base + "/string"))[0] for _ in range(4)]
+        assert statuses[:2] == [200, 200]
+        assert statuses[2:] == [429, 429]
+        status, body, _headers = await fetch(session, "GET", base + "/string")
+        assert (status, body) == (429, {"message": "Too Many Requests"})

@@ -43,6 +43,7 @@ class AuthOutcome:
     context: dict[str, object] | None = None
     subprotocol: str | None = None      # the subprotocol to answer when the token rode in Sec-WebSocket-Protocol
     message: str = ""
+    consumed: tuple[str, ...] = ()      # offered subprotocols that were credentials: never to be answered
 
     @property
     def allowed(self) -> bool:

@@ -109,6 +109,7 @@ class JwtAuthorizer(Authorizer):
         if found is None:
             return self._refuse(401, request, "no token in " + ", ".join(s.text for s in self.sources))
         token, subprotocol = found
+        consumed = (token,) if token in request.subprotocols else ()
         if len(token) > MAX_TOKEN_BYTES:
             return self._refuse(401, request, f"token longer than {MAX_TOKEN_BYTES} bytes")
         try:
@@ -141,13 +142,13 @@ class JwtAuthorizer(Authorizer):
         principal = claims.get("sub")
         jwt_context: dict[str, object] = {"claims": claims, "scopes": scopes}
         if request.http_event is not None:       # HTTP API payload 2.0 shape
-            return AuthOutcome(200, {"jwt": jwt_context}, subprotocol)
+            return AuthOutcome(200, {"jwt": jwt_context}, subprotocol, consumed=consumed)
         context: dict[str, object] = {
             "principalId": principal if isinstance(principal, str) else None,
             "jwt": jwt_context,
             "integrationLatency": int((time.monotonic() - started) * 1000),
         }
-        return AuthOutcome(200, context, subprotocol)
+        return AuthOutcome(200, context, subprotocol, consumed=consumed)
 
     def _token(self, request: AuthRequest) -> tuple[str, str | None] | None:
         """(token, the subprotocol to answer) from the first identity source that holds a token."""

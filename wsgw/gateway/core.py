@@ -166,6 +166,7 @@ class Gateway:
             self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
             return ConnectOutcome(429, body=TOO_MANY)
         subprotocol: str | None = None
+        consumed: tuple[str, ...] = ()          # subprotocols that carried a token: never answered
         request_id = new_id()
         if route is not None and route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
@@ -178,6 +179,7 @@ class Gateway:
                 return ConnectOutcome(outcome.status, body=outcome.message or status_message(outcome.status))
             info.authorizer = outcome.context
             subprotocol = outcome.subprotocol
+            consumed = outcome.consumed
         if route is None:
             return ConnectOutcome(101, info, subprotocol)
         event = connect_event(info, hs.headers, hs.query, api.stage_variables or None, request_id, started)
@@ -202,7 +204,7 @@ class Gateway:
             # When the authorizer already picked the subprotocol (a token rode in the header), the handler
             # cannot override it: the only other offered values are the token itself.
             first = chosen.split(",")[0].strip()
-            subprotocol = first if first in hs.subprotocols else None
+            subprotocol = first if first in hs.subprotocols and first not in consumed else None
         greeting = result.body if route.route_response and result.body else ""
         return ConnectOutcome(101, info, subprotocol, body=greeting)
 

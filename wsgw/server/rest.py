@@ -108,6 +108,9 @@ class RestFront:
                            stage_variables=api.stage_variables or None, api_id=api.api_id,
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
+        if not gateway.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
+            gateway.metrics.inc("wsgw_throttled_total", 'scope="http"')
+            return message(429, "Too Many Requests", trace)
         if route.authorizer is not None:
             refused = await self._authorize(route, request, event, query, segments, request_id, now)
             if refused is not None:
