@@ -81,9 +81,12 @@ class HttpIntegration(Integration):
                             self.connect_timeout_s, self.spec.timeout_ms / 1000)
         if answer.status >= 500:
             raise IntegrationFailed(f"{self.method} {self.uri} answered {describe(answer)}")
+        # The backend's content type travels with the body (REST routes answer with it; a WebSocket route
+        # response ignores headers). Framing headers are the node's own to set.
+        passed = {"content-type": answer.headers["Content-Type"]} if "Content-Type" in answer.headers else {}
         try:
             text = answer.body.decode("utf-8")
         except UnicodeDecodeError:
             return {"statusCode": answer.status, "body": base64.b64encode(answer.body).decode("ascii"),
-                    "isBase64Encoded": True}
-        return {"statusCode": answer.status, "body": text or None}
+                    "isBase64Encoded": True, "headers": passed}
+        return {"statusCode": answer.status, "body": text or None, "headers": passed}
