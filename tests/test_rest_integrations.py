@@ -37,7 +37,8 @@ async def test_http_proxy_http_and_aws_lambda_serve_rest_routes() -> None:
                 assert (response.status, await response.json()) == (200, {"n": 2})
             async with session.post(base + "/lambda", data=b'{"n": 3}', headers=json_body) as response:
                 assert response.status == 201
-                assert json.loads(await response.text()) == {"version": "2.0", "routeKey": "POST /lambda", "body": '{"n": 3}'}
+                assert json.loads(await response.text()) == {"version": "2.0", "routeKey": "POST /lambda",
+                                                             "body": '{"n": 3}'}
 
 
 def allow_by_token(event: dict[str, Any]) -> dict[str, Any]:
