@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
 from websockets.sync.client import connect
 
 from tests.helpers import APPS, ROOT, GatewayProcess, write_config
@@ -70,7 +71,9 @@ def test_check_reports_a_missing_file(tmp_path: Path) -> None:
     assert "file not found" in result.stderr
 
 
-def test_run_prints_urls_serves_health_and_sigterm_runs_every_disconnect(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_prints_urls_serves_health_and_a_stop_signal_runs_every_disconnect(tmp_path: Path,
+                                                                               stop_signal: int) -> None:
     log = tmp_path / "events.jsonl"
     config = write_config(tmp_path / "wsgw.yaml", {"routes": {
         "$connect": {"handler": "testapp:ok"},
@@ -88,7 +91,7 @@ def test_run_prints_urls_serves_health_and_sigterm_runs_every_disconnect(tmp_pat
         for ws in clients:
             ws.send("hi")
             assert ws.recv(timeout=5) == "hi"
-        code = proc.stop(signal.SIGTERM)
+        code = proc.stop(stop_signal)
         assert code == 0
         codes = []
         for ws in clients:

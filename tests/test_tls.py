@@ -15,7 +15,7 @@ import certifi
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.helpers import APPS, GatewayProcess, api_from, serve, wait_for, write_config
+from tests.helpers import APPS, ROOT, GatewayProcess, api_from, serve, wait_for, write_config
 from wsgw.errors import ConfigError
 from wsgw.tls import TlsSettings
 from wsgw.tls.devca import ensure_dev_certificates
@@ -203,6 +203,46 @@ def test_unreadable_certificate_is_a_config_error_naming_the_key(tmp_path: Path)
 def test_real_certificate_files_are_served_as_given(dev_certs: Any) -> None:
     settings = build_tls("only", dev_certs.cert, dev_certs.key)
     assert settings.dev_ca is None and settings.certfile == dev_certs.cert
+
+
+@pytest.mark.parametrize("where", ["flags", "config"])
+def test_wsgw_run_serves_a_given_certificate_from_flags_or_the_config(dev_certs: Any, tmp_path: Path,
+                                                                     where: str) -> None:
+    import shutil
+
+    shutil.copy(dev_certs.cert, tmp_path / "site.pem")
+    shutil.copy(dev_certs.key, tmp_path / "site-key.pem")
+    raw: dict[str, Any] = {"routes": {"$default": {"handler": "testapp:echo", "routeResponse": True}}}
+    extra: tuple[str, ...] = ()
+    if where == "config":                            # paths in the config are relative to the file
+        raw["tls"] = {"certfile": "site.pem", "keyfile": "site-key.pem"}
+    else:
+        extra = ("--certfile", str(tmp_path / "site.pem"), "--keyfile", str(tmp_path / "site-key.pem"))
+    config = write_config(tmp_path / "wsgw.yaml", raw)
+    (tmp_path / "testapp.py").write_text((APPS / "testapp.py").read_text())
+    with GatewayProcess(config, *extra, env={"WSGW_CA_DIR": str(tmp_path / "unused-ca")}) as node:
+        assert node.ws_url.startswith("wss://")
+        assert not (tmp_path / "unused-ca").exists()          # no dev CA is made for a given certificate
+
+        async def talk() -> str:
+            async with connect(node.ws_url.replace("127.0.0.1", "localhost"),
+                               ssl=client_context(dev_certs.ca_cert)) as ws:
+                await ws.send("given cert")
+                return str(await ws.recv())
+
+        assert asyncio.run(talk()) == "given cert"
+
+
+def test_tls_off_with_a_certificate_is_a_config_error(tmp_path: Path, dev_certs: Any) -> None:
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path / "wsgw.yaml", {"tls": {"mode": "off"}, "routes": {}})
+    result = subprocess.run([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0",
+                             "--certfile", str(dev_certs.cert), "--keyfile", str(dev_certs.key)],
+                            capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert result.returncode == 2
+    assert "tls.mode" in result.stderr
 
 
 def test_wsgw_run_tls_prints_wss_urls_and_the_ca_and_serves_wss(tmp_path: Path) -> None:

@@ -204,6 +204,9 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
     certfile = args.certfile or (api.base_dir / conf["certfile"] if conf.get("certfile") else None)
     keyfile = args.keyfile or (api.base_dir / conf["keyfile"] if conf.get("keyfile") else None)
     mode = args.tls or conf.get("mode") or ("only" if certfile or conf else None)
+    if mode == "off" and certfile is not None:
+        raise ConfigError.single("tls.mode", "'off' but a certificate was given (--certfile or tls.certfile); "
+                                 "remove one of them")
     if mode is None or mode == "off":
         return None
     return build_tls(str(mode), certfile, keyfile, args.ca_dir, args.host)
