@@ -91,8 +91,15 @@ async def test_messages_do_not_touch_redis_and_last_active_is_flushed_in_batches
         calls_before = redis_calls()
         for i in range(300):
             await ws.send(f"hello {i}")
-        for _ in range(300):
-            await ws.recv()
+        conn = a.gateway.connections[cid]
+        try:
+            async with asyncio.timeout(20):
+                for _ in range(300):
+                    await ws.recv()
+        except TimeoutError:
+            raise AssertionError(f"answers stopped: inbox {len(conn.inbox)}, worker {conn.worker}, reading "
+                                 f"paused {conn.reading_paused}, node {a.gateway.node_id}, "
+                                 f"registered {list(a.gateway.connections)}") from None
         calls_during = redis_calls() - calls_before
         # 300 messages: only the nodes' periodic heartbeat/flush commands (their number grows with elapsed time
         # on a loaded machine, not with messages); one command per message would be 300 or more

@@ -221,3 +221,23 @@ async def test_mock_fills_request_body_and_stage_variables_and_keeps_sentence_pu
     async with serve(api) as server, connect(url(server)) as ws:
         await ws.send('{"action": "say", "text": "hi"}')
         assert await ws.recv() == "You said hi in lobby, as say."
+
+
+async def test_an_internal_error_on_one_message_neither_stops_the_connection_nor_leaves_it_unread() -> None:
+    async with serve(API) as server, connect(url(server)) as ws:
+        table = server.gateway.routes
+        real = table.route_for
+        calls = {"n": 0}
+
+        def flaky(body: str | bytes) -> Any:       # the third message meets an unexpected bug in routing
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("routing bug")
+            return real(body)
+
+        table.route_for = flaky                  # type: ignore[method-assign]
+        for i in range(100):                     # past the inbox high-water mark: reading pauses meanwhile
+            await ws.send(json.dumps({"action": "echo", "i": i}))
+        replies = [json.loads(await ws.recv()) for _ in range(100)]
+        assert replies[2]["message"] == "Internal server error"
+        assert [r["i"] for r in replies if "i" in r] == [i for i in range(100) if i != 2]

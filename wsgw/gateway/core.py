@@ -284,19 +284,33 @@ class Gateway:
         task.add_done_callback(self.workers.discard)
 
     async def _drain(self, conn: Connection) -> None:
-        """Handle one connection's messages in the order they arrived, $disconnect last."""
+        """Handle one connection's messages in the order they arrived, $disconnect last.
+
+        Nothing a message does may end the worker early: a worker that died would leave the rest of the
+        inbox unhandled and the socket's reading paused, a silent hang. Such an error is logged, counted and
+        answered like a failed handler; the worker goes on with the next message."""
         try:
             while conn.inbox:
                 item = conn.inbox.popleft()
                 if item is None:
                     await self._run_disconnect(conn)
                     return
-                await self._handle_message(conn, *item)
+                try:
+                    await self._handle_message(conn, *item)
+                except Exception:
+                    request_id = fast_id()
+                    log.exception("handling a message of %s failed (requestId %s)", conn.info.connection_id,
+                                  request_id)
+                    self.metrics.inc("wsgw_integration_errors_total", 'kind="internal"')
+                    self._send_error(conn, INTERNAL_ERROR, request_id)
                 if conn.reading_paused and len(conn.inbox) <= INBOX_LOW_WATER:
                     conn.reading_paused = False
                     conn.sink.resume_reading()
         finally:
             conn.worker = None
+            if conn.reading_paused:              # never leave a socket unread behind a worker that stopped
+                conn.reading_paused = False
+                conn.sink.resume_reading()
 
     async def _handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()
