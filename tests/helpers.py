@@ -140,6 +140,21 @@ class GatewayProcess:
         self.stop()
 
 
+async def open_client(server: GatewayServer) -> tuple[Any, str]:
+    """A WebSocket client on `server` and its connection id (the one connection that node gained)."""
+    from websockets.asyncio.client import connect
+
+    before = set(server.gateway.connections)
+    ws = await connect(server.urls.websocket)
+    new = await wait_for(lambda: set(server.gateway.connections) - before)
+    return ws, next(iter(new))
+
+
+def endpoint(server: GatewayServer) -> str:
+    """The @connections endpoint boto3 is given: http://HOST:PORT/{stage}."""
+    return f"http://127.0.0.1:{server.port}/{server.api.stage}"
+
+
 def management_client(endpoint: str) -> Any:
     import boto3
 

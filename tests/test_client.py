@@ -6,26 +6,14 @@ import asyncio
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
-from tests.helpers import serve, wait_for
+from tests.helpers import endpoint, open_client, serve, wait_for
 from tests.redis_fixture import RedisServer
 from wsgw.client import AsyncHttpPusher, AsyncRedisPusher, HttpPusher, PushError, RedisPusher
-from wsgw.server.app import GatewayServer
 
 API: dict[str, Any] = {"routes": {"$default": {"handler": "testapp:echo", "routeResponse": True}}}
 GONE_ID = "R29uZUNsaWVudA="
-
-
-async def open_client(server: GatewayServer) -> tuple[ClientConnection, str]:
-    before = set(server.gateway.connections)
-    ws = await connect(server.urls.websocket)
-    new = await wait_for(lambda: set(server.gateway.connections) - before)
-    return ws, next(iter(new))
-
-
-def endpoint(server: GatewayServer) -> str:
-    return f"http://127.0.0.1:{server.port}/{server.api.stage}"
 
 
 async def test_http_pushers_deliver_describe_and_close(redis_url: str) -> None:

@@ -11,7 +11,7 @@ import botocore.exceptions
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.helpers import management_client, raw_http, serve, wait_for
+from tests.helpers import endpoint, management_client, raw_http, serve, wait_for
 
 API: dict[str, Any] = {
     "routes": {
@@ -19,10 +19,6 @@ API: dict[str, Any] = {
         "postback": {"handler": "testapp:post_back", "routeResponse": True},
     },
 }
-
-
-def endpoint(server: Any) -> str:
-    return f"http://127.0.0.1:{server.port}/{server.api.stage}"
 
 
 async def test_boto3_post_to_connection_delivers_one_frame() -> None:

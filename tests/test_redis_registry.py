@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis
 import testapp
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.helpers import management_client, serve, wait_for
+from tests.helpers import endpoint, management_client, open_client, serve, wait_for
 from tests.redis_fixture import RedisServer, with_options
 from wsgw.registry import RegistryUnavailable, open_registry
 from wsgw.server.app import GatewayServer
@@ -25,18 +25,6 @@ API: dict[str, Any] = {
         "$default": {"handler": "testapp:echo", "routeResponse": True},
     },
 }
-
-
-async def open_client(server: GatewayServer) -> tuple[ClientConnection, str]:
-    """A client on `server` and its connection id (the one connection that node gained)."""
-    before = set(server.gateway.connections)
-    ws = await connect(server.urls.websocket)
-    new = await wait_for(lambda: set(server.gateway.connections) - before)
-    return ws, next(iter(new))
-
-
-def endpoint(server: GatewayServer) -> str:
-    return f"http://127.0.0.1:{server.port}/{server.api.stage}"
 
 
 async def test_post_get_delete_on_one_node_reach_a_connection_held_by_another(redis_url: str) -> None:
