@@ -47,6 +47,19 @@ def is_python_runtime(runtime: Any) -> bool:
     return isinstance(runtime, str) and runtime.startswith("python")
 
 
+def python_reference(out: Translation, runtime: Any, handler: Any, runtime_key: str, handler_key: str,
+                     handler_example: str) -> str | None:
+    """A function's `module:function` when it can run here, else None with the error under its key."""
+    if not is_python_runtime(runtime):
+        out.error(runtime_key, f"'{runtime}' cannot run here: wsgw runs Python handlers in-process (python3.x "
+                  "runtimes)")
+        return None
+    reference = lambda_handler_to_reference(handler) if isinstance(handler, str) else None
+    if reference is None:
+        out.error(handler_key, f"'{handler}' is not {handler_example}")
+    return reference
+
+
 def timeout_ms(seconds: Any) -> int:
     """A function timeout (s) as the integration timeout: API Gateway cuts at 29 s, wsgw's floor is 50 ms."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:

@@ -17,8 +17,7 @@ from typing import Any
 from wsgw.loaders.common import (
     LoadOptions,
     Translation,
-    is_python_runtime,
-    lambda_handler_to_reference,
+    python_reference,
     string_values,
     timeout_ms,
 )
@@ -121,15 +120,9 @@ class _Sam:
             if props.get("PackageType") == "Image" or "ImageUri" in props or "InlineCode" in props:
                 self.out.error(key, "only zip functions with CodeUri can run locally (no images or InlineCode)")
                 continue
-            runtime = props.get("Runtime")
-            if not is_python_runtime(runtime):
-                self.out.error(f"{key}.Runtime", f"'{runtime}' cannot run here: wsgw runs Python handlers "
-                               "in-process (python3.x runtimes)")
-                continue
-            handler = props.get("Handler")
-            reference = lambda_handler_to_reference(handler) if isinstance(handler, str) else None
+            reference = python_reference(self.out, props.get("Runtime"), props.get("Handler"), f"{key}.Runtime",
+                                         f"{key}.Handler", "'module.function' (e.g. app.lambda_handler)")
             if reference is None:
-                self.out.error(f"{key}.Handler", f"'{handler}' is not 'module.function' (e.g. app.lambda_handler)")
                 continue
             code_uri = props.get("CodeUri", ".")
             if not isinstance(code_uri, str):

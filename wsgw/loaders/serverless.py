@@ -15,8 +15,7 @@ from typing import Any
 from wsgw.loaders.common import (
     LoadOptions,
     Translation,
-    is_python_runtime,
-    lambda_handler_to_reference,
+    python_reference,
     string_values,
     timeout_ms,
 )
@@ -163,15 +162,10 @@ class _Service:
             if "image" in fn:
                 self.out.error(f"{key}.image", "container image functions cannot run locally; use handler")
                 continue
-            runtime = fn.get("runtime", self.provider.get("runtime"))
-            if not is_python_runtime(runtime):
-                self.out.error(f"{key}.runtime", f"'{runtime}' cannot run here: wsgw runs Python handlers "
-                               "in-process (python3.x runtimes)")
-                continue
-            handler = fn.get("handler")
-            reference = lambda_handler_to_reference(handler) if isinstance(handler, str) else None
+            reference = python_reference(self.out, fn.get("runtime", self.provider.get("runtime")),
+                                         fn.get("handler"), f"{key}.runtime", f"{key}.handler",
+                                         "'path/to/module.function'")
             if reference is None:
-                self.out.error(f"{key}.handler", f"'{handler}' is not 'path/to/module.function'")
                 continue
             integration: dict[str, Any] = {
                 "type": "python", "handler": reference,
