@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wsgw.policy import (
+from wsgw.aws.policy import (
     AUTHORIZER_RESULT_MAX_BYTES,
     AuthorizerDecision,
     AuthorizerResponseError,

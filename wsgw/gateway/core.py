@@ -18,21 +18,18 @@ from typing import Any
 from websockets.frames import Frame, Opcode
 
 from wsgw.authorizers import Authorizer, AuthRequest, build_authorizers, status_message
-from wsgw.config import ApiConfig
-from wsgw.events import (
+from wsgw.aws.ids import fast_id, method_arn, new_id
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.proxy_result import InvalidIntegrationResult, read_integration_result
+from wsgw.aws.websocket_events import (
     ConnectionInfo,
-    InvalidIntegrationResult,
-    LambdaContext,
     connect_event,
     disconnect_event,
     error_frame,
-    fast_id,
     header_value,
     message_event,
-    method_arn,
-    new_id,
-    read_integration_result,
 )
+from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink
