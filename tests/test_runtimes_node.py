@@ -139,8 +139,9 @@ async def test_process_exit_is_answered_as_a_crash_and_the_environment_replaced(
     pid = await fn.invoke({})
     with pytest.raises(RuntimeCrash) as caught:
         await fn.invoke({"exit": True}, request_id="crash-1")
-    assert caught.value.payload() == {"errorType": "Runtime.ExitError",
-                                      "errorMessage": "RequestId: crash-1 Error: Runtime exited with error: exit status 3"}
+    assert caught.value.payload() == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": "RequestId: crash-1 Error: Runtime exited with error: exit status 3"}
     assert process_gone(pid)
     assert await fn.invoke({}) != pid
 

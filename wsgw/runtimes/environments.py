@@ -30,6 +30,7 @@ from wsgw.runtimes.invocation import (
     InitError,
     Invocation,
     InvocationError,
+    NotDelivered,
     RuntimeCrash,
     RuntimeUnavailable,
     exit_text,
@@ -228,6 +229,7 @@ class ExecutionEnvironment:
             await self._exited.wait()
         if process is not None:
             _signal_group(process.pid, signal.SIGKILL)      # whatever the runtime started and left behind
+        self.endpoint.drop_queued(NotDelivered())
         await self.endpoint.close()
         for task in self._tasks:
             if not task.done():
@@ -247,7 +249,7 @@ class ExecutionEnvironment:
             self.log.error("%s: runtime %s exited (%s) during invocation %s", self.spec.name, self.process.pid,
                            exit_text(self.returncode), current.request_id)
             current.settle(RuntimeCrash(current.request_id, self.returncode))
-        self.endpoint.settle_current(InvocationError("Runtime.ExitError", "The runtime exited."))
+        self.endpoint.drop_queued(NotDelivered())
 
     async def _forward_output(self) -> None:
         """The runtime's stdout and stderr, line by line, into the function's log (CloudWatch's role)."""
@@ -316,14 +318,20 @@ class FunctionEnvironments:
         except TimeoutError:
             raise FunctionTimeout(invocation_id, limit) from None
         try:
-            env = await self._environment(deadline, invocation_id)
-            run_s = min(self.spec.timeout_s, max(0.0, deadline - loop.time()))
-            invocation = Invocation(payload, int((time.time() + run_s) * 1000), self.spec.arn,
-                                    request_id=invocation_id, client_context=client_context)
-            try:
-                return await env.invoke(invocation, run_s)
-            finally:
-                self._release(env)
+            for attempt in range(3):
+                env = await self._environment(deadline, invocation_id)
+                run_s = min(self.spec.timeout_s, max(0.0, deadline - loop.time()))
+                invocation = Invocation(payload, int((time.time() + run_s) * 1000), self.spec.arn,
+                                        request_id=invocation_id, client_context=client_context)
+                try:
+                    return await env.invoke(invocation, run_s)
+                except NotDelivered:
+                    if attempt == 2:
+                        raise
+                    # the warm environment was on its way out (it exited after its last answer): take another
+                finally:
+                    self._release(env)
+            raise AssertionError("unreachable")
         finally:
             self._slots.release()
 

@@ -20,6 +20,7 @@ __all__ = [
     "InitError",
     "Invocation",
     "InvocationError",
+    "NotDelivered",
     "RuntimeCrash",
     "RuntimeUnavailable",
     "exit_text",
@@ -76,6 +77,13 @@ class FunctionTimeout(InvocationError):
     def __init__(self, request_id: str, timeout_s: float) -> None:
         super().__init__("Sandbox.Timedout",
                          f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds")
+
+
+class NotDelivered(InvocationError):
+    """The runtime went away before it took the invocation: nothing ran, so another environment may take it."""
+
+    def __init__(self) -> None:
+        super().__init__("Runtime.ExitError", "The runtime exited before it took the invocation.")
 
 
 class RuntimeCrash(InvocationError):

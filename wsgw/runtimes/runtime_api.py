@@ -66,14 +66,10 @@ class Endpoint:
         self.current = invocation
         return invocation
 
-    def settle_current(self, outcome: bytes | BaseException) -> None:
-        """Answer whatever the runtime holds or has queued (it crashed, timed out or is being stopped)."""
-        pending = [self.current] if self.current is not None else []
+    def drop_queued(self, outcome: BaseException) -> None:
+        """Answer the invocations the runtime never took (it exited or is being stopped)."""
         while not self._queue.empty():
-            pending.append(self._queue.get_nowait())
-        self.current = None
-        for invocation in pending:
-            invocation.settle(outcome)
+            self._queue.get_nowait().settle(outcome)
 
     def _held(self, request_id: str) -> Invocation | None:
         current = self.current
