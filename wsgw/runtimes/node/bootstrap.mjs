@@ -50,7 +50,7 @@ const write = (level, args) => {
   process.stdout.write(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message}\n`);
 };
 for (const [name, level] of [['log', 'INFO'], ['info', 'INFO'], ['warn', 'WARN'], ['error', 'ERROR'],
-  ['debug', 'DEBUG'], ['trace', 'TRACE']]) {
+  ['debug', 'DEBUG'], ['trace', 'TRACE'], ['fatal', 'FATAL']]) {
   console[name] = (...args) => write(level, args);
 }
 
@@ -65,7 +65,7 @@ function errorBody(err, fallbackType = 'Error') {
     };
   }
   if (err === undefined || err === null) return { errorType: fallbackType, errorMessage: String(err), trace: [] };
-  return { errorType: typeof err, errorMessage: typeof err === 'string' ? err : util.inspect(err), trace: [] };
+  return { errorType: typeof err, errorMessage: String(err), trace: [] };
 }
 
 class ImportModuleError extends Error { constructor(m) { super(m); this.name = 'Runtime.ImportModuleError'; } }
