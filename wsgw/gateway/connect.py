@@ -11,15 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wsgw.authorizers import Authorizer, AuthRequest, status_message
+from wsgw.aws.ids import method_arn, new_id
+from wsgw.aws.proxy_result import read_integration_result
+from wsgw.aws.websocket_events import ConnectionInfo, connect_event, header_value
 from wsgw.config import ApiConfig
-from wsgw.events import (
-    ConnectionInfo,
-    connect_event,
-    header_value,
-    method_arn,
-    new_id,
-    read_integration_result,
-)
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
 from wsgw.gateway.local import LocalTable

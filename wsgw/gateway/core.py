@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from wsgw.authorizers import Authorizer, build_authorizers
+from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
-from wsgw.events import ConnectionInfo, fast_id, new_id
 from wsgw.gateway.clock import Clock
 from wsgw.gateway.connect import ConnectFlow, ConnectOutcome, Handshake
 from wsgw.gateway.connection import CloseFrame, Connection, close_code

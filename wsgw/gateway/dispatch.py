@@ -9,18 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.proxy_result import InvalidIntegrationResult, read_integration_result
+from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
 from wsgw.config import ApiConfig
-from wsgw.events import (
-    ConnectionInfo,
-    InvalidIntegrationResult,
-    LambdaContext,
-    disconnect_event,
-    error_frame,
-    fast_id,
-    message_event,
-    new_id,
-    read_integration_result,
-)
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable

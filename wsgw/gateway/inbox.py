@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from wsgw.events import fast_id
+from wsgw.aws.ids import fast_id
 from wsgw.gateway.connection import Connection
 from wsgw.metrics import Metrics
 
