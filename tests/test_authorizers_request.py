@@ -18,10 +18,10 @@ from websockets.exceptions import InvalidStatus
 from tests.helpers import ROOT, api_from, serve, wait_for
 from wsgw.authorizers import AuthRequest
 from wsgw.authorizers.request import WEBSOCKET_FRONT, RequestAuthorizer
+from wsgw.aws.policy import parse_simple_response
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import load_api
 from wsgw.errors import ConfigError
-from wsgw.events import ConnectionInfo
-from wsgw.policy import parse_simple_response
 from wsgw.server.app import GatewayServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aws" / "websocket_authorizer_request.json"

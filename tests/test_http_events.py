@@ -11,8 +11,8 @@ import pytest
 
 from tests.helpers import api_from, write_config
 from wsgw import cli
+from wsgw.aws.proxy_result import InvalidIntegrationResult
 from wsgw.errors import ConfigError
-from wsgw.events import InvalidIntegrationResult
 from wsgw.http_config import parse_http
 from wsgw.http_cors import parse_cors, strip_cors
 from wsgw.http_events import HttpRequestInfo, http_event, parse_query, read_http_result

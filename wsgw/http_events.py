@@ -13,7 +13,8 @@ from typing import Final
 
 import orjson
 
-from wsgw.events import InvalidIntegrationResult, header_text, request_time, result_status
+from wsgw.aws.ids import request_time
+from wsgw.aws.proxy_result import InvalidIntegrationResult, header_text, result_status
 from wsgw.http_routes import decode_component
 
 Pairs = list[tuple[str, str]]

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig, AuthorizerSpec
-from wsgw.events import ConnectionInfo
 from wsgw.integrations.base import Resources
 
 #: What a client is told when an authorizer refuses, as AWS words it; any other status is a 500.

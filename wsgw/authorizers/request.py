@@ -28,16 +28,17 @@ import orjson
 from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
 from wsgw.authorizers.identity import IdentitySource
 from wsgw.authorizers.options import OptionReader
-from wsgw.config import ApiConfig, AuthorizerSpec
-from wsgw.events import LambdaContext, authorizer_request_event
-from wsgw.integrations import Integration, Resources, build_integration
-from wsgw.policy import (
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.policy import (
     AuthorizerDecision,
     AuthorizerResponseError,
     DecisionCache,
     parse_authorizer_response,
     parse_simple_response,
 )
+from wsgw.aws.websocket_events import authorizer_request_event
+from wsgw.config import ApiConfig, AuthorizerSpec
+from wsgw.integrations import Integration, Resources, build_integration
 
 log = logging.getLogger("wsgw.authorizers")
 

@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 import orjson
 
-from wsgw.events import header_value
+from wsgw.aws.websocket_events import header_value
 from wsgw.http_events import FRAMING_HEADERS
 
 SERVER_HEADER = b"wsgw"

@@ -16,7 +16,9 @@ import orjson
 from jsonschema.protocols import Validator
 
 from wsgw.authorizers import Authorizer, AuthRequest, status_message
-from wsgw.events import ConnectionInfo, InvalidIntegrationResult, method_arn, new_id
+from wsgw.aws.ids import method_arn, new_id
+from wsgw.aws.proxy_result import InvalidIntegrationResult
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import function_name_for
 from wsgw.http_config import HttpApiSpec, parse_http
