@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.group_config import GroupsConfig, parse_groups
 
 DEFAULT_SELECTION = "$request.body.action"
 # Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
@@ -27,7 +28,7 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management",
+    "management", "groups",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -122,6 +123,7 @@ class ApiConfig:
     domain_name: str | None = None        # requestContext.domainName behind a load balancer, e.g. chat.example.com
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: dict[str, str] = field(default_factory=dict)   # mode (only|both|off), certfile, keyfile
+    groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
 
 
 class _Collector:
@@ -408,6 +410,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         throttling=throttling,
         environment=_string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), problems),
+        groups=parse_groups(raw.get("groups"), problems.add),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

@@ -24,6 +24,7 @@ from wsgw.gateway.connect import ConnectFlow, ConnectOutcome, Handshake
 from wsgw.gateway.connection import CloseFrame, Connection, close_code
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
+from wsgw.gateway.groups import Groups
 from wsgw.gateway.inbox import Inboxes
 from wsgw.gateway.keepalive import KeepaliveSweep
 from wsgw.gateway.local import LocalTable
@@ -33,6 +34,7 @@ from wsgw.integrations import Integration, Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry
+from wsgw.registry.base import Member
 from wsgw.throttle import build_throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -69,6 +71,8 @@ class Gateway:
         self.connect_flow = ConnectFlow(api, self.routes, self.authorizers, self.throttle, self.dispatcher,
                                         registry, self.local, self.metrics, self.now, self.epoch_ms,
                                         lambda: self.accepting, self._spawn_deregister)
+        self.groups = Groups(api.groups, registry, self.local, self.metrics, self.epoch_ms, self._track)
+        self.connect_flow.joins = self.groups.admitted
 
     @property
     def connections(self) -> dict[str, Connection]:
@@ -173,6 +177,7 @@ class Gateway:
         self.metrics.inc("wsgw_connections_closed_total")
         self.throttle.forget(conn.info.connection_id)
         conn.close_decided = close_code(conn.close_decided, received, sent)
+        self.groups.closed(conn.info.connection_id)
         self._spawn_deregister(conn.info.connection_id)
         self._track(self.inboxes.finish(conn))
 
@@ -254,6 +259,7 @@ class Gateway:
             return False
         self.metrics.inc("wsgw_connections_closed_total")
         self.throttle.forget(connection_id)
+        self.groups.closed(connection_id, drop=True)
         conn.inbox.clear()
         if conn.reading_paused:                # the peer's close frame must still be read
             conn.sink.resume_reading()
@@ -265,3 +271,15 @@ class Gateway:
 
     def local_records(self) -> Iterable[ConnectionRecord]:
         return self.local.records()
+
+    async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        return await self.groups.join_local(group, connection_id, since)
+
+    async def leave_local(self, group: str, connection_id: str) -> bool | None:
+        return await self.groups.leave_local(group, connection_id)
+
+    def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
+        return self.groups.publish_local(group, frame, exclude, seq)
+
+    def local_memberships(self) -> Iterable[tuple[str, Member]]:
+        return self.groups.local_memberships()
