@@ -89,6 +89,9 @@ class Node:
         self.calls.append(("publish", group))
         return len(self.groups.get(group, set()) - {exclude})
 
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int:
+        return self.publish_local(group, data, exclude, None)
+
     def local_memberships(self) -> Iterable[tuple[str, Member]]:
         return [(group, member(cid, self)) for group, ids in self.groups.items() for cid in ids]
 

@@ -233,6 +233,11 @@ class Gateway:
         local = self.local.broadcast(data)
         return local + await self.registry.broadcast(data)
 
+    async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
+        """Every connection of one principal (its authorizer's principalId), on every node."""
+        local = [r for r in self.local.records() if (r.authorizer or {}).get("principalId") == principal_id]
+        return local + await self.registry.connections_of(principal_id)
+
     async def delete(self, connection_id: str) -> bool:
         return self.disconnect_local(connection_id) or await self.registry.disconnect(connection_id)
 
@@ -283,3 +288,6 @@ class Gateway:
 
     def local_memberships(self) -> Iterable[tuple[str, Member]]:
         return self.groups.local_memberships()
+
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int:
+        return await self.groups.publish(group, data, exclude)

@@ -114,6 +114,10 @@ class LocalNode(Protocol):
         """Every (group, member) of this node's connections, for re-registration after the store lost them."""
         ...
 
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int:
+        """Publish to a group on behalf of a caller without the API's settings (a pusher); sockets reached."""
+        ...
+
 
 class Registry(ABC):
     """One small interface, one implementation per file (memory, redis)."""

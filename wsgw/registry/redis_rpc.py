@@ -40,6 +40,7 @@ BROADCAST = "bcast"
 GROUP_JOIN = "gjoin"
 GROUP_LEAVE = "gleave"
 GROUP_PUBLISH = "gpub"
+GROUP_SEND = "gsend"      # a pusher (no node, no API config) has a node publish to a group for it
 
 _NOBODY: dict[str, Any] = {"s": "nobody"}   # "nobody listens on the owner's channel"
 
@@ -101,8 +102,15 @@ def _group_publish(node: LocalNode, header: dict[str, Any], data: bytes) -> Repl
                                     seq if isinstance(seq, int) else None)}
 
 
+async def _group_send(node: LocalNode, header: dict[str, Any], data: bytes) -> Reply:
+    exclude = header.get("x")
+    return {"n": await node.publish_group(str(header.get("g", "")), data,
+                                          exclude if isinstance(exclude, str) else None)}
+
+
 HANDLERS: dict[str, Handler] = {POST: _post, GET: _get, DELETE: _delete, BROADCAST: _broadcast,
-                                GROUP_JOIN: _group_join, GROUP_LEAVE: _group_leave, GROUP_PUBLISH: _group_publish}
+                                GROUP_JOIN: _group_join, GROUP_LEAVE: _group_leave, GROUP_PUBLISH: _group_publish,
+                                GROUP_SEND: _group_send}
 
 
 class Rpc:
@@ -170,6 +178,25 @@ class Rpc:
             header["q"] = seq
         reply = await self._ask_node(node_id, GROUP_PUBLISH, frame, header)
         return 0 if reply is None else int(reply.get("n", 0))
+
+    async def publish_via_node(self, group: str, data: bytes, exclude: str | None) -> int:
+        """A pusher's publish: a node holding members (else any live node) runs it → how many sockets took it."""
+        stamp = await self.store.stamp(group, b"", None, 0)
+        candidates = list(stamp.nodes or ())
+        for node_id in await self.store.node_ids():
+            if node_id not in candidates:
+                candidates.append(node_id)
+        header: dict[str, Any] = {"g": group}
+        if exclude is not None:
+            header["x"] = exclude
+        for node_id in candidates:
+            try:
+                reply = await self._request(node_id, {"o": GROUP_SEND, **header}, data)
+            except TimeoutError:
+                continue
+            if reply is not _NOBODY and reply is not None and reply.get("s") == "ok":
+                return int(reply.get("n", 0))
+        raise RegistryUnavailable("no live node answered to publish to the group")
 
     def forget(self, connection_id: str) -> None:
         self.owners.pop(connection_id, None)
