@@ -307,3 +307,39 @@ async def test_the_redis_pusher_joins_publishes_and_reads_presence(redis_url: st
         assert other.frames == []
         for client in (on_a, on_b, other):
             await client.close()
+
+
+RELAY_API: dict[str, Any] = {
+    **API,
+    "routes": {**API["routes"],
+               "say": {"integration": {"type": "group", "group": "room:${request.body.room}", "excludeSelf": True}},
+               "shout": {"integration": {"type": "group", "group": "room:${request.body.room}"},
+                         "routeResponse": True}},
+    "groups": {"room:*": {"presence": True}},
+}
+
+
+async def test_relay_routes_publish_for_members_and_refuse_non_members(redis_url: str) -> None:
+    async with serve(RELAY_API, redis_url=redis_url) as a, serve(RELAY_API, redis_url=redis_url) as b, \
+            AsyncHttpPusher(endpoint(a)) as pusher:
+        sender, outsider = await reader(a), await reader(a)
+        listener = await reader(b)
+        await pusher.join("room:7", listener.cid)
+        await pusher.join("room:7", sender.cid)
+        # presence notices (opt-in): the listener sees the sender join
+        await wait_for(lambda: listener.frames == [json.dumps(
+            {"group": "room:7", "event": "join", "connectionId": sender.cid}, separators=(",", ":"))])
+        listener.frames.clear()
+        await sender.ws.send(json.dumps({"action": "say", "room": 7, "text": "hi"}))
+        await wait_for(lambda: listener.frames == ['{"action": "say", "room": 7, "text": "hi"}'])
+        await sender.ws.send(json.dumps({"action": "shout", "room": 7}))
+        await wait_for(lambda: '{"delivered": 2}' in sender.frames)
+        await outsider.ws.send(json.dumps({"action": "say", "room": 7, "text": "let me in"}))
+        await outsider.ws.send(json.dumps({"action": "say", "text": "no room"}))
+        await wait_for(lambda: len(outsider.frames) == 2)
+        assert all(json.loads(f)["message"] == "Forbidden" for f in outsider.frames)
+        assert "let me in" not in "".join(listener.frames)
+        await sender.close()
+        await wait_for(lambda: any('"event":"leave"' in f for f in listener.frames))
+        for client in (outsider, listener):
+            await client.close()

@@ -32,6 +32,7 @@ from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Integration, Resources
 from wsgw.integrations.environment import prepare_environment
+from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry
 from wsgw.registry.base import Member
@@ -73,6 +74,7 @@ class Gateway:
                                         lambda: self.accepting, self._spawn_deregister)
         self.groups = Groups(api.groups, registry, self.local, self.metrics, self.epoch_ms, self._track)
         self.connect_flow.joins = self.groups.admitted
+        self.resources.shared[GROUP_PUBLISHER] = self.groups      # relay routes (integrations/group.py)
 
     @property
     def connections(self) -> dict[str, Connection]:

@@ -17,7 +17,7 @@ from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
-from wsgw.integrations import Integration
+from wsgw.integrations import Integration, Refused
 from wsgw.metrics import Metrics
 from wsgw.throttle import Throttler
 
@@ -63,6 +63,8 @@ class Dispatcher:
                     data = base64.b64decode(result.body) if result.is_base64 else result.body
                     if conn.sink.send(data):
                         self.metrics.inc("wsgw_messages_sent_total")
+        except Refused:
+            self.send_error(conn, FORBIDDEN, request_id)
         except TimeoutError:
             log.error("route %s timed out after %.0f ms (connection %s, requestId %s)", route.key,
                       route.timeout_s * 1000, conn.info.connection_id, request_id)

@@ -130,6 +130,10 @@ class Groups:
         self.track = track
         self.table = GroupTable()
 
+    def is_member(self, group: str, connection_id: str) -> bool:
+        """A local connection's membership (relay routes: membership is the authorization)."""
+        return group in self.table.of.get(connection_id, ())
+
     def policy(self, group: str) -> GroupPolicy:
         return self.config.policy_for(group)
 
