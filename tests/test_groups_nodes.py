@@ -51,8 +51,13 @@ class RawClient:
         self.reader, self.writer = reader, writer
         self.cid = ""
 
+    @staticmethod
+    def masked(payload: bytes) -> bytes:
+        """A client text frame (clients must mask; a zero mask keeps the payload as is). Payloads < 126 bytes."""
+        return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
     @classmethod
-    async def open(cls, port: int) -> RawClient:
+    async def open(cls, port: int, greeting: bool = True) -> RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write((f"GET /dev HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -60,7 +65,8 @@ class RawClient:
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         client = cls(reader, writer)
-        client.cid = (await client.frame()).decode()
+        if greeting:
+            client.cid = (await client.frame()).decode()
         return client
 
     async def frame(self) -> bytes:
@@ -76,12 +82,12 @@ class RawClient:
         self.writer.close()
 
 
-async def open_many(port: int, count: int, concurrency: int = 200) -> list[RawClient]:
+async def open_many(port: int, count: int, concurrency: int = 200, greeting: bool = True) -> list[RawClient]:
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> RawClient:
         async with gate:
-            return await RawClient.open(port)
+            return await RawClient.open(port, greeting)
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
