@@ -12,22 +12,20 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from websockets.frames import Frame, Opcode
 
-from wsgw.authorizers import Authorizer, AuthRequest, build_authorizers, status_message
+from wsgw.authorizers import Authorizer, WebSocketAuthRequest, build_authorizers, run_authorizer, status_message
 from wsgw.config import ApiConfig
 from wsgw.events import (
     ConnectionInfo,
-    InvalidIntegrationResult,
-    LambdaContext,
     connect_event,
     disconnect_event,
     error_frame,
     fast_id,
-    header_value,
     message_event,
     method_arn,
     new_id,
@@ -36,10 +34,12 @@ from wsgw.events import (
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink
-from wsgw.integrations import Integration, Resources
+from wsgw.integrations import Resources
+from wsgw.integrations.calls import Failure, report_failure
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
+from wsgw.request import HttpRequest
 from wsgw.throttle import build_throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -55,20 +55,6 @@ WATCHDOG_SECONDS = 0.025       # integration timeouts are enforced within this
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(slots=True)
-class Handshake:
-    """A WebSocket upgrade request as the gateway sees it (no sockets)."""
-
-    headers: list[tuple[str, str]]
-    query: list[tuple[str, str]]
-    source_ip: str
-    host: str
-    subprotocols: list[str] = field(default_factory=list)
-
-    def header(self, name: str) -> str | None:
-        return header_value(self.headers, name)
 
 
 @dataclass(slots=True)
@@ -152,14 +138,16 @@ class Gateway:
 
     # ----- $connect --------------------------------------------------------------------------------
 
-    async def connect(self, hs: Handshake) -> ConnectOutcome:
-        """Run the authorizer and the $connect integration; nothing is registered yet."""
+    async def connect(self, hs: HttpRequest) -> ConnectOutcome:
+        """Run the authorizer and the $connect integration for a handshake; nothing is registered yet."""
         if not self.accepting:
             return ConnectOutcome(503, body="Service Unavailable: the node is shutting down")
         api = self.api
         started = now_ms()
-        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.host,
+        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
                               api.stage, api.api_id, None)
+        query = parse_qsl(hs.query_string, keep_blank_values=True)
+        offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
         if not self.throttle.admit_route("$connect"):
             self.metrics.inc("wsgw_throttled_total", 'scope="route"')
@@ -170,10 +158,10 @@ class Gateway:
         request_id = new_id()
         if route is not None and route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
-            request = AuthRequest(info, hs.headers, hs.query, api.stage_variables, request_id, started, "$connect",
-                                  method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"),
-                                  hs.subprotocols)
-            outcome = await authorizer.authorize(request)
+            request = WebSocketAuthRequest(
+                info, hs.headers, query, api.stage_variables, request_id, started, "$connect",
+                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
+            outcome = await run_authorizer(authorizer, request)
             if not outcome.allowed:
                 self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
                 return ConnectOutcome(outcome.status, body=outcome.message or status_message(outcome.status))
@@ -182,18 +170,15 @@ class Gateway:
             consumed = outcome.consumed
         if route is None:
             return ConnectOutcome(101, info, subprotocol)
-        event = connect_event(info, hs.headers, hs.query, api.stage_variables or None, request_id, started)
+        event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)
         try:
             raw = await self._invoke(route, event, request_id)
             result = read_integration_result(raw)
-        except TimeoutError:
-            log.error("$connect %s timed out after %.0f ms (requestId %s)", info.connection_id,
-                      route.timeout_s * 1000, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
-            return ConnectOutcome(504, body="Endpoint request timed out")
-        except Exception:
-            log.exception("$connect handler failed (requestId %s)", request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"$connect {info.connection_id}", route.timeout_s,
+                                     request_id)
+            if failure is Failure.TIMEOUT:
+                return ConnectOutcome(504, body="Endpoint request timed out")
             self.metrics.inc("wsgw_connections_refused_total", 'status="502"')
             return ConnectOutcome(502, body="Internal server error")
         if not 200 <= result.status_code < 300:
@@ -204,7 +189,7 @@ class Gateway:
             # When the authorizer already picked the subprotocol (a token rode in the header), the handler
             # cannot override it: the only other offered values are the token itself.
             first = chosen.split(",")[0].strip()
-            subprotocol = first if first in hs.subprotocols and first not in consumed else None
+            subprotocol = first if first in offered and first not in consumed else None
         greeting = result.body if route.route_response and result.body else ""
         return ConnectOutcome(101, info, subprotocol, body=greeting)
 
@@ -333,20 +318,10 @@ class Gateway:
                     data = base64.b64decode(result.body) if result.is_base64 else result.body
                     if conn.sink.send(data):
                         self.metrics.inc("wsgw_messages_sent_total")
-        except TimeoutError:
-            log.error("route %s timed out after %.0f ms (connection %s, requestId %s)", route.key,
-                      route.timeout_s * 1000, conn.info.connection_id, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
-            self._send_error(conn, TIMED_OUT, request_id)
-        except InvalidIntegrationResult as exc:
-            log.error("route %s returned an invalid result: %s (requestId %s)", route.key, exc, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="invalid_result"')
-            self._send_error(conn, INTERNAL_ERROR, request_id)
-        except Exception:
-            log.exception("route %s failed (connection %s, requestId %s)", route.key,
-                          conn.info.connection_id, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
-            self._send_error(conn, INTERNAL_ERROR, request_id)
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
+                                     route.timeout_s, request_id)
+            self._send_error(conn, TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR, request_id)
 
     async def _invoke(self, route: Route, event: dict[str, Any], request_id: str,
                       task: asyncio.Task[Any] | None = None) -> object:
@@ -356,13 +331,6 @@ class Gateway:
         showed at a tenth of the routed profile under uvloop)."""
         context = route.make_context(request_id, route.integration.timeout_ms)
         return await self.within_deadline(route.integration.invoke(event, context), route.timeout_s, task)
-
-    async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
-                                 request_id: str) -> object:
-        """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it)."""
-        context = LambdaContext(integration.function_name, request_id, integration.timeout_ms,
-                                self.api.region, self.api.account_id)
-        return await self.within_deadline(integration.invoke(event, context), timeout_s)
 
     async def within_deadline(self, call: Awaitable[object], timeout_s: float,
                               task: asyncio.Task[Any] | None = None) -> object:

@@ -9,7 +9,8 @@ from urllib.parse import unquote
 
 from wsgw.gateway import Gateway
 from wsgw.registry import ConnectionRecord, OwnerTimeout, RegistryUnavailable
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.request import HttpRequest
+from wsgw.server.http import HttpResponse
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
 

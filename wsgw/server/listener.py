@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
 from websockets.frames import Frame, Opcode
@@ -23,8 +23,10 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from wsgw.gateway import Connection, Gateway, Handshake
-from wsgw.server.http import HttpRequest, HttpResponse, plain_error
+from wsgw.gateway import Connection, Gateway
+from wsgw.headers import Headers
+from wsgw.request import HttpRequest
+from wsgw.server.http import HttpResponse, plain_error
 
 log = logging.getLogger("wsgw.server")
 protocol_log = logging.getLogger("wsgw.websocket")   # websockets logs every open at INFO; keep it quiet
@@ -206,7 +208,7 @@ class HttpConnection(asyncio.Protocol):
             method=self.parser.get_method().decode("ascii", "replace"),
             raw_path=path,
             query_string=query,
-            headers=self.headers,
+            headers=Headers(self.headers),
             body=b"".join(self.body),
             source_ip=self.source_ip,
             keep_alive=self.parser.should_keep_alive(),
@@ -280,11 +282,7 @@ class HttpConnection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
-        subprotocols = [p.strip() for value in _all(request.headers, "sec-websocket-protocol")
-                        for p in value.split(",") if p.strip()]
-        hs = Handshake(request.headers, parse_qsl(request.query_string, keep_blank_values=True),
-                       request.source_ip, request.domain_name, subprotocols)
-        outcome = await gateway.connect(hs)
+        outcome = await gateway.connect(request)
         if self.lost or self.transport is None:
             return
         if outcome.status != 101 or outcome.info is None:
@@ -534,21 +532,17 @@ class WebSocketSession:
         self.gateway.on_closed(self.conn, code, reason)
 
 
-def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
-
-
 def handshake_problem(request: HttpRequest) -> HttpResponse | None:
     """Check the upgrade headers before $connect runs, so a broken handshake costs no handler call."""
-    upgrade = ",".join(_all(request.headers, "upgrade")).lower()
-    connection = ",".join(_all(request.headers, "connection")).lower()
+    upgrade = ",".join(request.headers.get_all("upgrade")).lower()
+    connection = ",".join(request.headers.get_all("connection")).lower()
     if "websocket" not in upgrade or "upgrade" not in connection:
         return plain_error(426, "Upgrade Required: send 'Connection: Upgrade' and 'Upgrade: websocket'")
-    version = _all(request.headers, "sec-websocket-version")
+    version = request.headers.get_all("sec-websocket-version")
     if version != ["13"]:
         return HttpResponse(426, b'{"message": "Unsupported Sec-WebSocket-Version: use 13"}',
                             [("Sec-WebSocket-Version", "13"), ("Content-Type", "application/json")])
-    key = _all(request.headers, "sec-websocket-key")
+    key = request.headers.get_all("sec-websocket-key")
     try:
         valid_key = len(key) == 1 and len(base64.b64decode(key[0], validate=True)) == 16
     except ValueError:
