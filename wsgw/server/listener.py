@@ -204,16 +204,17 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
+        headers = Headers(self.headers)
         request = HttpRequest(
             method=self.parser.get_method().decode("ascii", "replace"),
             raw_path=path,
             query_string=query,
-            headers=Headers(self.headers),
+            headers=headers,
             body=b"".join(self.body),
             source_ip=self.source_ip,
             keep_alive=self.parser.should_keep_alive(),
             http_version=self.parser.get_http_version(),
-            domain_name=trusted_domain(next((v for k, v in self.headers if k.lower() == "host"), None),
+            domain_name=trusted_domain(headers.get("host"),
                                        self.local, self.ctx.gateway.api.domain_name),
         )
         if self.too_large is not None:
