@@ -35,7 +35,7 @@ from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Resources
-from wsgw.integrations.calls import Failure, report_failure
+from wsgw.integrations.calls import Failure, invoke, report_failure
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
@@ -329,8 +329,8 @@ class Gateway:
 
         `task` is the task running this (the connection's worker on the message path: asyncio.current_task()
         showed at a tenth of the routed profile under uvloop)."""
-        context = route.make_context(request_id, route.integration.timeout_ms)
-        return await self.within_deadline(route.integration.invoke(event, context), route.timeout_s, task)
+        return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                            self.within_deadline, task)
 
     async def within_deadline(self, call: Awaitable[object], timeout_s: float,
                               task: asyncio.Task[Any] | None = None) -> object:

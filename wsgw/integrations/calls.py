@@ -1,23 +1,41 @@
-"""One failed integration call, accounted for once for both fronts.
+"""One integration call as both fronts make it: its Lambda context, its deadline, and how a failure counts.
 
 The WebSocket routes and the REST front answer a failed call in their own words (an error frame, 504/502
-on $connect, 503/500 over HTTP), but log its cause and count it the same way, here; the kind returned is
-what each front maps to its answer.
+on $connect, 503/500 over HTTP), but make the call and log and count its failure the same way, here; the
+kind of failure returned is what each front maps to its answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import Any, Protocol
 
-from wsgw.events import InvalidIntegrationResult
+from wsgw.events import InvalidIntegrationResult, LambdaContext
+from wsgw.integrations.base import Integration
 from wsgw.metrics import Metrics
 
 log = logging.getLogger("wsgw.integrations")
 
-#: Awaits a call and raises TimeoutError once the given seconds have passed (the gateway's watchdog).
-Deadline = Callable[[Awaitable[object], float], Awaitable[object]]
+#: (requestId, timeout in ms) → the Lambda context of one call; LambdaContext.factory makes one per route.
+ContextFactory = Callable[[str, int], LambdaContext]
+
+
+class Deadline(Protocol):
+    """Awaits `call`, raising TimeoutError once `timeout_s` passed (the gateway's watchdog enforces it);
+    `task` is the task awaiting, when the caller knows it."""
+
+    def __call__(self, call: Awaitable[object], timeout_s: float, task: asyncio.Task[Any] | None = None,
+                 /) -> Awaitable[object]: ...
+
+
+def invoke(integration: Integration, make_context: ContextFactory, event: dict[str, Any], request_id: str,
+           timeout_s: float, deadline: Deadline, task: asyncio.Task[Any] | None = None) -> Awaitable[object]:
+    """Call `integration` with this request's Lambda context under `deadline` (not a coroutine of its own:
+    no extra frame on the message path)."""
+    return deadline(integration.invoke(event, make_context(request_id, integration.timeout_ms)), timeout_s, task)
 
 
 class Failure(Enum):

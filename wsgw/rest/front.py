@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from wsgw.events import ConnectionInfo, LambdaContext, method_arn, new_id
 from wsgw.gateway.routes import function_name_for
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Integration, Resources, build_integration
-from wsgw.integrations.calls import Deadline, Failure, report_failure
+from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
 from wsgw.metrics import Metrics
 from wsgw.request import HttpRequest
 from wsgw.rest.cors import CorsConfig, is_preflight, strip_cors
@@ -49,7 +49,7 @@ class RestRoute:
     authorizer: Authorizer | None
     authorizer_type: str
     validator: Validator | None
-    make_context: Callable[[str, int], LambdaContext]
+    make_context: ContextFactory
 
 
 def message(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
@@ -131,9 +131,9 @@ class RestFront:
             invalid = validate_body(route.validator, request)
             if invalid is not None:
                 return message(400, invalid, trace)
-        context = route.make_context(request_id, route.integration.timeout_ms)
         try:
-            raw = await self.deadline(route.integration.invoke(event, context), route.timeout_s)
+            raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                               self.deadline)
             result = read_http_result(raw)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s, request_id)
