@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from wsgw.authorizers import Front, RestAuthRequest, WebSocketAuthRequest
-from wsgw.events import ConnectionInfo
+from wsgw.aws.policy import AuthorizerResponseError
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.headers import Headers
-from wsgw.policy import AuthorizerResponseError
 
 INFO = ConnectionInfo("conn=", 1_000, "10.0.0.1", "agent", "api.example", "dev", "wsgwlocal0")
 ARN = "arn:aws:execute-api:us-east-1:000000000000:wsgwlocal0/dev/"

@@ -28,8 +28,8 @@ from websockets.exceptions import InvalidMessage, InvalidStatus
 from tests.helpers import ROOT, api_from, free_port, raw_http, serve, wait_for
 from wsgw.authorizers import RestAuthRequest
 from wsgw.authorizers.jwt import JwtAuthorizer
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.errors import ConfigError
-from wsgw.events import ConnectionInfo
 from wsgw.headers import Headers
 from wsgw.server.app import GatewayServer
 from wsgw.server.listener import MAX_HEAD_BYTES, MAX_URL_BYTES

@@ -18,11 +18,11 @@ from websockets.exceptions import InvalidStatus
 from tests.helpers import ROOT, api_from, serve, wait_for
 from wsgw.authorizers import AuthRequest, Front, RestAuthRequest, WebSocketAuthRequest
 from wsgw.authorizers.request import RequestAuthorizer
+from wsgw.aws.policy import parse_simple_response
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import load_api
 from wsgw.errors import ConfigError
-from wsgw.events import ConnectionInfo
 from wsgw.headers import Headers
-from wsgw.policy import parse_simple_response
 from wsgw.server.app import GatewayServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aws" / "websocket_authorizer_request.json"

@@ -11,8 +11,8 @@ import pytest
 
 from tests.helpers import api_from, write_config
 from wsgw import cli
+from wsgw.aws.proxy_result import InvalidIntegrationResult
 from wsgw.errors import ConfigError
-from wsgw.events import InvalidIntegrationResult
 from wsgw.headers import Headers
 from wsgw.http_config import parse_http
 from wsgw.request import HttpRequest

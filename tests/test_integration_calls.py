@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from wsgw.events import InvalidIntegrationResult
+from wsgw.aws.proxy_result import InvalidIntegrationResult
 from wsgw.integrations.calls import Failure, report_failure
 from wsgw.metrics import Metrics
 

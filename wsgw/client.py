@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from wsgw.events import new_id
+from wsgw.aws.ids import new_id
 from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
 from wsgw.registry.redis_link import RedisLink
 from wsgw.registry.redis_rpc import Caller

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
-from wsgw.events import ConnectionInfo, authorizer_request_event
+from wsgw.aws.policy import AuthorizerDecision, parse_authorizer_response, parse_simple_response
+from wsgw.aws.websocket_events import ConnectionInfo, authorizer_request_event
 from wsgw.headers import Headers
-from wsgw.policy import AuthorizerDecision, parse_authorizer_response, parse_simple_response
 
 
 class Front(Enum):

@@ -28,10 +28,10 @@ from wsgw.authorizers.base import Authorizer, AuthOutcome, status_message
 from wsgw.authorizers.fronts import AuthRequest
 from wsgw.authorizers.identity import IdentitySource
 from wsgw.authorizers.options import OptionReader
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.policy import AuthorizerDecision, AuthorizerResponseError, DecisionCache
 from wsgw.config import ApiConfig, AuthorizerSpec
-from wsgw.events import LambdaContext
 from wsgw.integrations import Integration, Resources, build_integration
-from wsgw.policy import AuthorizerDecision, AuthorizerResponseError, DecisionCache
 
 log = logging.getLogger("wsgw.authorizers")
 

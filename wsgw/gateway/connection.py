@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from wsgw.events import ConnectionInfo
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway.sink import SocketSink
 from wsgw.registry.base import ConnectionRecord
 

@@ -19,18 +19,16 @@ from urllib.parse import parse_qsl
 from websockets.frames import Frame, Opcode
 
 from wsgw.authorizers import Authorizer, WebSocketAuthRequest, build_authorizers, run_authorizer, status_message
-from wsgw.config import ApiConfig
-from wsgw.events import (
+from wsgw.aws.ids import fast_id, method_arn, new_id
+from wsgw.aws.proxy_result import read_integration_result
+from wsgw.aws.websocket_events import (
     ConnectionInfo,
     connect_event,
     disconnect_event,
     error_frame,
-    fast_id,
     message_event,
-    method_arn,
-    new_id,
-    read_integration_result,
 )
+from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink

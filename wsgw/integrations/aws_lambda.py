@@ -17,9 +17,9 @@ from urllib.parse import quote
 import orjson
 from yarl import URL
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.errors import ConfigError
-from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import (
     check_options,

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, Protocol
 
-from wsgw.events import InvalidIntegrationResult, LambdaContext
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.proxy_result import InvalidIntegrationResult
 from wsgw.integrations.base import Integration
 from wsgw.metrics import Metrics
 

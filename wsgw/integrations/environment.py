@@ -68,7 +68,7 @@ def prepare_environment(api: ApiConfig) -> None:
 def function_environment(api: ApiConfig, function_name: str, handler: str, code_dir: Path,
                          memory_mb: int, own: Mapping[str, str]) -> dict[str, str]:
     """What Lambda's runtime sets for one function (docs/aws-contract.md lists each), plus its `environment:`."""
-    from wsgw.events import LambdaContext
+    from wsgw.aws.lambda_context import LambdaContext
 
     stream = LambdaContext(function_name, "", 0).log_stream_name
     module, _, attr = handler.partition(":")

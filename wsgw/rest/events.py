@@ -14,7 +14,8 @@ from typing import Final
 
 import orjson
 
-from wsgw.events import InvalidIntegrationResult, header_text, request_time, result_status
+from wsgw.aws.ids import request_time
+from wsgw.aws.proxy_result import InvalidIntegrationResult, header_text, result_status
 from wsgw.request import HttpRequest
 from wsgw.rest.routes import decode_component
 

@@ -17,8 +17,10 @@ import orjson
 from jsonschema.protocols import Validator
 
 from wsgw.authorizers import Authorizer, RestAuthRequest, run_authorizer, status_message
+from wsgw.aws.ids import method_arn, new_id
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
-from wsgw.events import ConnectionInfo, LambdaContext, method_arn, new_id
 from wsgw.gateway.routes import function_name_for
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Integration, Resources, build_integration
