@@ -13,7 +13,7 @@ from wsgw.http_config import parse_http
 from wsgw.registry import Registry, open_registry
 from wsgw.rest.front import RestFront
 from wsgw.server.dual import DualAcceptor
-from wsgw.server.listener import HttpConnection, ListenerContext
+from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.router import HttpRouter
 from wsgw.tls import TlsSettings
 from wsgw.tls.trust import patch_environment, trust_in_process
@@ -42,9 +42,9 @@ class GatewayServer:
         self.gateway = Gateway(api, registry or open_registry(redis_url), node_id=node_id)
         gateway = self.gateway
         self.rest = RestFront(api, parse_http(api), resources=gateway.resources, authorizers=gateway.authorizers,
-                              throttle=gateway.throttle, metrics=gateway.metrics, deadline=gateway.within_deadline)
+                              throttle=gateway.throttle, metrics=gateway.metrics, deadline=gateway.deadlines.within)
         self.router = HttpRouter(gateway, self.rest)
-        self.open_sockets: set[HttpConnection] = set()
+        self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
         self.server: asyncio.Server | None = None
