@@ -680,6 +680,8 @@ def _guard(root: Any, text: str) -> None:
         elif isinstance(node, dict):
             stack.extend(node.keys())
             stack.extend(node.values())
+        elif isinstance(getattr(node, "__self__", None), ops._Element):
+            stack.append(node.__self__)  # a child kept only as a bound method (ParenthesizedExpression's)
     for node in nodes:
         where = _position(text, node.start)
         for refused, what in _REFUSED.items():
