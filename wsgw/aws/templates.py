@@ -584,7 +584,7 @@ class _SafeRange(ops.Range):  # type: ignore[misc]
 
 class _SafeInterpolatedString(ops.InterpolatedStringLiteral):  # type: ignore[misc]
     def calculate(self, namespace: Any, loader: Any) -> Any:
-        stream = _CappedStream(value=True)
+        stream = _CappedStream(_budget().limits, value=True)
         self.block.evaluate(stream, namespace, loader)
         return stream.getvalue()
 
@@ -640,19 +640,18 @@ _REFUSED: Final[dict[type, str]] = {
 class _CappedStream(ops.StoppableStream):  # type: ignore[misc]
     """The output (or a string being interpolated), bounded."""
 
-    def __init__(self, value: bool = False) -> None:
+    def __init__(self, limits: Limits, value: bool = False) -> None:
         super().__init__()
         self.size = 0
         self.value = value
+        self.cap = limits.value_chars if value else limits.output_chars
 
     def write(self, s: str) -> None:
         if self.stop:
             return
         self.size += len(s)
-        limits = _budget().limits
-        cap = limits.value_chars if self.value else limits.output_chars
-        if self.size > cap:
-            raise _Abort(f"{'a value' if self.value else 'the output'} grew past {cap} characters")
+        if self.size > self.cap:
+            raise _Abort(f"{'a value' if self.value else 'the output'} grew past {self.cap} characters")
         super().write(s)
 
 
@@ -750,7 +749,7 @@ class Template:
             "context": ctx,
             "stageVariables": _copy(dict(stage_variables or {})),
         }
-        stream = _CappedStream()
+        stream = _CappedStream(self.limits)
         previous = getattr(_STATE, "budget", None)
         _STATE.budget = _Budget(self.limits)
         try:
