@@ -52,13 +52,13 @@ class TemplateError(Exception):
 class Limits:
     """Bounds one render stays within; a template that crosses one fails with TemplateError."""
 
-    foreach_iterations: int = 1000  # per #foreach, as AWS's quota "Iterations in a #foreach ... #end loop"
+    foreach_iterations: int = 1000  # per #foreach: AWS's quota "Number of iterations in a #foreach ... #end loop"
     steps: int = 200_000  # evaluator steps (lookups, calls, iterations, macro calls) per render
     output_chars: int = 1 << 20  # the rendered text
     value_chars: int = 1 << 20  # any one string or list built while rendering
     seconds: float = 0.05  # wall clock per render
     macro_depth: int = 32
-    template_chars: int = 300 * 1024  # compile time: AWS's 300 KB mapping template size quota
+    template_chars: int = 300 * 1024  # compile time (300 KB: unverified, docs/mapping-templates.md)
 
 
 DEFAULT_LIMITS: Final = Limits()
