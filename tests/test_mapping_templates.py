@@ -390,6 +390,18 @@ def test_concatenation_doubling_and_repetition_are_refused() -> None:
     assert "grew past" in render_error("#set($s = 'ab')#foreach($i in [1..64])#set($s = $s.replace('a', $s))#end")
 
 
+def test_keeping_many_big_values_is_bounded_in_total() -> None:
+    template = compile_template(
+        "#set($s = 'x')#foreach($i in [1..19])#set($s = \"$s$s\")#end"  # 512 Ki characters
+        "#set($l = [])#foreach($i in [1..1000])#set($ok = $l.add(\"$s$i\"))#end",
+        Limits(seconds=10),
+    )
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="in all"):
+        template.render()
+    assert time.monotonic() - started < 5.0
+
+
 def test_output_is_bounded() -> None:
     template = compile_template("#foreach($i in [1..1000])$input.body#end", Limits(output_chars=10_000))
     with pytest.raises(TemplateError, match="output grew past"):

@@ -57,6 +57,7 @@ class Limits:
     output_chars: int = 1 << 20  # the rendered text
     value_chars: int = 1 << 20  # any one string or list built while rendering
     seconds: float = 0.05  # wall clock per render
+    allocated_chars: int = 16 << 20  # all strings built while rendering, together (keeping many big values)
     macro_depth: int = 32
     template_chars: int = 300 * 1024  # compile time (300 KB: unverified, docs/mapping-templates.md)
 
@@ -78,13 +79,21 @@ class _Abort(Exception):
 
 
 class _Budget:
-    __slots__ = ("deadline", "depth", "limits", "steps")
+    __slots__ = ("allocatable", "deadline", "depth", "limits", "steps")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.steps = limits.steps
+        self.allocatable = limits.allocated_chars
         self.deadline = time.monotonic() + limits.seconds
         self.depth = 0
+
+    def allocate(self, chars: int) -> None:
+        self.allocatable -= chars
+        if self.allocatable < 0:
+            raise _Abort(f"the template built more than {self.limits.allocated_chars} characters in all")
+        if chars > 4096 and time.monotonic() > self.deadline:
+            raise _Abort(f"the template ran longer than {self.limits.seconds * 1000:.0f} ms")
 
     def tick(self, n: int = 1) -> None:
         self.steps -= n
@@ -106,8 +115,12 @@ def _budget() -> _Budget:
 
 def _sized(value: object) -> object:
     """Refuse a string or list past the value bound (how doubling and repetition are stopped)."""
-    if isinstance(value, str | list | dict) and len(value) > _budget().limits.value_chars:
-        raise _Abort(f"a value grew past {_budget().limits.value_chars} characters or items")
+    if isinstance(value, str | list | dict):
+        budget = _budget()
+        if len(value) > budget.limits.value_chars:
+            raise _Abort(f"a value grew past {budget.limits.value_chars} characters or items")
+        if isinstance(value, str):
+            budget.allocate(len(value))
     return value
 
 
@@ -586,7 +599,7 @@ class _SafeInterpolatedString(ops.InterpolatedStringLiteral):  # type: ignore[mi
     def calculate(self, namespace: Any, loader: Any) -> Any:
         stream = _CappedStream(_budget().limits, value=True)
         self.block.evaluate(stream, namespace, loader)
-        return stream.getvalue()
+        return _sized(stream.getvalue())
 
 
 class _SafeMacroCall(ops.MacroCall):  # type: ignore[misc]
