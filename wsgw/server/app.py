@@ -11,7 +11,7 @@ from wsgw.config import ApiConfig
 from wsgw.gateway import Gateway
 from wsgw.registry import Registry, open_registry
 from wsgw.server.dual import DualAcceptor
-from wsgw.server.listener import HttpConnection, ListenerContext
+from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.router import HttpRouter
 from wsgw.tls import TlsSettings
 from wsgw.tls.trust import patch_environment, trust_in_process
@@ -39,7 +39,7 @@ class GatewayServer:
         self.reuse_port = reuse_port
         self.gateway = Gateway(api, registry or open_registry(redis_url), node_id=node_id)
         self.router = HttpRouter(self.gateway)
-        self.open_sockets: set[HttpConnection] = set()
+        self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
         self.server: asyncio.Server | None = None
