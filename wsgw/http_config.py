@@ -12,8 +12,8 @@ from jsonschema.validators import validator_for
 
 from wsgw.config import HTTP_INTEGRATION_TIMEOUT_RANGE_MS, ApiConfig, IntegrationSpec, _Collector, parse_integration
 from wsgw.errors import ConfigError
-from wsgw.http_cors import CorsConfig, parse_cors
-from wsgw.http_routes import RouteKeyError, RoutePattern, parse_route_key
+from wsgw.rest.cors import CorsConfig, parse_cors
+from wsgw.rest.routes import RouteKeyError, RoutePattern, parse_route_key
 
 HTTP_KEYS = {"routes", "cors"}
 HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs"}

@@ -20,7 +20,7 @@ from wsgw.aws.ids import fast_id, new_id
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
 from wsgw.gateway.clock import Clock
-from wsgw.gateway.connect import ConnectFlow, ConnectOutcome, Handshake
+from wsgw.gateway.connect import ConnectFlow, ConnectOutcome
 from wsgw.gateway.connection import CloseFrame, Connection, close_code
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
@@ -30,12 +30,13 @@ from wsgw.gateway.keepalive import KeepaliveSweep
 from wsgw.gateway.local import LocalTable
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
-from wsgw.integrations import Integration, Resources
+from wsgw.integrations import Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry
 from wsgw.registry.base import Member
+from wsgw.request import HttpRequest
 from wsgw.throttle import build_throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -132,7 +133,7 @@ class Gateway:
 
     # ----- one connection: $connect, messages, the end ---------------------------------------------
 
-    async def connect(self, hs: Handshake, sink: SocketSink) -> ConnectOutcome:
+    async def connect(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         """Authorizer, $connect, then admission in one step: registered, 101 written (sink.accept), reachable.
 
         The listener acts on the outcome: switch to the WebSocket (`conn` set) or answer the refusal."""
@@ -210,11 +211,6 @@ class Gateway:
     def sweep(self) -> None:
         """One keepalive pass now (the sweep also runs by itself)."""
         self.keepalive.sweep()
-
-    async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
-                                 request_id: str) -> object:
-        """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it)."""
-        return await self.dispatcher.invoke_integration(integration, timeout_s, event, request_id)
 
     # ----- @connections ----------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from wsgw.config import ApiConfig
 from wsgw.gateway import Gateway
+from wsgw.http_config import parse_http
 from wsgw.registry import Registry, open_registry
+from wsgw.rest.front import RestFront
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.router import HttpRouter
@@ -38,7 +40,10 @@ class GatewayServer:
         self.port = port
         self.reuse_port = reuse_port
         self.gateway = Gateway(api, registry or open_registry(redis_url), node_id=node_id)
-        self.router = HttpRouter(self.gateway)
+        gateway = self.gateway
+        self.rest = RestFront(api, parse_http(api), resources=gateway.resources, authorizers=gateway.authorizers,
+                              throttle=gateway.throttle, metrics=gateway.metrics, deadline=gateway.deadlines.within)
+        self.router = HttpRouter(gateway, self.rest)
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
@@ -90,7 +95,7 @@ class GatewayServer:
         for conn in list(self.open_sockets):
             conn.shutdown()
         await self.gateway.shutdown()
-        await self.router.rest.close()
+        await self.rest.close()
         for conn in list(self.open_sockets):
             if conn.transport is not None:
                 conn.transport.close()

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wsgw.gateway import Gateway
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.request import HttpRequest
+from wsgw.server.http import HttpResponse
 
 
 class OpenSocket(Protocol):

@@ -18,8 +18,9 @@ from wsgw.gateway import Gateway
 from wsgw.group_config import GROUP_NAME_RULE, valid_group
 from wsgw.registry import OwnerTimeout, RegistryUnavailable
 from wsgw.registry.base import Member, MemberPage
+from wsgw.request import HttpRequest
 from wsgw.server.connections_api import ConnectionsApi, gone, too_large
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.server.http import HttpResponse
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000

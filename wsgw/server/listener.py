@@ -13,14 +13,15 @@ import base64
 import logging
 from collections import deque
 from typing import cast
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
 
-from wsgw.gateway import Handshake
+from wsgw.headers import Headers
+from wsgw.request import HttpRequest
 from wsgw.server.context import ListenerContext, OpenSocket
 from wsgw.server.flow import FlowControl
-from wsgw.server.http import HttpRequest, HttpResponse, plain_error
+from wsgw.server.http import HttpResponse, plain_error
 from wsgw.server.websocket import WebSocketProtocol
 
 __all__ = ["HttpConnection", "ListenerContext", "OpenSocket", "trusted_domain"]
@@ -183,16 +184,17 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
+        headers = Headers(self.headers)
         request = HttpRequest(
             method=self.parser.get_method().decode("ascii", "replace"),
             raw_path=path,
             query_string=query,
-            headers=self.headers,
+            headers=headers,
             body=b"".join(self.body),
             source_ip=self.source_ip,
             keep_alive=self.parser.should_keep_alive(),
             http_version=self.parser.get_http_version(),
-            domain_name=trusted_domain(next((v for k, v in self.headers if k.lower() == "host"), None),
+            domain_name=trusted_domain(headers.get("host"),
                                        self.local, self.ctx.gateway.api.domain_name),
         )
         if self.too_large is not None:
@@ -259,13 +261,9 @@ class HttpConnection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
-        subprotocols = [p.strip() for value in _all(request.headers, "sec-websocket-protocol")
-                        for p in value.split(",") if p.strip()]
-        hs = Handshake(request.headers, parse_qsl(request.query_string, keep_blank_values=True),
-                       request.source_ip, request.domain_name, subprotocols)
         assert self.transport is not None and self.flow is not None
         ws = WebSocketProtocol(self.ctx, self.transport, self.flow, request)
-        outcome = await gateway.connect(hs, ws)
+        outcome = await gateway.connect(request, ws)
         if outcome.conn is None:
             if not self.lost:
                 self._fail(plain_error(outcome.status, outcome.body or "Refused"))
@@ -309,21 +307,17 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
-
-
 def handshake_problem(request: HttpRequest) -> HttpResponse | None:
     """Check the upgrade headers before $connect runs, so a broken handshake costs no handler call."""
-    upgrade = ",".join(_all(request.headers, "upgrade")).lower()
-    connection = ",".join(_all(request.headers, "connection")).lower()
+    upgrade = ",".join(request.headers.get_all("upgrade")).lower()
+    connection = ",".join(request.headers.get_all("connection")).lower()
     if "websocket" not in upgrade or "upgrade" not in connection:
         return plain_error(426, "Upgrade Required: send 'Connection: Upgrade' and 'Upgrade: websocket'")
-    version = _all(request.headers, "sec-websocket-version")
+    version = request.headers.get_all("sec-websocket-version")
     if version != ["13"]:
         return HttpResponse(426, b'{"message": "Unsupported Sec-WebSocket-Version: use 13"}',
                             [("Sec-WebSocket-Version", "13"), ("Content-Type", "application/json")])
-    key = _all(request.headers, "sec-websocket-key")
+    key = request.headers.get_all("sec-websocket-key")
     try:
         valid_key = len(key) == 1 and len(base64.b64decode(key[0], validate=True)) == 16
     except ValueError:

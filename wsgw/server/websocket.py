@@ -16,9 +16,10 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from wsgw.gateway import Connection, Gateway
+from wsgw.request import HttpRequest
 from wsgw.server.context import ListenerContext
 from wsgw.server.flow import FlowControl
-from wsgw.server.http import HttpRequest, plain_error
+from wsgw.server.http import plain_error
 
 log = logging.getLogger("wsgw.server")
 protocol_log = logging.getLogger("wsgw.websocket")   # websockets logs every open at INFO; keep it quiet
