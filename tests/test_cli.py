@@ -118,13 +118,11 @@ def test_run_with_a_broken_config_exits_2_naming_the_key(tmp_path: Path) -> None
 
 def test_make_run_config_serves_the_chat(tmp_path: Path) -> None:
     with GatewayProcess(ROOT / "wsgw.yaml") as proc, \
-            connect(proc.ws_url + "?name=ada") as ada, connect(proc.ws_url + "?name=bob") as bob:
-        ada.send('{"action": "join"}')
-        assert json.loads(ada.recv(timeout=10)) == {"type": "joined", "name": "ada"}
+            connect(proc.ws_url + "?name=ada&room=lobby") as ada, connect(proc.ws_url + "?name=bob") as bob:
         bob.send('{"action": "join"}')
-        assert json.loads(bob.recv(timeout=10))["name"] == "bob"
-        assert json.loads(ada.recv(timeout=10))["name"] == "bob"
-        ada.send('{"action": "whisper", "to": "bob", "text": "psst"}')
-        assert json.loads(bob.recv(timeout=10)) == {"type": "whisper", "from": "ada", "text": "psst"}
+        assert json.loads(bob.recv(timeout=10)) == {"type": "joined", "room": "lobby"}
+        assert json.loads(ada.recv(timeout=10))["principalId"] == "bob"
         bob.send('{"action": "sendmessage", "text": "hello all"}')
-        assert json.loads(ada.recv(timeout=10)) == {"type": "message", "from": "bob", "text": "hello all"}
+        message = {"type": "message", "room": "lobby", "from": "bob", "text": "hello all"}
+        for ws in (ada, bob):
+            assert json.loads(ws.recv(timeout=10)) == {"group": "room:lobby", "seq": 1, "data": message}

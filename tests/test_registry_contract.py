@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,7 @@ class Node:
     def local_records(self) -> Iterable[ConnectionRecord]:
         return list(self.held.values())
 
-    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
+    async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
         self.calls.append(("orphan", record.connection_id))
 
     async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:

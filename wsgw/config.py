@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wsgw.errors import ConfigError, ConfigProblem
-from wsgw.group_config import GroupsConfig, parse_groups
+from wsgw.group_config import JOIN_ROUTES, GroupsConfig, parse_groups
 
 DEFAULT_SELECTION = "$request.body.action"
 # Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
@@ -197,8 +197,8 @@ def _parse_routes(raw: Any, problems: _Collector) -> dict[str, RouteSpec]:
         if not isinstance(route_key, str) or not route_key or len(route_key) > 128:
             problems.add(key, "a route key is a non-empty string of at most 128 characters")
             continue
-        if route_key.startswith("$") and route_key not in ("$connect", "$disconnect", "$default"):
-            problems.add(key, "only $connect, $disconnect and $default may start with '$'")
+        if route_key.startswith("$") and route_key not in ("$connect", "$disconnect", "$default", *JOIN_ROUTES):
+            problems.add(key, "only $connect, $disconnect, $default, $join and $leave may start with '$'")
             continue
         if not isinstance(route, dict):
             problems.add(key, "must be a mapping, e.g. {handler: handlers.chat:on_default}")
@@ -410,7 +410,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         throttling=throttling,
         environment=_string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), problems),
-        groups=parse_groups(raw.get("groups"), problems.add),
+        groups=parse_groups(raw.get("groups"), problems.add, routes),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

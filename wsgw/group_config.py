@@ -1,5 +1,5 @@
 """Groups as the API declares them: what a group name may be, and the options a name pattern opts into
-(`groups: {"room:*": {history: {size: 100, ttlSeconds: 600}, envelope: true, presence: true}}`).
+(`groups: {"room:*": {history: {size: 100, ttlSeconds: 600}, envelope: true, presence: true, joinRoutes: true}}`).
 
 Pure values, no I/O; `parse_groups` reports problems through the callback config.parse_api passes in.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,8 @@ from typing import Any
 # path segment), no `*`/`?`/`[` (patterns in `groups:`), no whitespace or control characters.
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 GROUP_NAME_RULE = "1-128 letters, digits, '_', '.', ':', '@' or '-'"
-GROUP_KEYS = {"history", "envelope", "presence"}
+GROUP_KEYS = {"history", "envelope", "presence", "joinRoutes"}
+JOIN_ROUTES = ("$join", "$leave")      # the routes `joinRoutes: true` calls (docs/groups.md)
 HISTORY_KEYS = {"size", "ttlSeconds"}
 MAX_HISTORY_SIZE = 10_000
 MAX_HISTORY_TTL = 7 * 24 * 3600
@@ -42,6 +43,7 @@ class GroupPolicy:
     history: History | None = None
     envelope: bool = False       # members receive {"group", "seq", "data"} instead of the bare frame
     presence: bool = False       # join/leave notices published into the group
+    join_routes: bool = False    # joins and leaves call the $join / $leave routes (when defined)
 
 
 DEFAULT_POLICY = GroupPolicy()
@@ -60,8 +62,10 @@ class GroupsConfig:
         return DEFAULT_POLICY
 
 
-def parse_groups(raw: Any, problem: Callable[[str, str], None]) -> GroupsConfig:
-    """Validate `groups:`; every problem goes to `problem(key, message)`."""
+def parse_groups(raw: Any, problem: Callable[[str, str], None],
+                 route_keys: Collection[str] | None = None) -> GroupsConfig:
+    """Validate `groups:`; every problem goes to `problem(key, message)`. `route_keys` (the WebSocket routes)
+    lets `joinRoutes: true` be refused when neither $join nor $leave exists."""
     if raw is None:
         return GroupsConfig()
     if not isinstance(raw, dict):
@@ -76,19 +80,21 @@ def parse_groups(raw: Any, problem: Callable[[str, str], None]) -> GroupsConfig:
         if options is None:
             options = {}
         if not isinstance(options, dict):
-            problem(key, "must be a mapping of history, envelope, presence")
+            problem(key, "must be a mapping of history, envelope, presence, joinRoutes")
             continue
         for unknown in set(options) - GROUP_KEYS:
-            problem(f"{key}.{unknown}", "unknown key (history, envelope, presence)")
+            problem(f"{key}.{unknown}", "unknown key (history, envelope, presence, joinRoutes)")
         history = _parse_history(options.get("history"), f"{key}.history", problem)
         flags = {}
-        for name in ("envelope", "presence"):
+        for name in ("envelope", "presence", "joinRoutes"):
             value = options.get(name, False)
             if not isinstance(value, bool):
                 problem(f"{key}.{name}", "must be true or false")
                 value = False
             flags[name] = value
-        policies.append(GroupPolicy(pattern, history, flags["envelope"], flags["presence"]))
+        if flags["joinRoutes"] and route_keys is not None and not any(r in route_keys for r in JOIN_ROUTES):
+            problem(f"{key}.joinRoutes", "no $join or $leave route is defined under routes: add one, or drop this")
+        policies.append(GroupPolicy(pattern, history, flags["envelope"], flags["presence"], flags["joinRoutes"]))
     return GroupsConfig(tuple(policies))
 
 

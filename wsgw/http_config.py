@@ -72,6 +72,10 @@ def parse_http(api: ApiConfig) -> HttpApiSpec:
         for unknown in sorted(set(map(str, route)) - HTTP_ROUTE_KEYS):
             problems.add(f"{key}.{unknown}", "unknown key; use one of " + ", ".join(sorted(HTTP_ROUTE_KEYS)))
         spec = parse_integration(route, key, problems, HTTP_INTEGRATION_TIMEOUT_RANGE_MS)
+        if spec is not None and spec.type == "group":      # a relay publishes a WebSocket sender's message
+            problems.add(f"{spec.key}.type", "'group' relays a WebSocket client's message and has no sender here; "
+                                             "a REST handler publishes with the @groups API (wsgw.client)")
+            spec = None
         authorizer = route.get("authorizer")
         if authorizer is not None and (not isinstance(authorizer, str) or authorizer not in api.authorizers):
             defined = ", ".join(sorted(api.authorizers)) or "none are defined"

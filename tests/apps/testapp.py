@@ -138,13 +138,15 @@ def sleepy_disconnect(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def connect_and_join(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """$connect that joins the groups named in ?groups=a,b (with ?since=N) through the HTTP pusher, before
-    the handshake completes; then publishes ?announce= into the first of them."""
+    the handshake completes; then publishes ?announce= into the first of them. ?via=PORT sends the calls to the
+    node on that port instead of the one running the handshake."""
     from wsgw.client import HttpPusher
 
     record(event, context)
     ctx = event["requestContext"]
     query = event.get("queryStringParameters") or {}
-    pusher = HttpPusher(f"http://{ctx['domainName']}/{ctx['stage']}")
+    host = f"127.0.0.1:{query['via']}" if query.get("via", "").isdigit() else ctx["domainName"]
+    pusher = HttpPusher(f"http://{host}/{ctx['stage']}")
     try:
         since = int(query["since"]) if "since" in query else None
         groups = [g for g in query.get("groups", "").split(",") if g]

@@ -12,7 +12,7 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from wsgw.authorizers import Authorizer, build_authorizers
@@ -75,6 +75,7 @@ class Gateway:
                                         lambda: self.accepting, self._spawn_deregister)
         self.groups = Groups(api.groups, registry, self.local, self.metrics, self.epoch_ms, self._track)
         self.connect_flow.joins = self.groups.admitted
+        self.groups.member_route = self._member_route
         self.resources.shared[GROUP_PUBLISHER] = self.groups      # relay routes (integrations/group.py)
 
     @property
@@ -188,12 +189,22 @@ class Gateway:
         code, reason = conn.close_decided or (1006, "")
         await self.dispatcher.run_disconnect(conn.info, code, reason)
 
-    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
-        """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node."""
+    async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
+        """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node,
+        with the groups it already removed the connection from (their leave notices and $leave calls go first)."""
         self.metrics.inc("wsgw_orphan_disconnects_total")
         info = ConnectionInfo(record.connection_id, record.connected_at_ms, record.source_ip, record.user_agent,
                               record.domain_name, self.api.stage, self.api.api_id, record.authorizer)
+        if groups:
+            self.groups.orphaned(info, groups)
         await self.dispatcher.run_disconnect(info, 1006, "")
+
+    def _member_route(self, event: str, info: ConnectionInfo, group: str, reason: str, since: int | None) -> None:
+        """Call $join or $leave (groups with joinRoutes: true) in the background, like $disconnect."""
+        route = self.routes.join if event == "join" else self.routes.leave
+        if route is not None:
+            self._track(asyncio.get_running_loop().create_task(
+                self.dispatcher.run_member_route(route, info, event, group, reason, since)))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self.workers.add(task)
@@ -276,10 +287,10 @@ class Gateway:
         return self.local.records()
 
     async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
-        return await self.groups.join_local(group, connection_id, since)
+        return await self.groups.join_here(group, connection_id, since)
 
     async def leave_local(self, group: str, connection_id: str) -> bool | None:
-        return await self.groups.leave_local(group, connection_id)
+        return await self.groups.leave_here(group, connection_id)
 
     def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
         return self.groups.publish_local(group, frame, exclude, seq)

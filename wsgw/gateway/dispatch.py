@@ -16,6 +16,7 @@ from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
+from wsgw.group_events import group_event
 from wsgw.integrations import Refused
 from wsgw.integrations.calls import Failure, invoke, report_failure
 from wsgw.metrics import Metrics
@@ -92,6 +93,18 @@ class Dispatcher:
             log.exception("$disconnect handler failed (connection %s, requestId %s)", info.connection_id,
                           request_id)
             self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
+
+    async def run_member_route(self, route: Route, info: ConnectionInfo, event: str, group: str, reason: str,
+                               since: int | None) -> None:
+        """A $join or $leave call (wsgw's own event, wsgw/group_events.py); its result is not sent anywhere."""
+        request_id = new_id()
+        built = group_event(info, "join" if event == "join" else "leave", group, reason, since,
+                            self.api.stage_variables or None, request_id, fast_id(), self.epoch_ms())
+        try:
+            await self.invoke(route, built, request_id)
+        except Exception as exc:
+            report_failure(exc, self.metrics, f"route {route.key} (connection {info.connection_id}, group {group})",
+                           route.timeout_s, request_id)
 
     def send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):

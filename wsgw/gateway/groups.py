@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.local import LocalTable, encode_frame
 from wsgw.group_config import GroupPolicy, GroupsConfig
@@ -129,6 +130,8 @@ class Groups:
         self.epoch_ms = epoch_ms
         self.track = track
         self.table = GroupTable()
+        # (event "join"/"leave", connection, group, reason, since) → call the $join/$leave route (set by Gateway)
+        self.member_route: Callable[[str, ConnectionInfo, str, str, int | None], None] | None = None
 
     def is_member(self, group: str, connection_id: str) -> bool:
         """A local connection's membership (relay routes: membership is the authorization)."""
@@ -140,18 +143,34 @@ class Groups:
     # ----- join / leave, from wherever the request arrived ----------------------------------------------
 
     async def join(self, group: str, connection_id: str, since: int | None = None) -> dict[str, Any] | None:
-        """Join a connection of any node; None when it does not exist. During its $connect (on this node) the
-        join is held and takes effect as the connection opens."""
+        """Join a connection of any node; None when it does not exist. A join during the connection's $connect
+        is held and takes effect as it opens, whichever node or worker the request reached (join_here)."""
+        here = await self.join_here(group, connection_id, since)
+        if here is not None:
+            return here
+        return await self.registry.join_remote(group, connection_id, since)
+
+    async def join_here(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        """A join for a connection of this node: open (joined now) or still in its $connect (held until it
+        opens); None when this node does not hold it."""
         if connection_id in self.local:
             return await self.join_local(group, connection_id, since)
         pending = self.local.connecting.get(connection_id)
         if pending is not None:
             pending.append((group, since))
             return {"joined": True, "pending": True}
-        return await self.registry.join_remote(group, connection_id, since)
+        return None
 
     async def leave(self, group: str, connection_id: str) -> bool | None:
         """Leave for a connection of any node → whether it was a member; None when it does not exist."""
+        here = await self.leave_here(group, connection_id)
+        if here is not None:
+            return here
+        return await self.registry.leave_remote(group, connection_id)
+
+    async def leave_here(self, group: str, connection_id: str) -> bool | None:
+        """Leave for a connection of this node, open or in its $connect (a held join is dropped); None when this
+        node does not hold it."""
         if connection_id in self.local:
             return await self.leave_local(group, connection_id)
         pending = self.local.connecting.get(connection_id)
@@ -159,7 +178,7 @@ class Groups:
             before = len(pending)
             pending[:] = [(g, s) for g, s in pending if g != group]
             return len(pending) < before
-        return await self.registry.leave_remote(group, connection_id)
+        return None
 
     async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
         conn = self.local.get(connection_id)
@@ -170,12 +189,12 @@ class Groups:
         if since is None:
             if self.table.add(group, conn):
                 await self.registry.join(group, member)
-                self._notice(group, policy, "join", member)
+                self._joined(group, policy, member, conn.info, None)
             return {"joined": True}
         if policy.history is None:
             if self.table.add(group, conn):
                 await self.registry.join(group, member)
-                self._notice(group, policy, "join", member)
+                self._joined(group, policy, member, conn.info, since)
             return self._recovered(conn, group, None)
         return await self._join_recovering(conn, group, policy, member, since)
 
@@ -210,7 +229,7 @@ class Groups:
             if entries is None or live_seq is None or live_seq > last:
                 conn.sink.send_encoded(frame)
         if added:
-            self._notice(group, policy, "join", member)
+            self._joined(group, policy, member, conn.info, since)
         return self._recovered(conn, group, None if entries is None else len(entries))
 
     def _recovered(self, conn: Connection, group: str, replayed: int | None) -> dict[str, Any]:
@@ -229,7 +248,7 @@ class Groups:
         if not self.table.remove(group, connection_id):
             return False
         await self.registry.leave(group, connection_id)
-        self._notice(group, self.policy(group), "leave", member_of(conn, self.local.node_id))
+        self._left(group, self.policy(group), member_of(conn, self.local.node_id), conn.info, "leave")
         return True
 
     async def admitted(self, conn: Connection, joins: list[tuple[str, int | None]]) -> None:
@@ -242,20 +261,34 @@ class Groups:
 
     def closed(self, connection_id: str, drop: bool = False) -> None:
         """The connection left this node: out of every local group now, out of the registry's in the background
-        (unless `drop`: a survivor already removed it)."""
+        (unless `drop`: a survivor already removed it and told the groups)."""
+        conn = self._any_conn(connection_id)
         groups = self.table.remove_all(connection_id)
-        if groups and not drop:
-            self.track(asyncio.get_running_loop().create_task(self._leave_all(connection_id, groups)))
+        if groups and not drop and conn is not None:
+            self.track(asyncio.get_running_loop().create_task(self._leave_all(conn, groups)))
 
-    async def _leave_all(self, connection_id: str, groups: list[str]) -> None:
+    def _any_conn(self, connection_id: str) -> Connection | None:
+        for group in self.table.of.get(connection_id, ()):
+            return self.table.members[group][connection_id]
+        return None
+
+    async def _leave_all(self, conn: Connection, groups: list[str]) -> None:
         try:
-            await self.registry.leave_all(connection_id, groups)
+            await self.registry.leave_all(conn.id, groups)
         except Exception as exc:
-            log.warning("leaving the groups of %s failed: %r", connection_id, exc)
+            log.warning("leaving the groups of %s failed: %r", conn.id, exc)
+        member = member_of(conn, self.local.node_id)
         for group in groups:
-            policy = self.policy(group)
-            if policy.presence:
-                await self._publish_notice(group, {"group": group, "event": "leave", "connectionId": connection_id})
+            self._left(group, self.policy(group), member, conn.info, "close")
+
+    def orphaned(self, info: ConnectionInfo, groups: Iterable[str]) -> None:
+        """A dead node's connection that this node reaped was removed from `groups`: the leave notices and
+        $leave calls its own node can no longer make (reason "nodeDown")."""
+        principal = (info.authorizer or {}).get("principalId")
+        member = Member(info.connection_id, "", principal if isinstance(principal, str) else None,
+                        info.connected_at_ms)
+        for group in groups:
+            self._left(group, self.policy(group), member, info, "nodeDown")
 
     # ----- publish ---------------------------------------------------------------------------------------
 
@@ -278,12 +311,26 @@ class Groups:
         self.metrics.inc("wsgw_messages_sent_total", amount=sent)
         return sent
 
-    def _notice(self, group: str, policy: GroupPolicy, event: str, member: Member) -> None:
+    def _joined(self, group: str, policy: GroupPolicy, member: Member, info: ConnectionInfo,
+                since: int | None) -> None:
         if policy.presence:
-            notice = {"group": group, "event": event, "connectionId": member.connection_id}
-            if member.principal_id is not None:
-                notice["principalId"] = member.principal_id
-            self.track(asyncio.get_running_loop().create_task(self._publish_notice(group, notice)))
+            self._notice(group, "join", member, None)
+        if policy.join_routes and self.member_route is not None:
+            self.member_route("join", info, group, "join", since)
+
+    def _left(self, group: str, policy: GroupPolicy, member: Member, info: ConnectionInfo, reason: str) -> None:
+        if policy.presence:
+            self._notice(group, "leave", member, reason)
+        if policy.join_routes and self.member_route is not None:
+            self.member_route("leave", info, group, reason, None)
+
+    def _notice(self, group: str, event: str, member: Member, reason: str | None) -> None:
+        notice: dict[str, Any] = {"group": group, "event": event, "connectionId": member.connection_id}
+        if member.principal_id is not None:
+            notice["principalId"] = member.principal_id
+        if reason is not None:
+            notice["reason"] = reason
+        self.track(asyncio.get_running_loop().create_task(self._publish_notice(group, notice)))
 
     async def _publish_notice(self, group: str, notice: dict[str, Any]) -> None:
         """Presence notices are not numbered or kept: they describe the present, which presence queries show."""

@@ -94,12 +94,14 @@ class LocalNode(Protocol):
         """Every live local connection, for re-registration after the store lost them."""
         ...
 
-    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
-        """Run $disconnect (1006) for a connection whose node died; the registry makes sure once."""
+    async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
+        """Run $disconnect (1006) for a connection whose node died; the registry makes sure once. `groups`: the
+        groups the registry removed it from (the node tells their members)."""
         ...
 
     async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
-        """Add a local connection to a group (replaying history after `since`); None when it is not here."""
+        """Add a local connection to a group (replaying history after `since`), or hold the join while its
+        $connect runs here; None when it is not here."""
         ...
 
     async def leave_local(self, group: str, connection_id: str) -> bool | None:

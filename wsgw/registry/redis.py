@@ -398,11 +398,14 @@ class RedisRegistry(Registry):
             for record in records:
                 self.rpc.forget(record.connection_id)
             claimed = [r.connection_id for r in records]
+            left: dict[str, list[str]] = {}
             if claimed:                          # no ghost members: out of every group before $disconnect runs
-                await self.store.leave_groups(await self.store.groups_of(claimed))
+                left = await self.store.groups_of(claimed)
+                await self.store.leave_groups(left)
                 await self.store.remove_principals(
                     [(r.connection_id, p) for r in records if (p := principal_of(r)) is not None])
-            await asyncio.gather(*(self.node.run_orphan_disconnect(r) for r in records))
+            await asyncio.gather(*(self.node.run_orphan_disconnect(r, left.get(r.connection_id, ()))
+                                   for r in records))
             total += len(records)
             await self.store.extend_claim(dead, REAPER_CLAIM_MS)
         self.orphans_reaped += total

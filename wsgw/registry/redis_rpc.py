@@ -160,13 +160,13 @@ class Rpc:
         header: dict[str, Any] = {"g": group}
         if since is not None:
             header["since"] = since
-        reply = await self._call(connection_id, GROUP_JOIN, extra=header)
+        reply = await self._call(connection_id, GROUP_JOIN, extra=header, connecting=True)
         outcome = None if reply is None else reply.get("out")
         return outcome if isinstance(outcome, dict) else None
 
     async def leave(self, group: str, connection_id: str) -> bool | None:
         """Have the connection's node take it out of a group → whether it was a member, None when gone."""
-        reply = await self._call(connection_id, GROUP_LEAVE, extra={"g": group})
+        reply = await self._call(connection_id, GROUP_LEAVE, extra={"g": group}, connecting=True)
         return None if reply is None else bool(reply.get("left"))
 
     async def publish(self, node_id: str, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
@@ -220,10 +220,17 @@ class Rpc:
         return self.node is not None and node_id == self.node.node_id
 
     async def _call(self, connection_id: str, kind: str, data: bytes = b"",
-                    extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead)."""
+                    extra: dict[str, Any] | None = None, connecting: bool = False) -> dict[str, Any] | None:
+        """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead).
+
+        `connecting`: a connection not registered yet may be in its $connect on some node (a handler joining it
+        to a group before the handshake completes, its request landing on another node or --workers process).
+        Then every other node is asked; the one running that $connect holds the join. This costs a connection
+        nothing: only a request about an unregistered id pays the extra round."""
         cached = connection_id in self.owners
         node = await self._owner(connection_id)
+        if node is None and connecting:
+            return await self._ask_connecting(connection_id, kind, data, extra)
         if node is None or self._is_me(node):
             return None
         reply = await self._ask(connection_id, node, kind, data, extra)
@@ -272,6 +279,18 @@ class Rpc:
             if await self.store.alive(node):
                 raise OwnerTimeout(f"node {node} did not answer within {self.timeout:.1f}s") from None
             return None
+
+    async def _ask_connecting(self, connection_id: str, kind: str, data: bytes,
+                              extra: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The same request to every other live node at once → the reply of the node that holds the connection
+        (its $connect running there), None when none does."""
+        others = [n for n in await self.store.node_ids() if not self._is_me(n)]
+        replies = await asyncio.gather(*(self._ask_node(n, kind, data, {"c": connection_id, **(extra or {})})
+                                         for n in others))
+        for reply in replies:
+            if reply is not None and reply.get("s") == "ok":
+                return reply
+        return None
 
     async def _ask_node(self, node: str, kind: str, data: bytes,
                         extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
