@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -342,4 +343,105 @@ async def test_relay_routes_publish_for_members_and_refuse_non_members(redis_url
         await sender.close()
         await wait_for(lambda: any('"event":"leave"' in f for f in listener.frames))
         for client in (outsider, listener):
+            await client.close()
+
+
+async def test_a_join_from_connect_sent_to_another_node_takes_effect_as_the_connection_opens(redis_url: str) -> None:
+    # The $connect handler on a calls b's @groups endpoint (as a handler does when its request lands on another
+    # node or --workers process): b does not know the id yet, asks the other nodes, and a holds the join.
+    async with two_nodes(redis_url) as (a, b), AsyncHttpPusher(endpoint(b)) as via_b:
+        before = set(a.gateway.connections)
+        ws = await connect(f"{a.urls.websocket}?groups=room:x,room:y&via={b.port}")
+        cid = next(iter(set(a.gateway.connections) - before))
+        assert a.gateway.groups.is_member("room:x", cid) and a.gateway.groups.is_member("room:y", cid)
+        await eventually(lambda: member_ids(via_b, "room:x"), lambda ids: ids == {cid})
+        assert await via_b.publish("room:x", "through b") == 1
+        assert await asyncio.wait_for(ws.recv(), 5) == "through b"
+        assert await via_b.leave("room:y", cid) is True
+        assert await via_b.join("room:x", "VW5rbm93bjE=") is None          # nobody holds it: still 410
+        await ws.close()
+
+
+JOIN_ROUTES_API: dict[str, Any] = {
+    **API,
+    "routes": {**API["routes"], "$join": {"handler": "testapp:ok"}, "$leave": {"handler": "testapp:ok"}},
+    "groups": {"game:*": {"joinRoutes": True}},
+}
+
+
+async def test_join_and_leave_routes_get_wsgw_s_own_event_for_groups_that_opt_in() -> None:
+    import testapp
+
+    testapp.reset()
+    async with serve(JOIN_ROUTES_API) as node, AsyncHttpPusher(endpoint(node)) as pusher:
+        client = await reader(node)
+        await pusher.join("game:1", client.cid)
+        await pusher.join("room:1", client.cid)              # no joinRoutes for room:*: no call
+        await pusher.leave("game:1", client.cid)
+        await pusher.join("game:2", client.cid, since=0)
+        await client.ws.send(json.dumps({"action": "$join"}))   # a client cannot select them
+        await wait_for(lambda: client.frames[-1:] == ['{"action": "$join"}'])     # $default echoed it
+        await client.close()
+        await wait_for(lambda: len(testapp.events_of("$leave")) == 2)
+    joins, leaves = testapp.events_of("$join"), testapp.events_of("$leave")
+    assert [json.loads(e["body"]) for e in joins] == [
+        {"group": "game:1", "event": "join", "reason": "join"},
+        {"group": "game:2", "event": "join", "reason": "join", "since": 0}]
+    assert [json.loads(e["body"]) for e in leaves] == [
+        {"group": "game:1", "event": "leave", "reason": "leave"},
+        {"group": "game:2", "event": "leave", "reason": "close"}]
+    context = joins[0]["requestContext"]
+    assert (context["routeKey"], context["eventType"], context["connectionId"]) == ("$join", "JOIN", client.cid)
+    assert leaves[0]["requestContext"]["eventType"] == "LEAVE" and joins[0]["isBase64Encoded"] is False
+
+
+def test_join_routes_without_a_route_and_a_group_relay_on_a_rest_route_are_config_errors() -> None:
+    from tests.helpers import api_from
+    from wsgw.errors import ConfigError
+    from wsgw.http_config import parse_http
+
+    with pytest.raises(ConfigError) as refused:
+        api_from({**API, "groups": {"game:*": {"joinRoutes": True}}})
+    assert [p.key for p in refused.value.problems] == ["groups.game:*.joinRoutes"]
+    with pytest.raises(ConfigError) as refused:
+        parse_http(api_from({**API, "http": {"routes": {
+            "POST /say": {"integration": {"type": "group", "group": "room:1"}}}}}))
+    assert [p.key for p in refused.value.problems] == ["http.routes.POST /say.integration.type"]
+    assert "@groups" in refused.value.problems[0].message
+
+
+async def test_groups_on_a_three_master_redis_cluster(redis_cluster: Any) -> None:
+    """Group keys hash to one slot per group (wsgw:{g:<group>}), publishes cross nodes over sharded Pub/Sub."""
+    from tests.redis_fixture import with_options
+
+    url = with_options(redis_cluster.url, key_prefix=f"c{id(redis_cluster) % 100000}x{os.getpid()}", node_ttl=2)
+    api = {**API, "groups": {**API["groups"], "room:*": {"presence": True}}}
+    async with serve(api, redis_url=url) as a, serve(api, redis_url=url) as b, \
+            AsyncHttpPusher(endpoint(a)) as via_a, AsyncHttpPusher(endpoint(b)) as via_b:
+        assert a.gateway.registry.health()["redisMode"] == "cluster"
+        on_a, on_b, outsider = await reader(a), await reader(b), await reader(b)
+        groups = [f"room:{i}" for i in range(6)]              # spread over the masters' slots
+        for group in groups:
+            assert await via_b.join(group, on_a.cid) == {"joined": True}
+            assert await via_a.join(group, on_b.cid) == {"joined": True}
+        await wait_for(lambda: len(on_a.frames) == 6)        # b's joins, told by presence notices
+        on_a.frames.clear()
+        for group in groups:
+            assert await via_b.publish(group, f"to {group}") == 2
+            assert await via_a.publish(group, f"but b {group}", exclude=on_a.cid) == 1
+            presence = await via_a.presence(group)
+            assert presence["count"] == 2 and {m["connectionId"] for m in presence["members"]} == {on_a.cid, on_b.cid}
+        await wait_for(lambda: on_a.frames == [f"to {g}" for g in groups])
+        await wait_for(lambda: on_b.frames == [f for g in groups for f in (f"to {g}", f"but b {g}")])
+        # history across nodes, and a $connect join sent to the other node
+        for i in range(3):
+            await via_a.publish("hist:c", f'"m{i}"')
+        late = Reader(await connect(f"{b.urls.websocket}?groups=hist:c&since=1&via={a.port}"), "")
+        await wait_for(lambda: len(late.frames) == 3)
+        assert [json.loads(f).get("seq") for f in late.frames] == [2, 3, None]
+        assert json.loads(late.frames[2]) == {"group": "hist:c", "recovered": True, "replayed": 2}
+        await on_b.close()
+        await eventually(lambda: via_a.presence("room:5"), lambda p: p["count"] == 1)
+        assert outsider.frames == []
+        for client in (on_a, outsider, late):
             await client.close()

@@ -25,7 +25,8 @@ API: dict[str, Any] = {
         "$connect": {"integration": {"type": "mock", "response": "$context.connectionId"}, "routeResponse": True},
         "$default": {"integration": {"type": "mock", "response": "ok"}},
     },
-    "groups": {"hist:*": {"history": {"size": 50, "ttlSeconds": 60}, "envelope": True}},
+    "groups": {"hist:*": {"history": {"size": 50, "ttlSeconds": 60}, "envelope": True},
+               "pres:*": {"presence": True}},
 }
 
 
@@ -113,6 +114,10 @@ async def test_killing_a_node_removes_its_members_within_the_disconnect_bound_an
                 assert await pusher.join("room:k", client.cid) == {"joined": True}
             watcher = on_a[0]
             assert await pusher.join("hist:k", watcher.cid) == {"joined": True}
+            presence_b = await RawClient.open(b.port)         # told who joins and leaves pres:k
+            assert await pusher.join("pres:k", presence_b.cid) == {"joined": True}
+            assert await pusher.join("pres:k", on_a[1].cid) == {"joined": True}
+            assert json.loads(await presence_b.frame())["event"] == "join"
             for i in range(3):
                 await via_b.publish("hist:k", f'"m{i}"')
             seen = [json.loads(await watcher.frame()) for _ in range(3)]
@@ -127,6 +132,9 @@ async def test_killing_a_node_removes_its_members_within_the_disconnect_bound_an
                              timeout=10)
             assert time.monotonic() - killed < 2 + 1 + 2
             assert await via_b.publish("room:k", "survivors") == 5
+            # the survivor that reaped a tells pres:k that a's member left (its node can no longer say so)
+            assert json.loads(await asyncio.wait_for(presence_b.frame(), 5)) == {
+                "group": "pres:k", "event": "leave", "connectionId": on_a[1].cid, "reason": "nodeDown"}
             assert [await c.frame() for c in on_b] == [b"survivors"] * 5
 
             # the watcher reconnects to the survivor and asks for what came after seq 3
@@ -137,7 +145,7 @@ async def test_killing_a_node_removes_its_members_within_the_disconnect_bound_an
                 frames = [json.loads(await ws.recv()) for _ in range(4)]
             assert [(f.get("seq"), f.get("data")) for f in frames[:3]] == [(4, "m3"), (5, "m4"), (6, "m5")]
             assert frames[3] == {"group": "hist:k", "recovered": True, "replayed": 3}
-            for client in on_a + on_b:
+            for client in [*on_a, *on_b, presence_b]:
                 client.close()
 
 

@@ -205,10 +205,14 @@ class Groups:
         Live frames are held from the moment the local table has the member; the registry join comes before the
         history read, so a message either is in what the read returns or reaches this node live (the store
         numbers a message and reads its nodes in one step)."""
+        self.table.buffering[(group, conn.id)] = []
+        return await self._recover(conn, group, policy, member, since, self.table.add(group, conn))
+
+    async def _recover(self, conn: Connection, group: str, policy: GroupPolicy, member: Member, since: int,
+                       added: bool) -> dict[str, Any]:
+        """The rest of a recovering join, once the member is in the table with its live frames held."""
         assert policy.history is not None
         key = (group, conn.id)
-        self.table.buffering[key] = []
-        added = self.table.add(group, conn)
         try:
             if added:
                 await self.registry.join(group, member)
@@ -252,10 +256,29 @@ class Groups:
         return True
 
     async def admitted(self, conn: Connection, joins: list[tuple[str, int | None]]) -> None:
-        """The joins a $connect handler asked for, applied as the connection opens (before any other frame)."""
-        for group, since in joins:
+        """The joins a $connect handler asked for, applied as the connection opens: every group is in this node's
+        table before the first await, so no frame (a publish, the client's own message) comes between them;
+        the registry writes and recoveries follow."""
+        member = member_of(conn, self.local.node_id)
+        plain: list[tuple[str, int | None]] = []
+        recovering: list[tuple[str, int, bool]] = []
+        for group, since in dict(joins).items():
+            if since is not None and self.policy(group).history is not None:
+                self.table.buffering[(group, conn.id)] = []     # live frames held until its replay
+                recovering.append((group, since, self.table.add(group, conn)))
+            elif self.table.add(group, conn):
+                plain.append((group, since))
+        for group, since in plain:
             try:
-                await self.join_local(group, conn.id, since)
+                await self.registry.join(group, member)
+                self._joined(group, self.policy(group), member, conn.info, since)
+                if since is not None:
+                    self._recovered(conn, group, None)
+            except Exception as exc:
+                log.warning("join of %s to %s asked during $connect failed: %r", conn.id, group, exc)
+        for group, since, added in recovering:
+            try:
+                await self._recover(conn, group, self.policy(group), member, since, added)
             except Exception as exc:
                 log.warning("join of %s to %s asked during $connect failed: %r", conn.id, group, exc)
 
