@@ -66,9 +66,10 @@ def room_of(event: dict[str, Any], asked: object) -> str | None:
 
 
 def name_of(event: dict[str, Any]) -> str:
-    """The authorizer's name for this connection (handlers/auth.py), else its id."""
+    """The authorizer's name for this connection (handlers/auth.py), else its principal (a JWT's sub), else its id."""
     ctx = event["requestContext"]
-    return str((ctx.get("authorizer") or {}).get("name") or ctx["connectionId"])
+    authorizer = ctx.get("authorizer") or {}
+    return str(authorizer.get("name") or authorizer.get("principalId") or ctx["connectionId"])
 
 
 def body_of(event: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +105,11 @@ def on_connect(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return {"statusCode": 400, "body": "room: 1-64 letters, digits, '_', '.' or '-'"}
         pusher(endpoint_of(event)).join(group_of(room), event["requestContext"]["connectionId"],
                                         since_of(query.get("since")))
+    return {"statusCode": 200}
+
+
+def on_disconnect(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Nothing to clean up: the gateway took the connection out of its rooms and told them (a leave notice)."""
     return {"statusCode": 200}
 
 
