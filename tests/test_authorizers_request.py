@@ -21,8 +21,10 @@ from wsgw.authorizers.request import WEBSOCKET_FRONT, RequestAuthorizer
 from wsgw.config import load_api
 from wsgw.errors import ConfigError
 from wsgw.events import ConnectionInfo
+from wsgw.node_config import NodeConfig
 from wsgw.policy import parse_simple_response
 from wsgw.server.app import GatewayServer
+from wsgw.server.node import build_node
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aws" / "websocket_authorizer_request.json"
 
@@ -294,7 +296,7 @@ async def test_other_identity_sources_key_the_cache(source: str) -> None:
 
 def build_problems(raw: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        GatewayServer(api_from(raw), "127.0.0.1", 0)
+        build_node(api_from(raw), NodeConfig(port=0))
     return [str(p) for p in caught.value.problems]
 
 

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from websockets.frames import Frame, Opcode
@@ -37,10 +38,10 @@ from wsgw.gateway.connection import Connection
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Integration, Resources
-from wsgw.integrations.environment import prepare_environment
+from wsgw.integrations.environment import node_environment
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
-from wsgw.throttle import build_throttler
+from wsgw.throttle import Throttler, build_throttler
 
 log = logging.getLogger("wsgw.gateway")
 
@@ -85,15 +86,17 @@ class Gateway:
     """The connection lifecycle for one API on one node."""
 
     def __init__(self, api: ApiConfig, registry: Registry, node_id: str | None = None,
-                 resources: Resources | None = None) -> None:
+                 resources: Resources | None = None, *, routes: RouteTable | None = None,
+                 authorizers: dict[str, Authorizer] | None = None, throttle: Throttler | None = None) -> None:
+        """The parts come built from wsgw.server.node.build_node; given none, they are built here."""
         self.api = api
         self.registry = registry
         self.node_id = node_id or f"node-{os.getpid()}-{new_id()[:8]}"
-        self.resources = resources or Resources()
-        prepare_environment(api)
-        self.routes = RouteTable(api, self.resources)
-        self.authorizers: dict[str, Authorizer] = build_authorizers(api, self.resources)
-        self.throttle = build_throttler(api, time.monotonic)
+        self.resources = resources or Resources(environment=node_environment(api, os.environ, Path.home()))
+        self.routes = routes if routes is not None else RouteTable(api, self.resources)
+        self.authorizers: dict[str, Authorizer] = (authorizers if authorizers is not None
+                                                   else build_authorizers(api, self.resources))
+        self.throttle = throttle if throttle is not None else build_throttler(api, time.monotonic)
         self.connections: dict[str, Connection] = {}
         self.metrics = Metrics()
         self.metrics.gauge("wsgw_connections", lambda: float(len(self.connections)))

@@ -89,7 +89,7 @@ class PythonIntegration(Integration):
         max_hung = options.get("maxHungCalls", DEFAULT_MAX_HUNG_CALLS)
         if isinstance(max_hung, bool) or not isinstance(max_hung, int) or not 1 <= max_hung <= 1000:
             raise ConfigError.single(f"{base}.maxHungCalls", "must be a whole number from 1 to 1000")
-        environment = function_environment(api, name, reference, folder.resolve(), memory,
+        environment = function_environment(resources.environment, name, reference, folder.resolve(), memory,
                                            {str(k): str(v) for k, v in own.items()})
         with function_scope(environment):
             function = import_handler(reference, folder, handler_key)
