@@ -128,3 +128,32 @@ def test_make_run_config_serves_the_chat(tmp_path: Path) -> None:
         assert json.loads(bob.recv(timeout=10)) == {"type": "whisper", "from": "ada", "text": "psst"}
         bob.send('{"action": "sendmessage", "text": "hello all"}')
         assert json.loads(ada.recv(timeout=10)) == {"type": "message", "from": "bob", "text": "hello all"}
+
+
+def test_check_and_run_report_the_same_build_problems(tmp_path: Path) -> None:
+    """Both commands build the node with wsgw.server.node.build_node: problems only building finds (an import,
+    a REST integration's URL, an authorizer's option, a throttle) are listed alike, all in one run."""
+    from wsgw.config import load_api
+    from wsgw.errors import ConfigError
+    from wsgw.node_config import NodeConfig
+    from wsgw.server.node import build_node
+
+    config = write_config(tmp_path / "wsgw.yaml", {
+        "authorizers": {"auth": {"type": "request", "handler": "authapp:decide", "resultCacheMaxEntries": 0}},
+        "routes": {"$connect": {"handler": "testapp:nope", "authorizer": "auth"},
+                   "slow": {"handler": "testapp:echo", "throttling": {"rateLimit": -1, "burstLimit": 5}}},
+        "http": {"routes": {"GET /x": {"integration": {"type": "http_proxy", "uri": "ftp://h/"}}}},
+    })
+    env = {"PYTHONPATH": f"{ROOT}:{APPS}", "PATH": "/usr/bin:/bin"}
+    check = subprocess.run([sys.executable, "-m", "wsgw", "check", "-c", str(config)], capture_output=True,
+                           text=True, cwd=str(ROOT), timeout=60, env=env)
+    run = subprocess.run([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0"],
+                         capture_output=True, text=True, cwd=str(ROOT), timeout=60, env=env)
+    with pytest.raises(ConfigError) as built:
+        build_node(load_api(config), NodeConfig(port=0))
+    expected = sorted(str(p) for p in built.value.problems)
+    assert {p.key for p in built.value.problems} == {
+        "routes.$connect.handler", "authorizers.auth.resultCacheMaxEntries", "routes.slow.throttling.rateLimit",
+        "http.routes.GET /x.integration.uri"}
+    assert (check.returncode, sorted(check.stderr.strip().splitlines())) == (2, expected)
+    assert (run.returncode, sorted(run.stderr.strip().splitlines())) == (2, expected)

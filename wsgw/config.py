@@ -33,6 +33,15 @@ TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
               "throttling", "environment"}
 AUTHORIZER_TYPES = {"request", "jwt"}
+# The options each integration type takes besides `type` and `timeoutMs`: checked here, at load, so that a
+# typo (`memorysize`) or another type's option (`responseTemplates` on mock) is refused by name for every type.
+INTEGRATION_OPTIONS: dict[str, frozenset[str]] = {
+    "python": frozenset({"handler", "codeUri", "functionName", "memorySize", "environment", "maxHungCalls"}),
+    "mock": frozenset({"response", "statusCode"}),
+    "http_proxy": frozenset({"uri", "headers", "connectTimeoutMs"}),
+    "http": frozenset({"uri", "method", "headers", "contentType", "connectTimeoutMs"}),
+    "aws_lambda": frozenset({"functionArn", "endpointUrl", "region", "qualifier", "connectTimeoutMs"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +175,16 @@ def parse_integration(raw: dict[str, Any], key: str, problems: _Collector,
             return None
         kind = given.lower()
         options = {k: v for k, v in integ.items() if k not in ("type", "timeoutMs")}
+        # An unknown type is reported when the node is built (wsgw.integrations.build_integration), with the
+        # other build problems; its options cannot be judged.
+        allowed = INTEGRATION_OPTIONS.get(kind, frozenset(map(str, options)))
+        unknown = sorted(set(map(str, options)) - allowed)
+        for name in unknown:
+            problems.add(f"{ikey}.{name}", f"unknown option for type '{kind}'"
+                         + _did_you_mean(name, set(allowed)) + "; allowed: "
+                         + ", ".join(sorted(allowed | {"type", "timeoutMs"})))
+        if unknown:
+            return None
         timeout = integ.get("timeoutMs", timeout_range[1])
     else:
         problems.add(key, "needs 'handler: module:function' or 'integration: {type: ...}'")

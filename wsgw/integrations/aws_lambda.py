@@ -22,7 +22,6 @@ from wsgw.errors import ConfigError
 from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import (
-    check_options,
     connect_timeout,
     describe,
     send,
@@ -44,7 +43,6 @@ class AwsLambdaIntegration(Integration):
     connectTimeoutMs."""
 
     type_name = "aws_lambda"
-    options = {"functionArn", "endpointUrl", "region", "qualifier", "connectTimeoutMs"}
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, url: URL, region: str,
                  credentials: Any, connect_timeout_s: float) -> None:
@@ -58,7 +56,6 @@ class AwsLambdaIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> AwsLambdaIntegration:
-        check_options(spec, cls.options)
         key = spec.key
         try:
             import botocore.session

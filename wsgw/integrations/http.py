@@ -18,7 +18,6 @@ from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import (
-    check_options,
     connect_timeout,
     describe,
     http_uri,
@@ -35,7 +34,6 @@ class HttpIntegration(Integration):
     """Options: uri (required), method (POST), headers, contentType, connectTimeoutMs."""
 
     type_name = "http"
-    options = {"uri", "method", "headers", "contentType", "connectTimeoutMs"}
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, uri: URL, method: str,
                  headers: dict[str, str], connect_timeout_s: float) -> None:
@@ -49,7 +47,6 @@ class HttpIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> HttpIntegration:
-        check_options(spec, cls.options)
         method = option_str(spec, "method", "POST", METHODS).upper()
         content_type = option_str(spec, "contentType", "application/json")
         headers = {"Content-Type": content_type, **static_headers(spec, api)}

@@ -16,7 +16,7 @@ import aiohttp
 from yarl import URL
 
 from wsgw.config import ApiConfig, IntegrationSpec
-from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.errors import ConfigError
 from wsgw.integrations.base import IntegrationFailed, Resources
 
 SESSION_KEY = "http.session"
@@ -48,16 +48,6 @@ def substitute(template: str, variables: Mapping[str, str], key: str) -> str:
     if missing:
         raise ConfigError.single(key, f"stage variable '{missing[0]}' is not defined under 'stageVariables'")
     return STAGE_VARIABLE.sub(lambda m: variables[m.group(1)], template)
-
-
-def check_options(spec: IntegrationSpec, allowed: set[str]) -> None:
-    """Refuse options a type does not know, naming the key (a typo must not be silently ignored)."""
-    unknown = sorted(set(spec.options) - allowed)
-    if unknown:
-        names = ", ".join(sorted(allowed | {"type", "timeoutMs"}))
-        raise ConfigError([ConfigProblem(f"{spec.key}.{name}",
-                                         f"unknown option for type '{spec.type}'; allowed: {names}")
-                           for name in unknown])
 
 
 def http_uri(spec: IntegrationSpec, api: ApiConfig, option: str = "uri") -> URL:

@@ -15,7 +15,6 @@ from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import (
-    check_options,
     connect_timeout,
     describe,
     http_uri,
@@ -29,7 +28,6 @@ class HttpProxyIntegration(Integration):
     """Options: uri (required), headers, connectTimeoutMs."""
 
     type_name = "http_proxy"
-    options = {"uri", "headers", "connectTimeoutMs"}
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, uri: URL,
                  headers: dict[str, str], connect_timeout_s: float) -> None:
@@ -42,7 +40,6 @@ class HttpProxyIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> HttpProxyIntegration:
-        check_options(spec, cls.options)
         return cls(spec, function_name, resources, http_uri(spec, api), static_headers(spec, api),
                    connect_timeout(spec))
 
