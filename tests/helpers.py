@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from wsgw.config import ApiConfig, parse_api
-from wsgw.node_config import NodeConfig
+from wsgw.config.node import NodeConfig
 from wsgw.server.app import GatewayServer
 from wsgw.server.node import build_node
 

@@ -19,9 +19,9 @@ from tests.helpers import ROOT, api_from, serve, wait_for
 from wsgw.authorizers import AuthRequest
 from wsgw.authorizers.request import WEBSOCKET_FRONT, RequestAuthorizer
 from wsgw.config import load_api
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
 from wsgw.events import ConnectionInfo
-from wsgw.node_config import NodeConfig
 from wsgw.policy import parse_simple_response
 from wsgw.server.app import GatewayServer
 from wsgw.server.node import build_node

@@ -49,11 +49,16 @@ def test_check_prints_one_line_per_problem_naming_the_key_and_exits_2(tmp_path: 
 
 
 def test_check_reports_a_handler_that_cannot_be_imported(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "wsgw.yaml", {"routes": {"$default": {"handler": "nosuchmodule:fn"},
-                                                              "x": {"integration": {"type": "carrier-pigeon"}}}})
+    config = write_config(tmp_path / "wsgw.yaml", {"routes": {"$default": {"handler": "nosuchmodule:fn"}}})
     result = run_check(config)
     assert result.returncode == 2
     assert "routes.$default.handler: cannot import module 'nosuchmodule'" in result.stderr
+
+
+def test_check_reports_an_unknown_integration_type_with_the_known_ones(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "wsgw.yaml", {"routes": {"x": {"integration": {"type": "carrier-pigeon"}}}})
+    result = run_check(config)
+    assert result.returncode == 2
     assert "routes.x.integration.type: 'carrier-pigeon' is not one of" in result.stderr
 
 
@@ -131,18 +136,20 @@ def test_make_run_config_serves_the_chat(tmp_path: Path) -> None:
 
 
 def test_check_and_run_report_the_same_build_problems(tmp_path: Path) -> None:
-    """Both commands build the node with wsgw.server.node.build_node: problems only building finds (an import,
-    a REST integration's URL, an authorizer's option, a throttle) are listed alike, all in one run."""
+    """Both commands build the node with wsgw.server.node.build_node: problems only building finds (imports,
+    folders and files on this machine) are listed alike, for every part, all in one run."""
     from wsgw.config import load_api
+    from wsgw.config.node import NodeConfig
     from wsgw.errors import ConfigError
-    from wsgw.node_config import NodeConfig
     from wsgw.server.node import build_node
 
     config = write_config(tmp_path / "wsgw.yaml", {
-        "authorizers": {"auth": {"type": "request", "handler": "authapp:decide", "resultCacheMaxEntries": 0}},
+        "authorizers": {"auth": {"type": "request", "handler": "authapp:nope"},
+                        "token": {"type": "jwt", "issuer": "https://auth.example.com/", "audience": ["chat"],
+                                  "jwksUri": "missing-keys.json"}},
         "routes": {"$connect": {"handler": "testapp:nope", "authorizer": "auth"},
-                   "slow": {"handler": "testapp:echo", "throttling": {"rateLimit": -1, "burstLimit": 5}}},
-        "http": {"routes": {"GET /x": {"integration": {"type": "http_proxy", "uri": "ftp://h/"}}}},
+                   "far": {"integration": {"type": "python", "handler": "testapp:echo", "codeUri": "nowhere"}}},
+        "http": {"routes": {"GET /x": {"handler": "nosuchmodule:fn", "authorizer": "token"}}},
     })
     env = {"PYTHONPATH": f"{ROOT}:{APPS}", "PATH": "/usr/bin:/bin"}
     check = subprocess.run([sys.executable, "-m", "wsgw", "check", "-c", str(config)], capture_output=True,
@@ -153,7 +160,7 @@ def test_check_and_run_report_the_same_build_problems(tmp_path: Path) -> None:
         build_node(load_api(config), NodeConfig(port=0))
     expected = sorted(str(p) for p in built.value.problems)
     assert {p.key for p in built.value.problems} == {
-        "routes.$connect.handler", "authorizers.auth.resultCacheMaxEntries", "routes.slow.throttling.rateLimit",
-        "http.routes.GET /x.integration.uri"}
+        "routes.$connect.handler", "routes.far.integration.codeUri", "authorizers.auth.handler",
+        "authorizers.token.jwksUri", "http.routes.GET /x.handler"}
     assert (check.returncode, sorted(check.stderr.strip().splitlines())) == (2, expected)
     assert (run.returncode, sorted(run.stderr.strip().splitlines())) == (2, expected)

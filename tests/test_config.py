@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import APPS
-from wsgw.config import Limits, parse_api
+from wsgw.config import Limits, PythonOptions, parse_api
 from wsgw.errors import ConfigError
 
 
@@ -31,7 +31,7 @@ def test_handler_shorthand_is_a_python_integration_with_the_aws_timeout() -> Non
     api = parse_api({"routes": {"$default": {"handler": "mod:fn", "routeResponse": True}}}, Path("."))
     route = api.routes["$default"]
     assert route.integration.type == "python"
-    assert route.integration.options == {"handler": "mod:fn"}
+    assert route.integration.options == PythonOptions(handler="mod:fn")
     assert route.integration.timeout_ms == 29_000
     assert route.route_response is True
 
@@ -108,7 +108,7 @@ def test_unknown_integration_options_are_refused_by_name_for_every_type(
 ])
 def test_unknown_authorizer_options_are_refused_by_name_for_every_type(
         authorizer: dict[str, Any], typo: str, meant: str) -> None:
-    from wsgw.node_config import NodeConfig
+    from wsgw.config.node import NodeConfig
     from wsgw.server.node import build_node
 
     raw = {"authorizers": {"auth": authorizer}, "routes": {"$connect": {"handler": "testapp:echo",
@@ -117,3 +117,10 @@ def test_unknown_authorizer_options_are_refused_by_name_for_every_type(
         build_node(parse_api(raw, APPS), NodeConfig()).discard()
     problems = {p.key: p.message for p in caught.value.problems}
     assert f"did you mean '{meant}'" in problems[f"authorizers.auth.{typo}"]
+
+
+def test_every_integration_type_read_at_load_has_a_class_to_build_it() -> None:
+    from wsgw.config import INTEGRATION_SCHEMAS
+    from wsgw.integrations import INTEGRATION_TYPES
+
+    assert set(INTEGRATION_SCHEMAS) == set(INTEGRATION_TYPES)

@@ -181,8 +181,8 @@ async def test_http_backend_5xx_sends_internal_server_error_and_4xx_body_passes(
     ({"type": "soap", "uri": "http://h/"}, "routes.r.integration.type", "http_proxy"),
 ])
 def test_bad_integration_options_name_the_key(integration: dict[str, Any], key: str, fragment: str) -> None:
+    from wsgw.config.node import NodeConfig
     from wsgw.errors import ConfigError
-    from wsgw.node_config import NodeConfig
     from wsgw.server.node import build_node
 
     with pytest.raises(ConfigError) as error:       # at load (option names, types) or at build (URLs, ARNs)

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
 from wsgw.gateway import core
-from wsgw.node_config import NodeConfig
 from wsgw.registry import redis_link
 from wsgw.server import listener, rest
 

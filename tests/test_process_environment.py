@@ -10,7 +10,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from tests.helpers import api_from, serve
-from wsgw.node_config import NodeConfig
+from wsgw.config.node import NodeConfig
 from wsgw.server.node import build_node
 
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wsgw.config import ApiConfig, parse_api
+from wsgw.config import ApiConfig, TlsConfig, parse_api
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
-from wsgw.node_config import NodeConfig
 from wsgw.server.node import build_node
 from wsgw.tls import TlsSettings
 
@@ -100,7 +100,7 @@ def check(args: argparse.Namespace) -> int:
         return 2
     if args.print_yaml:
         return 0
-    http_routes = len((api.http or {}).get("routes") or {})
+    http_routes = len(api.http.routes) if api.http is not None else 0
     print(f"{args.config}: ok ({loaded.kind}: {len(api.routes)} routes, {http_routes} HTTP routes, "
           f"{len(api.authorizers)} authorizers{f', {len(loaded.warnings)} warnings' if loaded.warnings else ''})")
     return 0
@@ -162,10 +162,10 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
     """--tls/--certfile/--keyfile win over the config's `tls:` mapping (paths there are relative to the file)."""
     from wsgw.tls.setup import build_tls
 
-    conf = api.tls
-    certfile = args.certfile or (api.base_dir / conf["certfile"] if conf.get("certfile") else None)
-    keyfile = args.keyfile or (api.base_dir / conf["keyfile"] if conf.get("keyfile") else None)
-    mode = args.tls or conf.get("mode") or ("only" if certfile or conf else None)
+    conf = api.tls or TlsConfig()
+    certfile = args.certfile or conf.certfile
+    keyfile = args.keyfile or conf.keyfile
+    mode = args.tls or conf.mode or ("only" if certfile or api.tls is not None else None)
     if mode == "off" and certfile is not None:
         raise ConfigError.single("tls.mode", "'off' but a certificate was given (--certfile or tls.certfile); "
                                  "remove one of them")

@@ -11,17 +11,10 @@ from typing import Any
 import orjson
 from yarl import URL
 
-from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.config import ApiConfig, HttpProxyOptions, IntegrationSpec
 from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
-from wsgw.integrations.http_client import (
-    connect_timeout,
-    describe,
-    http_uri,
-    send,
-    shared_session,
-    static_headers,
-)
+from wsgw.integrations.http_client import describe, send, shared_session
 
 
 class HttpProxyIntegration(Integration):
@@ -40,8 +33,10 @@ class HttpProxyIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> HttpProxyIntegration:
-        return cls(spec, function_name, resources, http_uri(spec, api), static_headers(spec, api),
-                   connect_timeout(spec))
+        options = spec.options
+        assert isinstance(options, HttpProxyOptions)
+        return cls(spec, function_name, resources, URL(options.uri), dict(options.headers),
+                   options.connect_timeout_ms / 1000)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
         headers = {**self.headers, "X-Amz-Request-Id": context.aws_request_id}

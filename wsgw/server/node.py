@@ -19,15 +19,15 @@ from typing import TypeVar
 
 from wsgw.authorizers import build_authorizers
 from wsgw.config import ApiConfig
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import RouteTable
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
-from wsgw.node_config import NodeConfig
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.server.router import HttpRouter
-from wsgw.throttle import Throttler, build_throttler
+from wsgw.throttle import build_throttler
 from wsgw.tls.trust import TrustBundle, trust_bundle
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ class Node:
 
 
 def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None) -> Node:
-    """Build every part; ConfigError lists every problem of every part (routes, authorizers, REST, throttle)."""
+    """Build every part; ConfigError lists every problem of every part (routes, authorizers, the REST front)."""
     tls = config.tls
     trust = trust_bundle(tls.dev_ca, os.environ) if tls is not None and tls.dev_ca is not None else None
     extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
@@ -75,10 +75,9 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         # Each part is built even when another failed, so that one run lists every problem of the API.
         routes = attempt(lambda: RouteTable(api, resources))
         authorizers = attempt(lambda: build_authorizers(api, resources))
-        throttle = attempt(lambda: build_throttler(api, time.monotonic))
         gateway = Gateway(api, registry, node_id=config.node_id, resources=resources,
                           routes=routes or RouteTable(replace(api, routes={}), resources),
-                          authorizers=authorizers or {}, throttle=throttle or Throttler(None, {}, None, time.monotonic))
+                          authorizers=authorizers or {}, throttle=build_throttler(api, time.monotonic))
         router = attempt(lambda: HttpRouter(gateway))
         if problems:
             raise ConfigError(problems)

@@ -19,7 +19,7 @@ from wsgw.authorizers import Authorizer, AuthRequest, status_message
 from wsgw.events import ConnectionInfo, InvalidIntegrationResult, method_arn, new_id
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import function_name_for
-from wsgw.http_config import HttpApiSpec, parse_http
+from wsgw.http_config import HttpApiSpec
 from wsgw.http_cors import CorsConfig, is_preflight, strip_cors
 from wsgw.http_events import HttpRequestInfo, http_event, parse_query, read_http_result
 from wsgw.http_routes import BadPath, RouteTable, split_path
@@ -52,7 +52,7 @@ class RestFront:
     def __init__(self, gateway: Gateway, spec: HttpApiSpec | None = None) -> None:
         self.gateway = gateway
         api = gateway.api
-        self.spec = spec if spec is not None else parse_http(api)
+        self.spec = spec if spec is not None else (api.http or HttpApiSpec())
         self.cors: CorsConfig | None = self.spec.cors
         routes: list[tuple[Any, RestRoute]] = []
         for route in self.spec.routes:
