@@ -14,20 +14,16 @@ from typing import Any
 import orjson
 import pytest
 
-from wsgw.events import (
+from wsgw.aws.ids import method_arn, new_id, request_time
+from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.proxy_result import IntegrationResult, InvalidIntegrationResult, read_integration_result
+from wsgw.aws.websocket_events import (
     ConnectionInfo,
-    IntegrationResult,
-    InvalidIntegrationResult,
-    LambdaContext,
     authorizer_request_event,
     connect_event,
     disconnect_event,
     error_frame,
     message_event,
-    method_arn,
-    new_id,
-    read_integration_result,
-    request_time,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "aws"

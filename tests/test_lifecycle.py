@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -215,3 +216,14 @@ async def test_shutdown_drops_queued_messages_counted_and_runs_disconnect_prompt
         assert server.gateway.metrics.value("wsgw_messages_dropped_total", 'reason="shutdown"') == 4
         assert len(testapp.events_of("$default")) == 1
         assert [e["requestContext"]["disconnectStatusCode"] for e in disconnects()] == [1001]
+
+
+async def test_refused_connect_answers_its_json_body_as_application_json() -> None:
+    async with serve(API) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(server.urls.websocket + "?status=403"):
+                pass
+        response = refused.value.response
+        assert response.status_code == 403
+        assert response.headers["Content-Type"] == "application/json"
+        assert isinstance(json.loads(response.body), dict)

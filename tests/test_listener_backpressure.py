@@ -10,7 +10,7 @@ import pytest
 import testapp
 
 from tests.helpers import raw_http, serve, wait_for
-from wsgw.server import listener
+from wsgw.server import websocket
 
 API: dict[str, Any] = {
     "routes": {
@@ -79,7 +79,7 @@ async def test_slow_consumer_gets_410_and_every_frame_answered_200_reaches_it_be
 
 async def test_peer_closing_behind_a_full_buffer_is_aborted_and_forgotten(monkeypatch: pytest.MonkeyPatch
                                                                           ) -> None:
-    monkeypatch.setattr(listener, "CLOSE_HANDSHAKE_SECONDS", 0.3)
+    monkeypatch.setattr(websocket, "CLOSE_HANDSHAKE_SECONDS", 0.3)
     async with serve(API) as server:
         _reader, writer = await non_reading_peer(server.port)
         (connection_id,) = await wait_for(lambda: list(server.gateway.connections))

@@ -8,9 +8,10 @@ import pytest
 
 from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
-from wsgw.gateway import core
+from wsgw.gateway import deadlines, inbox
 from wsgw.registry import redis_link
-from wsgw.server import listener, rest
+from wsgw.rest import front
+from wsgw.server import listener, websocket
 
 
 def test_tuning_defaults_match_the_module_constants_still_read_directly() -> None:
@@ -19,14 +20,12 @@ def test_tuning_defaults_match_the_module_constants_still_read_directly() -> Non
             node.listener.max_queued_bytes, node.listener.max_early_bytes, node.listener.keepalive_seconds,
             node.listener.close_handshake_seconds) == (
         listener.MAX_HEAD_BYTES, listener.MAX_URL_BYTES, listener.MAX_PIPELINED, listener.MAX_QUEUED_BYTES,
-        listener.MAX_EARLY_BYTES, listener.KEEPALIVE_SECONDS, listener.CLOSE_HANDSHAKE_SECONDS)
+        listener.MAX_EARLY_BYTES, listener.KEEPALIVE_SECONDS, websocket.CLOSE_HANDSHAKE_SECONDS)
     assert (node.gateway.inbox_high_water, node.gateway.inbox_low_water, node.gateway.watchdog_seconds) == (
-        core.INBOX_HIGH_WATER, core.INBOX_LOW_WATER, core.WATCHDOG_SECONDS)
-    assert (node.redis.command_timeout, node.redis.connect_timeout, node.redis.retry_seconds,
-            node.redis.pool_size, node.redis.pool_wait) == (
-        redis_link.COMMAND_TIMEOUT, redis_link.CONNECT_TIMEOUT, redis_link.RETRY_SECONDS, redis_link.POOL_SIZE,
-        redis_link.POOL_WAIT)
-    assert node.rest.max_request_head_bytes == rest.MAX_REQUEST_HEAD_BYTES
+        inbox.INBOX_HIGH_WATER, inbox.INBOX_LOW_WATER, deadlines.WATCHDOG_SECONDS)
+    assert (node.redis.command_timeout, node.redis.connect_timeout, node.redis.retry_seconds) == (
+        redis_link.COMMAND_TIMEOUT, redis_link.CONNECT_TIMEOUT, redis_link.RETRY_SECONDS)
+    assert node.rest.max_request_head_bytes == front.MAX_REQUEST_HEAD_BYTES
 
 
 def test_node_config_is_frozen() -> None:

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from wsgw.policy import (
+from wsgw.aws.policy import (
     AUTHORIZER_RESULT_MAX_BYTES,
     AuthorizerDecision,
     AuthorizerResponseError,
     DecisionCache,
     Statement,
+    entry_cost,
     parse_authorizer_response,
     parse_simple_response,
 )
@@ -511,6 +512,40 @@ def test_cache_put_replaces_and_restarts_ttl() -> None:
     cache.put(("t",), new)
     clock.now += 8
     assert cache.get(("t",)) is new
+
+
+def test_cache_is_bounded_by_bytes_not_only_by_entries() -> None:
+    # 10,000 distinct 7 KB identities (each a valid header) must not hold 70 MB.
+    cache = DecisionCache(ttl_seconds=60, clock=FakeClock(), max_bytes=1_000_000)
+    decision = decide(allow(CONNECT))
+    for i in range(10_000):
+        cache.put((f"{i:05d}" + "x" * 7000,), decision)
+    assert cache.bytes <= 1_000_000
+    assert 100 <= len(cache) < 1_000_000 // 7000 + 1
+    assert cache.get(("09999" + "x" * 7000,)) is decision      # the newest stays
+    assert cache.get(("00000" + "x" * 7000,)) is None          # the oldest went first
+
+
+def test_cache_byte_count_follows_replacements_expiry_and_clear() -> None:
+    clock = FakeClock()
+    cache = DecisionCache(ttl_seconds=10, clock=clock)
+    decision = decide(allow(CONNECT))
+    cache.put(("t",), decision)
+    one = cache.bytes
+    assert one == entry_cost(("t",), decision) and one > decision.size_bytes > 0
+    cache.put(("t",), decision)
+    assert cache.bytes == one
+    clock.now += 10
+    assert cache.get(("t",)) is None and cache.bytes == 0
+    cache.put(("u",), decision)
+    cache.clear()
+    assert cache.bytes == 0 and len(cache) == 0
+
+
+def test_cache_skips_an_entry_larger_than_the_whole_bound() -> None:
+    cache = DecisionCache(ttl_seconds=60, clock=FakeClock(), max_bytes=1000)
+    cache.put(("x" * 2000,), decide(allow(CONNECT)))
+    assert len(cache) == 0 and cache.bytes == 0
 
 
 @pytest.mark.parametrize(("ttl", "max_entries"), [(-1, 10), (60, 0)])

@@ -14,7 +14,8 @@ from tests.helpers import APPS, ROOT, GatewayProcess, wait_for, write_config
 from tests.redis_fixture import RedisServer
 from tests.test_redis_nodes import API, Client
 from wsgw.cli import _build_parser, _child_args
-from wsgw.registry.redis_wire import Keys, redacted
+from wsgw.registry.redis_store import Keys
+from wsgw.registry.redis_wire import redacted
 
 SECRET = "s3cr3t-pa55"
 

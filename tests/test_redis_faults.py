@@ -19,7 +19,8 @@ from tests.redis_fixture import RedisServer, with_options
 from tests.test_redis_registry import API, open_client
 from wsgw.registry import RegistryUnavailable
 from wsgw.registry.redis import RedisRegistry
-from wsgw.registry.redis_wire import Keys, RedisOptions
+from wsgw.registry.redis_store import Keys
+from wsgw.registry.redis_wire import RedisOptions
 
 
 class ReplyEater:

@@ -22,7 +22,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import APPS, ROOT, GatewayProcess, wait_for, write_config
 from tests.redis_fixture import RedisServer, with_options
-from wsgw.registry.redis_wire import Keys, RedisOptions
+from wsgw.registry.redis_store import Keys
+from wsgw.registry.redis_wire import RedisOptions
 
 API: dict[str, Any] = {
     "routes": {

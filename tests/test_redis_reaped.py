@@ -19,7 +19,8 @@ from tests.redis_fixture import with_options
 from tests.test_redis_nodes import Client, _store, event_log, events, health, http, nodes, post
 from wsgw.client import AsyncRedisPusher
 from wsgw.registry.redis import RedisRegistry
-from wsgw.registry.redis_wire import CLAIM_ORPHAN, REAP_CLAIM, Keys, RedisOptions
+from wsgw.registry.redis_store import CLAIM_ORPHAN, REAP_CLAIM, Keys
+from wsgw.registry.redis_wire import RedisOptions
 
 __all__ = ["event_log"]     # the fixture, re-used from test_redis_nodes
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import http.client
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import orjson
 
-from wsgw.events import new_id
+from wsgw.aws.ids import new_id
 from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
 from wsgw.registry.redis_link import RedisLink
-from wsgw.registry.redis_rpc import Caller
-from wsgw.registry.redis_wire import Keys, RedisOptions, decode
+from wsgw.registry.redis_rpc import Rpc
+from wsgw.registry.redis_store import Keys, Store
+from wsgw.registry.redis_wire import RedisOptions
 
 T = TypeVar("T")
 
@@ -161,65 +163,65 @@ class AsyncHttpPusher:
 
 # ----- Redis --------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _push_errors() -> Iterator[None]:
+    """Redis or the owning node unreachable → PushError 503, no answer in time → 504."""
+    try:
+        yield
+    except RegistryUnavailable as exc:
+        raise PushError(504 if isinstance(exc, OwnerTimeout) else 503, str(exc)) from exc
+
+
 class AsyncRedisPusher:
-    """Publishes straight to the owning node's channel and waits for its answer (the nodes' own protocol)."""
+    """Publishes straight to the owning node's channel and waits for its answer (the nodes' own protocol,
+    redis_rpc, on the calling side only: a pusher holds no connections)."""
 
     def __init__(self, redis_url: str) -> None:
         self.options = RedisOptions.from_url(redis_url)
         self.keys = Keys(self.options.key_prefix)
         self.channel = self.keys.channel(f"pusher-{new_id()}")
         self._link: RedisLink | None = None
-        self._caller: Caller | None = None
-        self._pending_caller: Caller | None = None
+        self._rpc: Rpc | None = None
         self._starting: asyncio.Lock | None = None
 
-    async def _ready(self) -> Caller:
-        if self._caller is not None:
-            return self._caller
+    async def _ready(self) -> Rpc:
+        if self._rpc is not None:
+            return self._rpc
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._caller is None:
+            if self._rpc is None:
                 # Published only once the link is up: callers arriving meanwhile wait on the lock instead of
                 # finding a half-started link and answering 503 (seen with 64 concurrent first pushes).
-                link = RedisLink(self.options.url, self.channel, self._on_message)
-                caller = Caller(link, self.keys, self.channel, self.options.push_timeout, self.options.node_ttl)
+                link = RedisLink(self.options.url, self.channel)
+                rpc = Rpc(link, Store(link, self.keys), self.channel, self.options.push_timeout,
+                          self.options.node_ttl)
                 self._link = link
-                self._pending_caller = caller
                 await link.start()
-                self._caller = caller
-        assert self._caller is not None
-        return self._caller
-
-    def _on_message(self, message: bytes) -> None:
-        header, _ = decode(message)
-        caller = self._caller or self._pending_caller
-        if caller is not None and "o" not in header:
-            caller.on_reply(header)
-
-    async def _call(self, connection_id: str, op: str, data: bytes = b"") -> dict[str, Any] | None:
-        caller = await self._ready()
-        try:
-            return await caller.call(connection_id, op, data)
-        except RegistryUnavailable as exc:
-            raise PushError(504 if isinstance(exc, OwnerTimeout) else 503, str(exc)) from exc
+                self._rpc = rpc
+        assert self._rpc is not None
+        return self._rpc
 
     async def post(self, connection_id: str, data: bytes | str) -> bool:
-        return await self._call(connection_id, "post", _data(data)) is not None
+        rpc = await self._ready()
+        with _push_errors():
+            return await rpc.deliver(connection_id, _data(data))
 
     async def get(self, connection_id: str) -> dict[str, Any] | None:
         """The connection hash as its node reports it (node, connectedAt, lastActiveAt, sourceIp, ...)."""
-        reply = await self._call(connection_id, "get")
-        record = None if reply is None else reply.get("rec")
-        return record if isinstance(record, dict) else None
+        rpc = await self._ready()
+        with _push_errors():
+            return await rpc.lookup(connection_id)
 
     async def delete(self, connection_id: str) -> bool:
-        return await self._call(connection_id, "del") is not None
+        rpc = await self._ready()
+        with _push_errors():
+            return await rpc.disconnect(connection_id)
 
     async def close(self) -> None:
         if self._link is not None:
             await self._link.stop()
-        self._link = self._caller = self._pending_caller = None
+        self._link = self._rpc = None
 
     async def __aenter__(self) -> AsyncRedisPusher:
         await self._ready()

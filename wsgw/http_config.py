@@ -19,8 +19,8 @@ from wsgw.config.integrations import (
     OptionContext,
     parse_integration,
 )
-from wsgw.http_cors import CorsConfig, parse_cors
-from wsgw.http_routes import RouteKeyError, RoutePattern, parse_route_key
+from wsgw.rest.cors import CorsConfig, parse_cors
+from wsgw.rest.routes import RouteKeyError, RoutePattern, parse_route_key
 
 HTTP_KEYS = {"routes", "cors"}
 HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs"}

@@ -21,7 +21,8 @@ from typing import Any
 
 import jwt
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
+from wsgw.authorizers.base import Authorizer, AuthOutcome, status_message
+from wsgw.authorizers.fronts import AuthRequest
 from wsgw.authorizers.identity import IdentitySource
 from wsgw.authorizers.jwks import JwksStore, JwksUnavailable
 from wsgw.config import ApiConfig, AuthorizerSpec, JwtAuthorizerOptions
@@ -110,23 +111,15 @@ class JwtAuthorizer(Authorizer):
         scopes = token_scopes(claims)
         if self.scopes is not None and not self.scopes.intersection(scopes or ()):
             return self._refuse(403, request, "the token carries none of the required scopes")
-        principal = claims.get("sub")
         jwt_context: dict[str, object] = {"claims": claims, "scopes": scopes}
-        if request.http_event is not None:       # HTTP API payload 2.0 shape
-            return AuthOutcome(200, {"jwt": jwt_context}, subprotocol, consumed=consumed)
-        context: dict[str, object] = {
-            "principalId": principal if isinstance(principal, str) else None,
-            "jwt": jwt_context,
-            "integrationLatency": int((time.monotonic() - started) * 1000),
-        }
+        context = request.jwt_context(claims.get("sub"), jwt_context, int((time.monotonic() - started) * 1000))
         return AuthOutcome(200, context, subprotocol, consumed=consumed)
 
     def _token(self, request: AuthRequest) -> tuple[str, str | None] | None:
         """(token, the subprotocol to answer) from the first identity source that holds a token."""
         for source in self.sources:
             if source.is_header and source.name.lower() == SUBPROTOCOL_HEADER:
-                offered = request.subprotocols or [
-                    p.strip() for v in _all(request.headers, SUBPROTOCOL_HEADER) for p in v.split(",") if p.strip()]
+                offered = request.subprotocols or request.headers.tokens(SUBPROTOCOL_HEADER)
                 token = next((p for p in offered if _JWT_SHAPE.match(p)), None)
                 if token is not None:
                     real = next((p for p in offered if p != token), None)
@@ -161,10 +154,6 @@ def token_scopes(claims: dict[str, Any]) -> list[str] | None:
     if isinstance(raw, list):
         return [s for s in raw if isinstance(s, str)]
     return None
-
-
-def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
 
 
 __all__ = ["JwtAuthorizer", "token_scopes"]

@@ -17,7 +17,7 @@ from wsgw.tls.context import TlsSettings
 
 @dataclass(frozen=True, slots=True)
 class ListenerSettings:
-    """The HTTP/1.1 + WebSocket listener's bounds (wsgw/server/listener.py)."""
+    """The HTTP/1.1 and WebSocket protocols' bounds (wsgw/server/listener.py, wsgw/server/websocket.py)."""
 
     max_head_bytes: int = 16 * 1024          # request line + headers
     max_url_bytes: int = 8 * 1024
@@ -31,7 +31,7 @@ class ListenerSettings:
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
-    """The connection lifecycle's internal pacing (wsgw/gateway/core.py)."""
+    """The connection lifecycle's internal pacing (wsgw/gateway/inbox.py, deadlines.py, core.py)."""
 
     inbox_high_water: int = 64               # pause reading from a socket whose messages queue up beyond this
     inbox_low_water: int = 16                # ... and resume at this
@@ -47,13 +47,11 @@ class RedisSettings:
     command_timeout: float = 1.0             # a command that takes longer means Redis is in trouble
     connect_timeout: float = 0.5
     retry_seconds: float = 0.25              # between reconnect attempts
-    pool_size: int = 64
-    pool_wait: float = 2.0                   # seconds a command waits for a free pooled connection under load
 
 
 @dataclass(frozen=True, slots=True)
 class RestSettings:
-    """The REST front's bounds (wsgw/server/rest.py)."""
+    """The REST front's bounds (wsgw/rest/front.py)."""
 
     max_request_head_bytes: int = 10_240     # AWS HTTP API quota: request line and header values combined
 

@@ -1,20 +1,25 @@
-"""One accepted connection's state as the gateway keeps it."""
+"""One accepted connection's state as the gateway keeps it, and the one rule for the code its end reports."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 
-from wsgw.events import ConnectionInfo
+from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway.sink import SocketSink
 from wsgw.registry.base import ConnectionRecord
 
+CloseFrame = tuple[int, str]
+
 
 class Connection:
-    """Slots only: tens of thousands of these live at once."""
+    """Slots only: tens of thousands of these live at once.
+
+    Times named `*_ms` are epoch milliseconds (AWS shapes: connectedAt, lastActiveAt); the others are the
+    loop's monotonic clock, which is what idle, max age and keepalive are measured on."""
 
     __slots__ = (
-        "close_override", "inbox", "info", "last_active_ms", "last_seen",
+        "close_decided", "inbox", "info", "last_active", "last_active_ms", "last_seen", "opened_at",
         "ping_sent_at", "reading_paused", "sink", "worker",
     )
 
@@ -22,18 +27,33 @@ class Connection:
         self.info = info
         self.sink = sink
         self.last_active_ms = info.connected_at_ms
-        self.last_seen = now                        # loop time of the last byte from the peer (pings)
+        self.opened_at = now                        # monotonic: max age
+        self.last_active = now                      # monotonic: last message (idle timeout)
+        self.last_seen = now                        # monotonic: last byte from the peer (pings)
         self.ping_sent_at: float | None = None
         self.inbox: deque[tuple[str, bool, int] | None] = deque()   # None = run $disconnect
         self.worker: asyncio.Task[None] | None = None
         self.reading_paused = False
-        self.close_override: tuple[int, str] | None = None           # what $disconnect reports when we closed
+        self.close_decided: CloseFrame | None = None   # what $disconnect reports when our side ended it
 
     @property
     def id(self) -> str:
         return self.info.connection_id
 
+    def decide_close(self, code: int, reason: str) -> bool:
+        """Record why our side ends this connection; the first decision wins. False when one was made."""
+        if self.close_decided is not None:
+            return False
+        self.close_decided = (code, reason)
+        return True
+
     def record(self, node_id: str) -> ConnectionRecord:
         return ConnectionRecord(self.info.connection_id, node_id, self.info.connected_at_ms, self.last_active_ms,
                                 self.info.source_ip, self.info.user_agent, self.info.domain_name,
                                 self.info.authorizer)
+
+
+def close_code(decided: CloseFrame | None, received: CloseFrame | None, sent: CloseFrame | None) -> CloseFrame:
+    """The (code, reason) $disconnect reports, decided here only: what our side decided when it ended the
+    connection, else the peer's close frame, else the close frame we sent, else 1006 (no close at all)."""
+    return decided or received or sent or (1006, "")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, RouteSpec
 from wsgw.errors import ConfigError, ConfigProblem
-from wsgw.events import LambdaContext
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
 

@@ -6,7 +6,12 @@ from typing import Protocol
 
 
 class SocketSink(Protocol):
-    """One accepted WebSocket as the gateway sees it."""
+    """One WebSocket as the gateway sees it: from the upgrade request on, before and after the 101."""
+
+    def accept(self, subprotocol: str | None) -> bool:
+        """Write the 101 (naming `subprotocol`, when the client offered it). False when the client is gone or
+        the handshake cannot complete; the socket has then answered or closed by itself."""
+        ...
 
     def send(self, data: bytes | str) -> bool:
         """Hand a frame to the socket (text when str or valid UTF-8, else binary); False when closed."""

@@ -16,9 +16,9 @@ from urllib.parse import quote
 import orjson
 from yarl import URL
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, AwsLambdaOptions, IntegrationSpec
 from wsgw.errors import ConfigError
-from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import describe, send, shared_session
 

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec
-from wsgw.events import LambdaContext
 
 
 class IntegrationFailed(Exception):

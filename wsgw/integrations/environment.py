@@ -77,7 +77,7 @@ def function_environment(node: Mapping[str, str], function_name: str, handler: s
     """The node's variables, what Lambda's runtime sets for one function (docs/aws-contract.md lists each),
     and the function's own `environment:`. The overlay that shows them to the function is installed here."""
     install_overlay()
-    from wsgw.events import LambdaContext
+    from wsgw.aws.lambda_context import LambdaContext
 
     stream = LambdaContext(function_name, "", 0).log_stream_name
     module, _, attr = handler.partition(":")

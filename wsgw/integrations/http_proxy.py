@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from yarl import URL
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, HttpProxyOptions, IntegrationSpec
-from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import describe, send, shared_session
 

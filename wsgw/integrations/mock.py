@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec, MockOptions
-from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, Resources
 
 VARIABLE = re.compile(r"\$(context|request\.body|stageVariables)\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec, PythonOptions
 from wsgw.errors import ConfigError
-from wsgw.events import LambdaContext
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.environment import function_environment, function_scope
 from wsgw.integrations.modules import import_from

@@ -2,7 +2,8 @@
 
 - register/deregister write the connection hash and the node's set; touch() only notes activity in memory,
   flushed to Redis once per tick (nothing on the message hot path touches Redis).
-- deliver/lookup/disconnect ask the owning node over Pub/Sub and wait for its answer (see redis_rpc).
+- deliver/lookup/disconnect ask the owning node over Pub/Sub and wait for its answer; this node answers the
+  others' requests the same way (both sides: redis_rpc). Every Redis command is a Store method (redis_store).
 - every tick a node refreshes its heartbeat key (TTL `node_ttl`); a survivor that finds a node's heartbeat gone
   claims that node (SET NX), pops its connections one by one (SPOP: each goes to exactly one survivor), deletes
   each hash (Lua, only if still owned by the dead node) and runs its $disconnect (1006) through the gateway.
@@ -18,30 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from typing import Any
 
 from wsgw.registry.base import ConnectionRecord, LocalNode, Registry, RegistryUnavailable
 from wsgw.registry.batching import Batcher
-from wsgw.registry.redis_link import REDIS_ERRORS, Client, RedisLink
-from wsgw.registry.redis_rpc import Caller
-from wsgw.registry.redis_wire import (
-    ADOPT,
-    CLAIM_ORPHAN,
-    DELETE_IF_OWNER,
-    HEARTBEAT,
-    REAP_CLAIM,
-    TOUCH,
-    Keys,
-    RedisOptions,
-    decode,
-    encode,
-    pairs_to_dict,
-    record_fields,
-    record_from_fields,
-)
+from wsgw.registry.redis_link import REDIS_ERRORS, RedisLink
+from wsgw.registry.redis_rpc import Rpc
+from wsgw.registry.redis_store import Keys, Store, record_from_fields
+from wsgw.registry.redis_wire import RedisOptions
 
 log = logging.getLogger("wsgw.registry.redis")
 
@@ -67,7 +53,6 @@ class RedisRegistry(Registry):
         self._unsent: set[str] = set()             # registrations refused before any write
         self._ticker: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
-        self._replies: set[asyncio.Future[int]] = set()
         self.orphans_reaped = 0
         self._registrations = Batcher(self._register_batch)
         self._deregistrations = Batcher(self._deregister_batch)
@@ -83,8 +68,9 @@ class RedisRegistry(Registry):
         self.node_id = node.node_id
         self._base_id = node.node_id
         channel = self.keys.channel(self.node_id)
-        self.link = RedisLink(self.options.url, channel, self._on_message, self._on_up)
-        self.caller = Caller(self.link, self.keys, channel, self.options.push_timeout, self.options.node_ttl)
+        self.link = RedisLink(self.options.url, channel, on_up=self._on_up)
+        self.store = Store(self.link, self.keys)
+        self.rpc = Rpc(self.link, self.store, channel, self.options.push_timeout, self.options.node_ttl, node)
         await self.link.start()
         if not self.link.up:
             log.warning("redis is unreachable at start (%s); retrying in the background", self.link.last_error)
@@ -100,15 +86,8 @@ class RedisRegistry(Registry):
         if self.link.up:
             with contextlib.suppress(RegistryUnavailable):
                 await self._flush_unregistered()
-                await self.link.run(self._leave)
+                await self.store.leave(self.node_id)
         await self.link.stop()
-
-    async def _leave(self, client: Client) -> None:
-        pipe = client.pipeline(transaction=False)
-        pipe.delete(self.keys.alive(self.node_id))
-        pipe.delete(self.keys.conns(self.node_id))
-        pipe.hdel(self.keys.nodes, self.node_id)
-        await pipe.execute()
 
     # ----- registration ----------------------------------------------------------------------------
 
@@ -133,30 +112,13 @@ class RedisRegistry(Registry):
     async def _register_batch(self, records: list[ConnectionRecord]) -> None:
         self._refuse_unsent(records)
         node_id = self.node_id
-        await self.link.pipeline(self._record_commands(records, node_id))
+        await self.store.add_connections(records, node_id)
         if self.node_id != node_id:              # re-joined under a new id while this batch was on its way
             ids = [r.connection_id for r in records]
-            adopted = await self.link.run(lambda c: self._adopt(c, ids, node_id))
-            await self.link.run(lambda c: c.srem(self.keys.conns(node_id), *ids))
+            adopted = await self._adopt(ids, node_id)
+            await self.store.unlist(ids, node_id)
             if len(adopted) < len(records):
                 raise RegistryUnavailable("this node was reaped while registering; refused")
-
-    def _record_commands(self, records: list[ConnectionRecord], node_id: str) -> list[tuple[Any, ...]]:
-        """The node's set first, then the hash: a node dying in between leaves only a set entry (harmless)."""
-        commands: list[tuple[Any, ...]] = [("SADD", self.keys.conns(node_id), *[r.connection_id for r in records])]
-        for record in records:
-            fields = record_fields(record)
-            fields["node"] = node_id
-            commands.append(("HSET", self.keys.conn(record.connection_id),
-                             *[part for pair in fields.items() for part in pair]))
-        return commands
-
-    async def _write_records(self, client: Client, records: list[ConnectionRecord], node_id: str) -> None:
-        """Re-registration after an outage, through the command client."""
-        pipe = client.pipeline(transaction=False)
-        for command in self._record_commands(records, node_id):
-            pipe.execute_command(*command)
-        await pipe.execute()
 
     async def deregister(self, connection_id: str) -> None:
         """Never raises: while Redis is away the id is kept and removed once the link is back."""
@@ -173,17 +135,7 @@ class RedisRegistry(Registry):
             self._unregistered.add(connection_id)
 
     async def _deregister_batch(self, connection_ids: list[str]) -> None:
-        commands: list[tuple[Any, ...]] = [("EVAL", DELETE_IF_OWNER, 1, self.keys.conn(connection_id), self.node_id,
-                                            *self._former_ids) for connection_id in connection_ids]
-        commands.append(("SREM", self.keys.conns(self.node_id), *connection_ids))
-        await self.link.pipeline(commands)
-
-    async def _delete(self, client: Client, connection_ids: list[str]) -> None:
-        pipe = client.pipeline(transaction=False)
-        for connection_id in connection_ids:
-            pipe.eval(DELETE_IF_OWNER, 1, self.keys.conn(connection_id), self.node_id, *self._former_ids)
-        pipe.srem(self.keys.conns(self.node_id), *connection_ids)
-        await pipe.execute()
+        await self.store.remove_connections(connection_ids, self.node_id, self._former_ids)
 
     def touch(self, connection_id: str, at_ms: int) -> None:
         self._touched[connection_id] = at_ms
@@ -191,81 +143,37 @@ class RedisRegistry(Registry):
     # ----- operations on connections held by other nodes -------------------------------------------
 
     async def lookup(self, connection_id: str) -> ConnectionRecord | None:
-        reply = await self.caller.call(connection_id, "get", skip_node=self.node_id)
-        if reply is None or not isinstance(reply.get("rec"), dict):
-            return None
-        return record_from_fields(connection_id, reply["rec"])
+        fields = await self.rpc.lookup(connection_id)
+        return None if fields is None else record_from_fields(connection_id, fields)
 
     async def deliver(self, connection_id: str, data: bytes) -> bool:
-        return await self.caller.call(connection_id, "post", data, skip_node=self.node_id) is not None
+        return await self.rpc.deliver(connection_id, data)
 
     async def disconnect(self, connection_id: str) -> bool:
-        return await self.caller.call(connection_id, "del", skip_node=self.node_id) is not None
+        return await self.rpc.disconnect(connection_id)
 
     async def broadcast(self, data: bytes) -> int:
         """Every other live node writes the frame to its own sockets and says how many took it."""
-        nodes = await self.link.run(lambda c: c.hkeys(self.keys.nodes))
-        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
-        replies = await asyncio.gather(*(self.caller.ask_node(n, "bcast", data) for n in others
-                                         if n != self.node_id))
-        return sum(int(r.get("n", 0)) for r in replies if r is not None)
-
-    # ----- the owning side: requests from other nodes and pushers ----------------------------------
-
-    def _on_message(self, message: bytes) -> None:
-        header, data = decode(message)
-        op = header.get("o")
-        if op is None:
-            self.caller.on_reply(header)
-            return
-        connection_id = str(header.get("c", ""))
-        reply: dict[str, Any] = {"m": header.get("m")}
-        node = self.node
-        if op == "post":
-            ok = node.deliver_local(connection_id, data)
-        elif op == "get":
-            record = node.lookup_local(connection_id)
-            ok = record is not None
-            if record is not None:
-                reply["rec"] = record_fields(record)
-        elif op == "del":
-            ok = node.disconnect_local(connection_id)
-        elif op == "bcast":
-            reply["n"] = node.broadcast_local(data)
-            ok = True
-        else:
-            ok = False
-        reply["s"] = "ok" if ok else "gone"
-        reply_to = header.get("r")
-        if isinstance(reply_to, str):
-            future = self.link.publish(reply_to, encode(reply))
-            self._replies.add(future)           # a lost reply makes the caller time out: it never guesses 200
-            future.add_done_callback(self._reply_sent)
-
-    def _reply_sent(self, future: asyncio.Future[int]) -> None:
-        self._replies.discard(future)
-        if not future.cancelled():
-            future.exception()
+        others = [n for n in await self.store.node_ids() if n != self.node_id]
+        return sum(await asyncio.gather(*(self.rpc.broadcast(n, data) for n in others)))
 
     # ----- heartbeat, batched activity, re-registration ---------------------------------------------
 
     async def _on_up(self) -> None:
         """The link (re)connected: announce the node and re-register every live local connection."""
-        client = self.link.client
-        assert client is not None
-        await self._heartbeat(client, always_reregister=True)
+        await self._heartbeat(always_reregister=True)
         await self._flush_unregistered()
 
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_seconds)
-            if not self.link.up or self.link.client is None:
+            if not self.link.up:
                 continue
             try:
-                await self._heartbeat(self.link.client)
-                if not self.link.up or self.link.client is None:     # re-joining under a new id
+                await self._heartbeat()
+                if not self.link.up:             # re-joining under a new id
                     continue
-                await self._flush_touches(self.link.client)
+                await self._flush_touches()
                 await self._flush_unregistered()
                 if time.monotonic() - self.link.up_since >= self.options.node_ttl and (
                         self._reaper is None or self._reaper.done()):
@@ -277,36 +185,35 @@ class RedisRegistry(Registry):
             except Exception:
                 log.exception("registry tick failed")
 
-    async def _heartbeat(self, client: Client, always_reregister: bool = False) -> None:
+    async def _heartbeat(self, always_reregister: bool = False) -> None:
         node_id = self.node_id
-        now_ms = str(int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
         sent = time.monotonic()
-        state = int(await client.eval(HEARTBEAT, 2, self.keys.alive(node_id), self.keys.tombstone(node_id), now_ms,
-                                      str(int(self.options.node_ttl * 1000))))
+        state = await self.store.heartbeat(node_id, now_ms, int(self.options.node_ttl * 1000))
         if node_id != self.node_id:              # a concurrent heartbeat already started the re-join
             return
         if state < 0:
             self._begin_rejoin()
             return
-        await client.hset(self.keys.nodes, node_id, now_ms)     # not for a reaped id: survivors would re-reap it
+        await self.store.announce(node_id, now_ms)     # not for a reaped id: survivors would re-reap it
         if state == 0 or always_reregister:
             if state == 0 and not always_reregister:
                 log.warning("node %s had no heartbeat key in redis (expired or lost): re-registering", node_id)
-            await self._reregister(client)
+            await self._reregister()
         if node_id == self.node_id:
             self._beat_at = max(self._beat_at, sent)
 
-    async def _reregister(self, client: Client) -> None:
+    async def _reregister(self) -> None:
         if self._adopt_from is not None:         # after a re-join: take over only what no survivor claimed
-            await self._adopt_local(client, self._adopt_from)
+            await self._adopt_local(self._adopt_from)
             return
         node_id = self.node_id
         records = list(self.node.local_records())
         for start in range(0, len(records), REREGISTER_CHUNK):
-            await self._write_records(client, records[start:start + REREGISTER_CHUNK], node_id)
+            await self.store.add_connections(records[start:start + REREGISTER_CHUNK], node_id)
         gone = [r.connection_id for r in records if self.node.lookup_local(r.connection_id) is None]
         if gone:                                 # closed while we re-registered: do not leave them behind
-            await self._delete(client, gone)
+            await self.store.remove_connections(gone, self.node_id, self._former_ids)
         if records:
             log.info("re-registered %d connections of node %s", len(records), node_id)
 
@@ -324,59 +231,42 @@ class RedisRegistry(Registry):
         self.node_id = new
         self.node.node_id = new
         channel = self.keys.channel(new)
-        self.caller.reply_channel = channel
+        self.rpc.reply_channel = channel
         log.warning("node %s was reaped as dead while it could not heartbeat; re-joining as %s", old, new)
         self.link.retarget(channel)
 
-    async def _adopt(self, client: Client, ids: list[str], old: str) -> set[str]:
-        """ADOPT each connection from `old` to the current id (set entry first); → the ids now ours."""
-        new = self.node_id
+    async def _adopt(self, ids: list[str], old: str) -> set[str]:
+        """ADOPT each connection from `old` to the current id; → the ids now ours."""
         adopted: set[str] = set()
         for start in range(0, len(ids), REREGISTER_CHUNK):
-            chunk = ids[start:start + REREGISTER_CHUNK]
-            pipe = client.pipeline(transaction=False)
-            pipe.sadd(self.keys.conns(new), *chunk)
-            for connection_id in chunk:
-                pipe.eval(ADOPT, 1, self.keys.conn(connection_id), old, new)
-            results = await pipe.execute()
-            adopted.update(cid for cid, ok in zip(chunk, results[1:], strict=True) if int(ok) == 1)
-            lost = [cid for cid in chunk if cid not in adopted]
-            if lost:
-                await client.srem(self.keys.conns(new), *lost)
+            adopted |= await self.store.adopt(ids[start:start + REREGISTER_CHUNK], old, self.node_id)
         return adopted
 
-    async def _adopt_local(self, client: Client, old: str) -> None:
+    async def _adopt_local(self, old: str) -> None:
         """Keep the local connections no survivor claimed; close the claimed ones without a second $disconnect."""
         ids = [r.connection_id for r in self.node.local_records()]
-        adopted = await self._adopt(client, ids, old) if ids else set()
+        adopted = await self._adopt(ids, old) if ids else set()
         dropped = [cid for cid in ids if cid not in adopted and self.node.drop_local(cid)]
         gone = [cid for cid in adopted if self.node.lookup_local(cid) is None]
         if gone:                                 # closed while we adopted: do not leave them behind
-            await self._delete(client, gone)
-        pipe = client.pipeline(transaction=False)
-        for former in self._former_ids:
-            pipe.delete(self.keys.conns(former))
-            pipe.hdel(self.keys.nodes, former)
-        await pipe.execute()
+            await self.store.remove_connections(gone, self.node_id, self._former_ids)
+        await self.store.forget_ids(self._former_ids)
         self._adopt_from = None
         log.warning("node %s (was %s): kept %d connections, closed %d whose $disconnect a survivor ran",
                     self.node_id, old, len(adopted), len(dropped))
 
-    async def _flush_touches(self, client: Client) -> None:
+    async def _flush_touches(self) -> None:
         if not self._touched:
             return
         touched, self._touched = self._touched, {}
-        pipe = client.pipeline(transaction=False)
-        for connection_id, at_ms in touched.items():
-            pipe.eval(TOUCH, 1, self.keys.conn(connection_id), self.node_id, str(at_ms))
-        await pipe.execute()
+        await self.store.touch(touched, self.node_id)
 
     async def _flush_unregistered(self) -> None:
         if not self._unregistered:
             return
         pending, self._unregistered = list(self._unregistered), set()
         try:
-            await self.link.run(lambda c: self._delete(c, pending))
+            await self.store.remove_connections(pending, self.node_id, self._former_ids)
         except RegistryUnavailable:
             self._unregistered.update(pending)
 
@@ -385,12 +275,10 @@ class RedisRegistry(Registry):
     async def _reap_dead_nodes(self) -> None:
         """Find nodes whose heartbeat expired and take over their connections' $disconnect."""
         try:
-            nodes = await self.link.run(lambda c: c.hkeys(self.keys.nodes))
-            others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
-            others = [n for n in others if n != self.node_id and n not in self._former_ids]
+            others = [n for n in await self.store.node_ids() if n != self.node_id and n not in self._former_ids]
             if not others:
                 return
-            alive = await self.link.run(lambda c: self._exists_each(c, [self.keys.alive(n) for n in others]))
+            alive = await self.store.alive_each(others)
             for node_id, is_alive in zip(others, alive, strict=True):
                 if not is_alive:
                     await self._reap(node_id)
@@ -399,49 +287,24 @@ class RedisRegistry(Registry):
         except Exception:
             log.exception("reaping dead nodes failed")
 
-    @staticmethod
-    async def _exists_each(client: Client, keys: list[str]) -> list[Any]:
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.exists(key)
-        return list(await pipe.execute())
-
     async def _reap(self, dead: str) -> None:
-        claimed = await self.link.run(lambda c: c.eval(
-            REAP_CLAIM, 3, self.keys.alive(dead), self.keys.reaper(dead), self.keys.tombstone(dead),
-            self.node_id, str(REAPER_CLAIM_MS), str(TOMBSTONE_MS)))
-        if not int(claimed):
+        if not await self.store.claim_node(dead, self.node_id, REAPER_CLAIM_MS, TOMBSTONE_MS):
             return
         log.warning("node %s stopped heartbeating: running $disconnect for its connections", dead)
         total = 0
         while True:
-            popped = await self.link.run(lambda c: c.spop(self.keys.conns(dead), REAP_BATCH))
-            if not popped:
+            ids = await self.store.pop_connections(dead, REAP_BATCH)
+            if not ids:
                 break
-            ids = [p.decode() if isinstance(p, bytes) else str(p) for p in popped]
-            flats = await self.link.run(functools.partial(self._claim_each, ids=ids, dead=dead))
-            records = [record_from_fields(cid, pairs_to_dict(flat)) for cid, flat in zip(ids, flats, strict=True)
-                       if flat]
+            records = await self.store.claim_orphans(ids, dead)
             for record in records:
-                self.caller.forget(record.connection_id)
+                self.rpc.forget(record.connection_id)
             await asyncio.gather(*(self.node.run_orphan_disconnect(r) for r in records))
             total += len(records)
-            await self.link.run(lambda c: c.pexpire(self.keys.reaper(dead), REAPER_CLAIM_MS))
+            await self.store.extend_claim(dead, REAPER_CLAIM_MS)
         self.orphans_reaped += total
-
-        async def forget_node(client: Client) -> None:
-            if not await client.exists(self.keys.alive(dead)):
-                await client.hdel(self.keys.nodes, dead)
-            await client.delete(self.keys.reaper(dead))
-
-        await self.link.run(forget_node)
+        await self.store.release_node(dead)
         log.warning("node %s: $disconnect ran for %d orphaned connections", dead, total)
-
-    async def _claim_each(self, client: Client, ids: list[str], dead: str) -> list[Any]:
-        pipe = client.pipeline(transaction=False)
-        for connection_id in ids:
-            pipe.eval(CLAIM_ORPHAN, 1, self.keys.conn(connection_id), dead)
-        return list(await pipe.execute())
 
     def health(self) -> dict[str, object]:
         return {"registry": self.name, "redis": "up" if self.link.up else "down",

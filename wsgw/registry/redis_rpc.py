@@ -1,10 +1,11 @@
-"""Request/reply between processes over Redis Pub/Sub: ask the node holding a connection to push, describe or
-close it, and wait for its answer. Used by the Redis registry (node to node) and the Redis pusher (worker to node).
+"""Request/reply between processes over Redis Pub/Sub, both sides in one place: asking the node that holds a
+connection to push, describe or close it (or a node to broadcast), and that node answering. Used by the Redis
+registry (node to node, as caller and as server) and by the Redis pusher in wsgw.client (caller only).
 
-A caller publishes `{o: op, c: connectionId, r: its reply channel, m: message id}` + data on the owner's channel
-and waits for `{m, s: "ok"|"gone"}` on its own. Zero receivers means the owner is not subscribed: its process is
-gone (kill -9 closes its Redis connections at once), so 410 — unless this caller only just reconnected after a
-Redis outage, when the owner may not have resubscribed yet (then: unavailable, 503).
+A caller publishes `{o: kind, c: connectionId, r: its reply channel, m: message id}` + data on the owner's
+channel and waits for `{m, s: "ok"|"gone", ...}` on its own. Zero receivers means the owner is not subscribed:
+its process is gone (kill -9 closes its Redis connections at once), so 410 — unless this caller only just
+reconnected after a Redis outage, when the owner may not have resubscribed yet (then: unavailable, 503).
 Likewise an unknown connection is only "gone" once the nodes had a heartbeat's time to re-register after Redis
 came back (a restarted Redis may have lost the table): before that it is unavailable, never a false 410.
 No reply in time: gone if the owner's heartbeat expired, else OwnerTimeout (504) — never a guessed 200.
@@ -14,70 +15,149 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
-from wsgw.registry.redis_link import RedisLink
-from wsgw.registry.redis_wire import Keys, encode
+import orjson
 
-OWNER_CACHE_SIZE = 100_000    # connectionId → node (changes only when a reaped node re-joins: see call)
+from wsgw.registry.base import LocalNode, OwnerTimeout, RegistryUnavailable
+from wsgw.registry.redis_link import RedisLink
+from wsgw.registry.redis_store import Store, record_fields
+
+log = logging.getLogger("wsgw.registry.redis")
+
+OWNER_CACHE_SIZE = 100_000    # connectionId → node (changes only when a reaped node re-joins: see _call)
+
+# The request kinds (the `o` field).
+POST = "post"
+GET = "get"
+DELETE = "del"
+BROADCAST = "bcast"
+
 _NOBODY: dict[str, Any] = {"s": "nobody"}   # "nobody listens on the owner's channel"
 
 
-class Caller:
-    """The calling side of the protocol; `on_reply` is fed by the link's subscription."""
+# ----- the message format: one JSON header line, then the raw payload -----------------------------------
 
-    def __init__(self, link: RedisLink, keys: Keys, reply_channel: str, timeout: float, node_ttl: float) -> None:
+def encode(header: dict[str, Any], data: bytes = b"") -> bytes:
+    return orjson.dumps(header) + b"\n" + data
+
+
+def decode(message: bytes) -> tuple[dict[str, Any], bytes]:
+    head, _, data = message.partition(b"\n")
+    header = orjson.loads(head)
+    if not isinstance(header, dict):
+        raise ValueError("message header is not an object")
+    return header, data
+
+
+# ----- the serving side: one handler per request kind ---------------------------------------------------
+
+# (node, connection id, data) → the reply's extra fields when done ("ok"), None when the connection is not here.
+Handler = Callable[[LocalNode, str, bytes], dict[str, Any] | None]
+
+
+def _post(node: LocalNode, connection_id: str, data: bytes) -> dict[str, Any] | None:
+    return {} if node.deliver_local(connection_id, data) else None
+
+
+def _get(node: LocalNode, connection_id: str, _: bytes) -> dict[str, Any] | None:
+    record = node.lookup_local(connection_id)
+    return None if record is None else {"rec": record_fields(record)}
+
+
+def _delete(node: LocalNode, connection_id: str, _: bytes) -> dict[str, Any] | None:
+    return {} if node.disconnect_local(connection_id) else None
+
+
+def _broadcast(node: LocalNode, _: str, data: bytes) -> dict[str, Any] | None:
+    return {"n": node.broadcast_local(data)}
+
+
+HANDLERS: dict[str, Handler] = {POST: _post, GET: _get, DELETE: _delete, BROADCAST: _broadcast}
+
+
+class Rpc:
+    """One process's end of the protocol: it calls other nodes and, when it serves a node, answers them.
+
+    It reads the link's channel: requests go to HANDLERS (only with a node to serve), replies to the caller
+    waiting for them. A pusher has no node: it only calls."""
+
+    def __init__(self, link: RedisLink, store: Store, reply_channel: str, timeout: float, node_ttl: float,
+                 node: LocalNode | None = None) -> None:
         self.link = link
-        self.keys = keys
+        self.store = store
         self.reply_channel = reply_channel
         self.timeout = timeout
         self.node_ttl = node_ttl
+        self.node = node
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.ids = itertools.count(1)
         self.owners: OrderedDict[str, str] = OrderedDict()
+        self._replies: set[asyncio.Future[Any]] = set()
+        link.on_message = self.on_message
+        link.on_down = self._abandon
 
-    def on_reply(self, header: dict[str, Any]) -> None:
-        future = self.pending.pop(header.get("m", -1), None)
-        if future is not None and not future.done():
-            future.set_result(header)
+    # ----- the calling side ----------------------------------------------------------------------------
+
+    async def deliver(self, connection_id: str, data: bytes) -> bool:
+        """Push to the connection's socket on its node; False when it is gone."""
+        return await self._call(connection_id, POST, data) is not None
+
+    async def lookup(self, connection_id: str) -> dict[str, str] | None:
+        """The connection hash as its node reports it (node, connectedAt, ...), or None when gone."""
+        reply = await self._call(connection_id, GET)
+        record = None if reply is None else reply.get("rec")
+        return record if isinstance(record, dict) else None
+
+    async def disconnect(self, connection_id: str) -> bool:
+        """Close the connection on its node (running $disconnect there); False when it is gone."""
+        return await self._call(connection_id, DELETE) is not None
+
+    async def broadcast(self, node_id: str, data: bytes) -> int:
+        """Have one node write data to all its sockets → how many took it (0 when it is gone or silent)."""
+        reply = await self._ask_node(node_id, BROADCAST, data)
+        return 0 if reply is None else int(reply.get("n", 0))
 
     def forget(self, connection_id: str) -> None:
         self.owners.pop(connection_id, None)
 
-    async def owner(self, connection_id: str) -> str | None:
+    async def _owner(self, connection_id: str) -> str | None:
         node = self.owners.get(connection_id)
         if node is not None:
             return node
-        raw = await self.link.run(lambda c: c.hget(self.keys.conn(connection_id), "node"))
-        if raw is None:
+        node = await self.store.owner(connection_id)
+        if node is None:
             if self._recovering():
                 raise RegistryUnavailable("redis came back moments ago; nodes are re-registering connections")
             return None
-        node = raw.decode() if isinstance(raw, bytes) else str(raw)
         self.owners[connection_id] = node
         if len(self.owners) > OWNER_CACHE_SIZE:
             self.owners.popitem(last=False)
         return node
 
-    async def call(self, connection_id: str, op: str, data: bytes = b"",
-                   skip_node: str | None = None) -> dict[str, Any] | None:
+    def _is_me(self, node_id: str) -> bool:
+        """A node's own connections are in its local table: the registry only answers for the others."""
+        return self.node is not None and node_id == self.node.node_id
+
+    async def _call(self, connection_id: str, kind: str, data: bytes = b"") -> dict[str, Any] | None:
         """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead)."""
         cached = connection_id in self.owners
-        node = await self.owner(connection_id)
-        if node is None or node == skip_node:
+        node = await self._owner(connection_id)
+        if node is None or self._is_me(node):
             return None
-        reply = await self._ask(connection_id, node, op, data)
+        reply = await self._ask(connection_id, node, kind, data)
         if reply is _NOBODY and cached:
             # The cached owner no longer listens; a node that was reaped while stalled re-joins under a new id
             # and takes its connections along, so look the owner up again once before answering gone.
             self.forget(connection_id)
-            node = await self.owner(connection_id)
-            if node is None or node == skip_node:
+            node = await self._owner(connection_id)
+            if node is None or self._is_me(node):
                 return None
-            reply = await self._ask(connection_id, node, op, data)
+            reply = await self._ask(connection_id, node, kind, data)
         if reply is _NOBODY:
             if self._recovering():          # after an outage the owner may not have resubscribed yet
                 raise RegistryUnavailable(f"node {node} is not reachable through redis yet")
@@ -88,45 +168,77 @@ class Caller:
             return None
         return reply
 
-    async def _ask(self, connection_id: str, node: str, op: str, data: bytes) -> dict[str, Any] | None:
-        """Publish to the owner and wait for its answer; _NOBODY when nobody listens on its channel, None when
-        its heartbeat expired without an answer. One deadline covers the publish and the reply."""
+    async def _request(self, node: str, header: dict[str, Any], data: bytes) -> dict[str, Any] | None:
+        """Publish to a node and wait for its answer; _NOBODY when nobody listens on its channel.
+        One deadline covers the publish and the reply (TimeoutError past it)."""
+        if not self.link.up:                # our channel may not be subscribed: its reply could not reach us
+            raise RegistryUnavailable(f"redis is unreachable ({self.link.last_error or 'connecting'})")
         message_id = next(self.ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[message_id] = future
         try:
-            header = {"o": op, "c": connection_id, "r": self.reply_channel, "m": message_id}
-            try:
-                async with asyncio.timeout(self.timeout):
-                    if await self.link.publish(self.keys.channel(node), encode(header, data)) == 0:
-                        return _NOBODY
-                    return await future
-            except TimeoutError:
-                if await self._alive(node):
-                    raise OwnerTimeout(f"node {node} did not answer within {self.timeout:.1f}s") from None
-                return None
+            header["r"] = self.reply_channel
+            header["m"] = message_id
+            async with asyncio.timeout(self.timeout):
+                if await self.link.publish(self.store.keys.channel(node), encode(header, data)) == 0:
+                    return _NOBODY
+                return await future
         finally:
             self.pending.pop(message_id, None)
 
-    async def ask_node(self, node: str, op: str, data: bytes = b"") -> dict[str, Any] | None:
-        """A node-wide request (e.g. broadcast): the node's reply, or None when it is gone or silent."""
-        message_id = next(self.ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[message_id] = future
+    async def _ask(self, connection_id: str, node: str, kind: str, data: bytes) -> dict[str, Any] | None:
+        """A request about one connection; None when its node's heartbeat expired without an answer."""
         try:
-            header = {"o": op, "r": self.reply_channel, "m": message_id}
-            try:
-                async with asyncio.timeout(self.timeout):
-                    if await self.link.publish(self.keys.channel(node), encode(header, data)) == 0:
-                        return None
-                    return await future
-            except TimeoutError:
-                return None
-        finally:
-            self.pending.pop(message_id, None)
+            return await self._request(node, {"o": kind, "c": connection_id}, data)
+        except TimeoutError:
+            if await self.store.alive(node):
+                raise OwnerTimeout(f"node {node} did not answer within {self.timeout:.1f}s") from None
+            return None
+
+    async def _ask_node(self, node: str, kind: str, data: bytes) -> dict[str, Any] | None:
+        """A node-wide request: the node's reply, or None when it is gone or silent."""
+        try:
+            reply = await self._request(node, {"o": kind}, data)
+        except TimeoutError:
+            return None
+        return None if reply is _NOBODY else reply
+
+    def _abandon(self) -> None:
+        """The link went down: replies to requests in flight can no longer arrive, so answer them unavailable
+        now instead of letting them time out as if the owner were silent (a 504 for a Redis outage)."""
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(RegistryUnavailable("redis went away before the owner answered"))
+                future.exception()          # its caller may be failing on the publish instead and never read it
 
     def _recovering(self) -> bool:
         return time.monotonic() - self.link.recovered_at < self.node_ttl
 
-    async def _alive(self, node: str) -> bool:
-        return bool(await self.link.run(lambda c: c.exists(self.keys.alive(node))))
+    # ----- both sides: what arrives on this process's channel ------------------------------------------
+
+    def on_message(self, message: bytes) -> None:
+        header, data = decode(message)
+        kind = header.get("o")
+        if kind is None:
+            future = self.pending.pop(header.get("m", -1), None)
+            if future is not None and not future.done():
+                future.set_result(header)
+            return
+        if self.node is not None:
+            self._serve(self.node, str(kind), header, data)
+
+    def _serve(self, node: LocalNode, kind: str, header: dict[str, Any], data: bytes) -> None:
+        handler = HANDLERS.get(kind)
+        extra = handler(node, str(header.get("c", "")), data) if handler is not None else None
+        reply: dict[str, Any] = {"m": header.get("m"), **(extra or {}), "s": "gone" if extra is None else "ok"}
+        reply_to = header.get("r")
+        if isinstance(reply_to, str):
+            future = self.link.publish(reply_to, encode(reply))
+            self._replies.add(future)           # a lost reply makes the caller time out: it never guesses 200
+            future.add_done_callback(self._reply_sent)
+
+    def _reply_sent(self, future: asyncio.Future[Any]) -> None:
+        self._replies.discard(future)
+        if not future.cancelled():
+            future.exception()

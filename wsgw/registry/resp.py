@@ -3,7 +3,8 @@
 redis-py's asyncio client spent most of a cross-node push in its own machinery (pipeline objects, pool
 checkout, health checks, `PubSub.get_message` per message). This speaks RESP directly over an
 asyncio.Protocol and parses replies with hiredis (already a dependency), so a PUBLISH costs one write and a
-received message one callback. Used for one Redis server; a cluster keeps redis-py's cluster client.
+received message one callback. On one server every command goes through it; on a cluster it carries the
+node's sharded subscription (commands there go through redis-py's cluster client, which knows the slots).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import hiredis
 from redis.asyncio.connection import parse_url
 
 from wsgw.registry.base import RegistryUnavailable
+
+# In subscriber mode these arrive unasked: messages, and the server dropping the subscription (a cluster slot
+# moved). wsgw never unsubscribes, so an (s)unsubscribe is always news.
+PUSHES = (b"message", b"smessage", b"unsubscribe", b"sunsubscribe")
 
 
 class RespError(RegistryUnavailable):
@@ -62,7 +67,7 @@ class RespConnection(asyncio.Protocol):
                 return
             if reply is False:
                 return
-            if self.subscribed and isinstance(reply, list) and reply and reply[0] in (b"message", b"smessage"):
+            if self.subscribed and isinstance(reply, list) and reply and reply[0] in PUSHES:
                 if self.on_push is not None:
                     self.on_push(reply)
                 continue
@@ -117,9 +122,14 @@ class RespConnection(asyncio.Protocol):
 
 
 async def open_resp(url: str, timeout: float, on_push: Callable[[list[Any]], None] | None = None,
-                    on_lost: Callable[[BaseException | None], None] | None = None) -> RespConnection:
-    """Connect (TCP, TLS or unix socket, as the URL says) and authenticate; select the URL's database."""
+                    on_lost: Callable[[BaseException | None], None] | None = None,
+                    at: tuple[str, int] | None = None) -> RespConnection:
+    """Connect (TCP, TLS or unix socket, as the URL says) and authenticate; select the URL's database.
+    `at` overrides host and port (a cluster shard found by slot), keeping the URL's credentials and TLS."""
     options = parse_url(url)
+    if at is not None:
+        options.pop("path", None)
+        options["host"], options["port"] = at
     loop = asyncio.get_running_loop()
 
     def factory() -> RespConnection:

@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass
 
 from wsgw.server.dual import DualAcceptor
-from wsgw.server.listener import HttpConnection, ListenerContext
+from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node
 
 
@@ -32,8 +32,9 @@ class GatewayServer:
         self.port = node.config.port
         self.reuse_port = node.config.reuse_port
         self.gateway = node.gateway
+        self.rest = node.rest
         self.router = node.router
-        self.open_sockets: set[HttpConnection] = set()
+        self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
         self.server: asyncio.Server | None = None
@@ -78,7 +79,7 @@ class GatewayServer:
         for conn in list(self.open_sockets):
             conn.shutdown()
         await self.gateway.shutdown(self.config.gateway.shutdown_grace_seconds)
-        await self.router.rest.close()
+        await self.rest.close()
         for conn in list(self.open_sockets):
             if conn.transport is not None:
                 conn.transport.close()

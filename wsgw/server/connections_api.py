@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
-import re
-from datetime import UTC, datetime
 from urllib.parse import unquote
 
+from wsgw.aws.management import (
+    BAD_REQUEST,
+    CONNECTION_ID,
+    FORBIDDEN,
+    GONE,
+    PAYLOAD_TOO_LARGE,
+    connection_json,
+    too_large_message,
+)
 from wsgw.gateway import Gateway
-from wsgw.registry import ConnectionRecord, OwnerTimeout, RegistryUnavailable
-from wsgw.server.http import HttpRequest, HttpResponse
-
-CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
-
-
-def iso8601(epoch_ms: int) -> str:
-    """botocore parses the model's iso8601 timestamps; keep milliseconds and a Z."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
-
-
-def connection_json(record: ConnectionRecord) -> dict[str, object]:
-    """GetConnection's wire shape: lowerCamelCase keys (the model's locationNames)."""
-    identity: dict[str, str] = {"sourceIp": record.source_ip}
-    if record.user_agent is not None:
-        identity["userAgent"] = record.user_agent
-    return {"connectedAt": iso8601(record.connected_at_ms), "lastActiveAt": iso8601(record.last_active_ms),
-            "identity": identity}
+from wsgw.registry import OwnerTimeout, RegistryUnavailable
+from wsgw.request import HttpRequest
+from wsgw.server.http import HttpResponse
 
 
 class ConnectionsApi:
@@ -45,7 +36,7 @@ class ConnectionsApi:
             source = None
         if source is not None and any(source in network for network in self.allowed):
             return None
-        return HttpResponse.aws_error(403, "ForbiddenException",
+        return HttpResponse.aws_error(403, FORBIDDEN,
                                       f"Forbidden: {request.source_ip} may not call the management API "
                                       "(see management.allowFrom)")
 
@@ -55,7 +46,7 @@ class ConnectionsApi:
             return refused
         connection_id = unquote(encoded_id)
         if not CONNECTION_ID.match(connection_id):
-            return HttpResponse.aws_error(400, "BadRequestException", f"Invalid connectionId: {connection_id[:128]}")
+            return HttpResponse.aws_error(400, BAD_REQUEST, f"Invalid connectionId: {connection_id[:128]}")
         try:
             if request.method == "POST":
                 return await self._post(connection_id, request.body)
@@ -63,7 +54,8 @@ class ConnectionsApi:
                 record = await self.gateway.get(connection_id)
                 if record is None:
                     return gone()
-                return HttpResponse.json(200, connection_json(record))
+                return HttpResponse.json(200, connection_json(
+                    record.connected_at_ms, record.last_active_ms, record.source_ip, record.user_agent))
             if request.method == "DELETE":
                 return HttpResponse(204) if await self.gateway.delete(connection_id) else gone()
         except OwnerTimeout as exc:           # the owning node is alive but silent: the outcome is unknown
@@ -99,8 +91,8 @@ class ConnectionsApi:
 
 def gone() -> HttpResponse:
     """410 with the header botocore needs to raise GoneException (AWS sends an empty body)."""
-    return HttpResponse.aws_error(410, "GoneException", None)
+    return HttpResponse.aws_error(410, GONE, None)
 
 
 def too_large(limit: int) -> HttpResponse:
-    return HttpResponse.aws_error(413, "PayloadTooLargeException", f"Message too long: the limit is {limit} bytes")
+    return HttpResponse.aws_error(413, PAYLOAD_TOO_LARGE, too_large_message(limit))

@@ -1,8 +1,9 @@
-"""The listener: one asyncio.Protocol per TCP connection serving HTTP/1.1 and the WebSocket upgrade on one port.
+"""The HTTP/1.1 protocol: one per TCP connection until an upgrade succeeds.
 
 httptools (llhttp) parses HTTP — keep-alive, pipelining and request bodies, which websockets' own parser
-refuses. On `GET /{stage}` with `Upgrade: websocket`, the gateway runs $connect first; only then is the
-request handed to websockets' sans-I/O ServerProtocol, which writes the 101 and from there on parses frames.
+refuses. On `GET /{stage}` with `Upgrade: websocket`, the gateway runs $connect first (`Gateway.connect`); when
+it admits the connection, the transport is handed to the WebSocket protocol (wsgw/server/websocket.py), as
+uvicorn hands it over.
 """
 
 from __future__ import annotations
@@ -11,24 +12,21 @@ import asyncio
 import base64
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import cast
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
-from websockets.protocol import State
-from websockets.server import ServerProtocol
-from websockets.typing import Subprotocol
 
-from wsgw.gateway import Connection, Gateway, Handshake
-from wsgw.server.http import HttpRequest, HttpResponse, plain_error
+from wsgw.headers import Headers
+from wsgw.request import HttpRequest
+from wsgw.server.context import ListenerContext, OpenSocket
+from wsgw.server.flow import FlowControl
+from wsgw.server.http import HttpResponse, plain_error
+from wsgw.server.websocket import WebSocketProtocol
+
+__all__ = ["HttpConnection", "ListenerContext", "OpenSocket", "trusted_domain"]
 
 log = logging.getLogger("wsgw.server")
-protocol_log = logging.getLogger("wsgw.websocket")   # websockets logs every open at INFO; keep it quiet
-protocol_log.setLevel(logging.WARNING)
 
 MAX_HEAD_BYTES = 16 * 1024          # request line + headers
 MAX_URL_BYTES = 8 * 1024
@@ -36,7 +34,6 @@ MAX_PIPELINED = 32                  # queued requests before we stop reading fro
 MAX_QUEUED_BYTES = 1024 * 1024      # ... or queued request bodies
 MAX_EARLY_BYTES = 256 * 1024        # bytes a client may send while its $connect runs
 KEEPALIVE_SECONDS = 75.0
-CLOSE_HANDSHAKE_SECONDS = 5.0
 
 
 def trusted_domain(host_header: str | None, local: tuple[str, int], configured: str | None) -> str:
@@ -62,34 +59,23 @@ def trusted_domain(host_header: str | None, local: tuple[str, int], configured: 
     return own
 
 
-@dataclass(slots=True)
-class ListenerContext:
-    """What every TCP connection of one node shares."""
-
-    gateway: Gateway
-    handle_http: Callable[[HttpRequest], Awaitable[HttpResponse]]
-    body_limit_for: Callable[[str], tuple[int, HttpResponse]]   # raw path → (limit, 413 response)
-    open_sockets: set[HttpConnection]
-
-
 class HttpConnection(asyncio.Protocol):
-    """HTTP/1.1 until an upgrade succeeds, then a WebSocketSession owns the bytes."""
+    """HTTP/1.1 until an upgrade succeeds; then the transport belongs to a WebSocketProtocol."""
 
     def __init__(self, ctx: ListenerContext) -> None:
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.source_ip = ""
         self.local = ("127.0.0.1", 0)
         self.queue: deque[tuple[HttpRequest, bytes | None]] = deque()
         self.worker: asyncio.Task[None] | None = None
-        self.ws: WebSocketSession | None = None
         self.upgrading = False
         self.pending: list[bytes] = []      # bytes that arrived while $connect ran
         self.pending_bytes = 0
         self.queued_bytes = 0               # bodies of pipelined requests waiting their turn
         self.lost = False
-        self.reading_paused = False
         self.head_bytes = 0
         self.in_head = True
         self.timer: asyncio.TimerHandle | None = None
@@ -110,6 +96,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.flow = FlowControl(self.transport)
         peer = transport.get_extra_info("peername")
         self.source_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
         sockname = transport.get_extra_info("sockname")
@@ -121,15 +108,10 @@ class HttpConnection(asyncio.Protocol):
         self.lost = True
         self.ctx.open_sockets.discard(self)
         self._cancel_timer()
-        if self.ws is not None:
-            self.ws.connection_lost()
         if self.worker is not None and not self.upgrading:
             self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
-        if self.ws is not None:
-            self.ws.data_received(data)
-            return
         if self.upgrading:
             # A client must wait for the 101 before sending frames (RFC 6455 4.1); a little early data is
             # kept for after the handshake, a flood while $connect runs is refused.
@@ -202,16 +184,17 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
+        headers = Headers(self.headers)
         request = HttpRequest(
             method=self.parser.get_method().decode("ascii", "replace"),
             raw_path=path,
             query_string=query,
-            headers=self.headers,
+            headers=headers,
             body=b"".join(self.body),
             source_ip=self.source_ip,
             keep_alive=self.parser.should_keep_alive(),
             http_version=self.parser.get_http_version(),
-            domain_name=trusted_domain(next((v for k, v in self.headers if k.lower() == "host"), None),
+            domain_name=trusted_domain(headers.get("host"),
                                        self.local, self.ctx.gateway.api.domain_name),
         )
         if self.too_large is not None:
@@ -222,9 +205,8 @@ class HttpConnection(asyncio.Protocol):
             return
         self.queue.append((request, None))
         self.queued_bytes += len(request.body)
-        if (len(self.queue) > MAX_PIPELINED or self.queued_bytes > MAX_QUEUED_BYTES) and not self.reading_paused:
-            self.reading_paused = True
-            self.transport.pause_reading()
+        if (len(self.queue) > MAX_PIPELINED or self.queued_bytes > MAX_QUEUED_BYTES) and self.flow is not None:
+            self.flow.pause("pipeline")
         self._kick()
 
     # ----- request processing, in order ------------------------------------------------------------
@@ -261,10 +243,9 @@ class HttpConnection(asyncio.Protocol):
                 if not request.keep_alive:
                     self.transport.close()
                     return
-                if self.reading_paused and len(self.queue) <= MAX_PIPELINED // 2 \
+                if self.flow is not None and len(self.queue) <= MAX_PIPELINED // 2 \
                         and self.queued_bytes <= MAX_QUEUED_BYTES // 2:
-                    self.reading_paused = False
-                    self.transport.resume_reading()
+                    self.flow.resume("pipeline")
             if not self.queue and not self.upgrading:
                 self._arm_timer(KEEPALIVE_SECONDS)
         finally:
@@ -280,72 +261,25 @@ class HttpConnection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
-        subprotocols = [p.strip() for value in _all(request.headers, "sec-websocket-protocol")
-                        for p in value.split(",") if p.strip()]
-        hs = Handshake(request.headers, parse_qsl(request.query_string, keep_blank_values=True),
-                       request.source_ip, request.domain_name, subprotocols)
-        outcome = await gateway.connect(hs)
-        if self.lost or self.transport is None:
-            return
-        if outcome.status != 101 or outcome.info is None:
-            self._fail(plain_error(outcome.status, outcome.body or "Refused"), json=False)
-            return
-        chosen = Subprotocol(outcome.subprotocol) if outcome.subprotocol else None
-        limits = gateway.limits
-        protocol = ServerProtocol(
-            select_subprotocol=lambda _proto, offered: chosen if chosen in offered else None,
-            max_size=(limits.max_message_bytes, limits.max_frame_bytes),
-            logger=protocol_log,
-        )
-        protocol.receive_data(rebuild_request(request))
-        parsed = protocol.events_received()
-        if not parsed or not isinstance(parsed[0], Request):
-            self._fail(plain_error(400, "Bad Request: invalid WebSocket handshake"))
-            return
-        response = protocol.accept(parsed[0])
-        if response.status_code != 101:
-            protocol.send_response(response)
-            self._write_all(protocol)
-            self.transport.close()
-            return
-        session = WebSocketSession(self, protocol)
-
-        def send_accept() -> bool:
-            if self.lost or self.transport is None or self.transport.is_closing():
-                return False
-            protocol.send_response(response)
-            self._write_all(protocol)
-            return True
-
-        conn = await gateway.admit(outcome.info, session, send_accept)
-        if conn is None:
+        assert self.transport is not None and self.flow is not None
+        ws = WebSocketProtocol(self.ctx, self.transport, self.flow, request)
+        outcome = await gateway.connect(request, ws)
+        if outcome.conn is None:
             if not self.lost:
-                self._fail(plain_error(503, "Service Unavailable: connection registry unreachable"))
+                self._fail(plain_error(outcome.status, outcome.body or "Refused"))
             return
-        session.attach(conn)
-        self.ws = session
-        self.upgrading = False
-        if outcome.body:
-            session.send(outcome.body)
+        # Handed over (ws.accept switched the transport's protocol): this HTTP protocol is done.
+        self.ctx.open_sockets.discard(self)
         backlog = rest + b"".join(self.pending)
         self.pending.clear()
-        if backlog:
-            session.data_received(backlog)
+        ws.attach(outcome.conn, backlog)
 
     # ----- helpers ---------------------------------------------------------------------------------
 
-    def _write_all(self, protocol: ServerProtocol) -> None:
-        assert self.transport is not None
-        for chunk in protocol.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-
-    def _fail(self, response: HttpResponse, json: bool = True) -> None:
+    def _fail(self, response: HttpResponse) -> None:
         """Answer once and close: used for anything that leaves the HTTP stream unusable."""
         if self.transport is None or self.transport.is_closing():
             return
-        if not json:
-            response = HttpResponse(response.status, response.body, [("Content-Type", "text/plain")])
         self.ctx.gateway.metrics.inc("wsgw_http_requests_total", f'status="{response.status}"')
         self.transport.write(response.serialize(keep_alive=False))
         self.transport.close()
@@ -361,7 +295,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self.timer = None
-        if self.ws is None and not self.upgrading and self.worker is None and self.transport is not None:
+        if not self.upgrading and self.worker is None and self.transport is not None:
             if self.in_head and self.head_bytes:
                 self._fail(plain_error(408, "Request Timeout"))
             else:
@@ -369,186 +303,21 @@ class HttpConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Node stopping: idle HTTP connections close now; WebSockets are closed by the gateway."""
-        if self.ws is None and not self.upgrading and self.transport is not None and self.worker is None:
+        if not self.upgrading and self.transport is not None and self.worker is None:
             self.transport.close()
-
-
-class WebSocketSession:
-    """An accepted WebSocket: websockets' ServerProtocol parses frames; this feeds it and flushes writes."""
-
-    __slots__ = (
-        "close_timer",
-        "conn",
-        "fragment_opcode",
-        "fragments",
-        "gateway",
-        "owner",
-        "protocol",
-        "transport",
-    )
-
-    def __init__(self, owner: HttpConnection, protocol: ServerProtocol) -> None:
-        assert owner.transport is not None
-        self.owner = owner
-        self.transport = owner.transport
-        self.protocol = protocol
-        self.gateway = owner.ctx.gateway
-        self.conn: Connection | None = None
-        self.fragments: list[bytes] = []
-        self.fragment_opcode: Opcode | None = None
-        self.close_timer: asyncio.TimerHandle | None = None
-
-    def attach(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def data_received(self, data: bytes) -> None:
-        conn = self.conn
-        assert conn is not None
-        self.protocol.receive_data(data)
-        self.gateway.on_peer_activity(conn)
-        for event in self.protocol.events_received():
-            if isinstance(event, Frame):
-                self._on_frame(conn, event)
-        self._flush()
-
-    def _on_frame(self, conn: Connection, frame: Frame) -> None:
-        opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            if not frame.fin:
-                self.fragment_opcode = opcode
-                self.fragments = [bytes(frame.data)]
-                return
-            self._deliver(conn, opcode, bytes(frame.data))
-        elif opcode is Opcode.CONT:
-            self.fragments.append(bytes(frame.data))
-            if frame.fin and self.fragment_opcode is not None:
-                data = b"".join(self.fragments)
-                opcode, self.fragments, self.fragment_opcode = self.fragment_opcode, [], None
-                self._deliver(conn, opcode, data)
-
-    def _deliver(self, conn: Connection, opcode: Opcode, data: bytes) -> None:
-        if self.protocol.state is not State.OPEN:
-            return
-        if opcode is Opcode.TEXT:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                self.protocol.fail(1007, "Invalid UTF-8 in text frame")
-                return
-            self.gateway.on_text(conn, text)
-        else:
-            self.gateway.on_binary(conn, data)
-
-    def _flush(self) -> None:
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-            else:                                   # EOF: the server closes TCP after the closing handshake
-                self.transport.close()
-                self._abort_later()
-
-    def _abort_later(self) -> None:
-        """A close waits for the write buffer to drain; a peer that never reads must not keep it (and its
-        registration) forever, so every close path ends in an abort after CLOSE_HANDSHAKE_SECONDS."""
-        if self.close_timer is None:
-            self.close_timer = asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, self.abort)
-
-    # ----- SocketSink ------------------------------------------------------------------------------
-
-    def send(self, data: bytes | str) -> bool:
-        """True once the frame is in the socket's buffer; False (the push answers 410) when the connection is
-        closed or is a slow consumer whose buffer this frame would take past maxSendBufferBytes."""
-        protocol = self.protocol
-        if protocol.state is not State.OPEN or self.transport.is_closing():
-            return False
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        if not self._room_for(len(payload)):
-            return False
-        if isinstance(data, str):
-            protocol.send_text(payload)
-        else:
-            try:
-                data.decode("utf-8")
-                protocol.send_text(data)
-            except UnicodeDecodeError:
-                protocol.send_binary(data)
-        self._flush()
-        return True
-
-    def send_encoded(self, frame: bytes) -> bool:
-        # Safe beside the protocol object: it keeps no state about data frames sent unfragmented.
-        if self.protocol.state is not State.OPEN or self.transport.is_closing() or not self._room_for(len(frame)):
-            return False
-        self.transport.write(frame)
-        return True
-
-    def _room_for(self, size: int) -> bool:
-        """A frame that would take the buffer past maxSendBufferBytes is refused (its push answers 410) and the
-        peer is closed with 1008 behind what it was already promised: a peer that reads again within
-        CLOSE_HANDSHAKE_SECONDS gets every frame that was answered 200, then the close."""
-        if self.transport.get_write_buffer_size() + size <= self.gateway.limits.max_send_buffer_bytes:
-            return True
-        log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
-        if self.conn is not None:
-            self.conn.close_override = (1008, "Slow consumer")
-        self.protocol.fail(1008, "Slow consumer")
-        self._flush()
-        return False
-
-    def close(self, code: int, reason: str) -> None:
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_close(code, reason)
-            self._flush()
-            self._abort_later()
-        elif self.protocol.state is State.CONNECTING:
-            self.abort()
-
-    def abort(self) -> None:
-        self.transport.abort()
-
-    def ping(self) -> None:
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_ping(b"wsgw")
-            self._flush()
-
-    def pause_reading(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def connection_lost(self) -> None:
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-        if self.conn is None:
-            return
-        protocol = self.protocol
-        if protocol.close_rcvd is not None:
-            code, reason = protocol.close_rcvd.code, protocol.close_rcvd.reason
-        elif protocol.close_sent is not None:
-            code, reason = protocol.close_sent.code, protocol.close_sent.reason
-        else:
-            code, reason = 1006, ""
-        self.gateway.on_closed(self.conn, code, reason)
-
-
-def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
 
 
 def handshake_problem(request: HttpRequest) -> HttpResponse | None:
     """Check the upgrade headers before $connect runs, so a broken handshake costs no handler call."""
-    upgrade = ",".join(_all(request.headers, "upgrade")).lower()
-    connection = ",".join(_all(request.headers, "connection")).lower()
+    upgrade = ",".join(request.headers.get_all("upgrade")).lower()
+    connection = ",".join(request.headers.get_all("connection")).lower()
     if "websocket" not in upgrade or "upgrade" not in connection:
         return plain_error(426, "Upgrade Required: send 'Connection: Upgrade' and 'Upgrade: websocket'")
-    version = _all(request.headers, "sec-websocket-version")
+    version = request.headers.get_all("sec-websocket-version")
     if version != ["13"]:
         return HttpResponse(426, b'{"message": "Unsupported Sec-WebSocket-Version: use 13"}',
                             [("Sec-WebSocket-Version", "13"), ("Content-Type", "application/json")])
-    key = _all(request.headers, "sec-websocket-key")
+    key = request.headers.get_all("sec-websocket-key")
     try:
         valid_key = len(key) == 1 and len(base64.b64decode(key[0], validate=True)) == 16
     except ValueError:
@@ -556,11 +325,3 @@ def handshake_problem(request: HttpRequest) -> HttpResponse | None:
     if not valid_key:
         return plain_error(400, "Bad Request: missing or invalid Sec-WebSocket-Key")
     return None
-
-
-def rebuild_request(request: HttpRequest) -> bytes:
-    """The upgrade request as bytes for websockets' parser (it validates and builds the 101)."""
-    target = request.raw_path + ("?" + request.query_string if request.query_string else "")
-    lines = [f"GET {target} HTTP/1.1"] + [f"{name}: {value}" for name, value in request.headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-

@@ -2,8 +2,8 @@
 tests all come through `build_node`, so whatever `run` would refuse, `check` reports.
 
 Building does no network I/O and touches no process-wide state: handler modules are imported (that is how a
-missing handler is found) and integrations, authorizers, the throttle, the REST front and the registry
-object are made, but nothing listens, connects or writes the process's environment until
+missing handler is found) and integrations, authorizers, the throttle, the REST front (handed its dependencies) and the
+registry object are made, but nothing listens, connects or writes the process's environment until
 `GatewayServer.start()`.
 """
 
@@ -23,9 +23,11 @@ from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import RouteTable
+from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
 from wsgw.registry import MemoryRegistry, Registry, open_registry
+from wsgw.rest.front import RestFront
 from wsgw.server.router import HttpRouter
 from wsgw.throttle import build_throttler
 from wsgw.tls.trust import TrustBundle, trust_bundle
@@ -41,6 +43,7 @@ class Node:
     config: NodeConfig
     resources: Resources
     gateway: Gateway
+    rest: RestFront
     router: HttpRouter
     trust: TrustBundle | None      # the local CA's bundle to write at start, when the node serves a dev CA
 
@@ -78,11 +81,13 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         gateway = Gateway(api, registry, node_id=config.node_id, resources=resources,
                           routes=routes or RouteTable(replace(api, routes={}), resources),
                           authorizers=authorizers or {}, throttle=build_throttler(api, time.monotonic))
-        router = attempt(lambda: HttpRouter(gateway))
+        rest = attempt(lambda: RestFront(api, api.http or HttpApiSpec(), resources=resources,
+                                         authorizers=gateway.authorizers, throttle=gateway.throttle,
+                                         metrics=gateway.metrics, deadline=gateway.deadlines.within))
         if problems:
             raise ConfigError(problems)
     except BaseException:
         resources.executor.shutdown(wait=False, cancel_futures=True)
         raise
-    assert router is not None
-    return Node(api, config, resources, gateway, router, trust)
+    assert rest is not None
+    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest), trust)

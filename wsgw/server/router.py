@@ -1,25 +1,26 @@
-"""Dispatch of plain HTTP requests: health, metrics, the @connections API and (later) the REST front."""
+"""Dispatch of plain HTTP requests: health, metrics, the @connections API, then the REST front."""
 
 from __future__ import annotations
 
 from urllib.parse import unquote
 
 from wsgw.gateway import Gateway
+from wsgw.request import HttpRequest
+from wsgw.rest.front import RestFront
 from wsgw.server.connections_api import ConnectionsApi, too_large
-from wsgw.server.http import HttpRequest, HttpResponse, plain_error
-from wsgw.server.rest import RestFront
+from wsgw.server.http import HttpResponse, plain_error
 
 
 class HttpRouter:
     """Maps a request to its answer; no sockets here."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, rest: RestFront) -> None:
         self.gateway = gateway
         self.stage = gateway.api.stage
         self.stage_prefix = f"/{self.stage}"
         self.connections = ConnectionsApi(gateway)
         self.limits = gateway.api.limits
-        self.rest = RestFront(gateway)
+        self.rest = rest
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
         """How large a body this path accepts, and the 413 it answers beyond that."""

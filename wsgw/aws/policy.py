@@ -173,6 +173,7 @@ class AuthorizerDecision:
     context: dict[str, JsonValue]
     usage_identifier_key: str | None = None
     simple: bool = False     # an HTTP API simple response: its yes/no holds for every ARN (never for $connect)
+    size_bytes: int = 0      # the response's compact JSON size: what a cache entry for it costs
 
     def evaluate(self, method_arn: str, action: str = INVOKE_ACTION) -> bool:
         """IAM evaluation: a matching Deny wins, else a matching Allow allows, else implicit deny."""
@@ -369,8 +370,8 @@ def _parse_context(raw: object, *, flat: bool) -> dict[str, JsonValue]:
     return out
 
 
-def _check_size(result: Mapping[str, object], max_bytes: int | None) -> None:
-    """Enforce the authorizer result quota on the compact UTF-8 JSON form of the whole response."""
+def _check_size(result: Mapping[str, object], max_bytes: int | None) -> int:
+    """Enforce the authorizer result quota on the compact UTF-8 JSON form of the whole response; its size."""
     try:
         encoded = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -380,6 +381,7 @@ def _check_size(result: Mapping[str, object], max_bytes: int | None) -> None:
             f"authorizer response is {len(encoded)} bytes of JSON; the limit is {max_bytes} bytes "
             f"(AWS's 8 KB Lambda authorizer result quota for WebSocket APIs)"
         )
+    return len(encoded)
 
 
 def parse_authorizer_response(
@@ -404,12 +406,12 @@ def parse_authorizer_response(
     usage_identifier_key = _optional_string(result, "usageIdentifierKey")
     raw_statements = _parse_policy_document(result)
     context = _parse_context(result.get("context"), flat=flat_context)
-    _check_size(result, max_bytes)
+    size = _check_size(result, max_bytes)
     statements = tuple(
         Statement(effect, actions, resources, not_action=not_action, not_resource=not_resource)
         for effect, actions, not_action, resources, not_resource in raw_statements
     )
-    return AuthorizerDecision(principal_id, statements, context, usage_identifier_key)
+    return AuthorizerDecision(principal_id, statements, context, usage_identifier_key, size_bytes=size)
 
 
 _ALLOW_EVERYTHING = ("*",)
@@ -435,39 +437,49 @@ def parse_simple_response(
     if not isinstance(authorized, bool):
         raise AuthorizerResponseError(f"isAuthorized: must be a boolean, not {_type_name(authorized)}")
     context = _parse_context(result.get("context"), flat=False)
-    _check_size(result, max_bytes)
+    size = _check_size(result, max_bytes)
     statements = (Statement("Allow", _ALLOW_EVERYTHING, _ALLOW_EVERYTHING),) if authorized else ()
-    return AuthorizerDecision(None, statements, context, None, simple=True)
+    return AuthorizerDecision(None, statements, context, None, simple=True, size_bytes=size)
 
 
 # --------------------------------------------------------------------------- cache
 
 
+DECISION_CACHE_MAX_BYTES = 16 * 1024 * 1024
+_ENTRY_OVERHEAD = 256      # the tuple, the OrderedDict node and the decision object, roughly
+
+
 class DecisionCache:
     """Authorizer results cached by identity-source values for resultTtlInSeconds.
 
-    Bounded (least recently used goes first) so a flood of distinct tokens cannot grow memory. Only
+    Bounded by entries and by bytes (least recently used goes first), so neither a flood of distinct tokens
+    nor a flood of large ones (a 7 KB identity is a valid header) can grow memory past ``max_bytes``. Only
     decisions are stored: AWS caches the whole policy (a Deny too) and re-evaluates it for each method
     ARN, which the caller does with :meth:`AuthorizerDecision.evaluate`; a 401 is never cached. Not
     thread-safe: use it from the event loop's thread.
     """
 
-    __slots__ = ("_clock", "_entries", "max_entries", "ttl_seconds")
+    __slots__ = ("_clock", "_entries", "bytes", "max_bytes", "max_entries", "ttl_seconds")
 
     def __init__(
         self,
         ttl_seconds: float,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = DECISION_CACHE_MAX_BYTES,
     ) -> None:
         if ttl_seconds < 0:
             raise ValueError(f"ttl_seconds must be >= 0, not {ttl_seconds}")
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, not {max_entries}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, not {max_bytes}")
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0             # what the held entries cost, by entry_cost()
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, ...], tuple[float, AuthorizerDecision]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, ...], tuple[float, AuthorizerDecision, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -477,9 +489,9 @@ class DecisionCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires_at, decision = entry
+        expires_at, decision, _ = entry
         if self._clock() >= expires_at:
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return decision
@@ -488,11 +500,26 @@ class DecisionCache:
         """Remember a decision for ttl_seconds (a TTL of 0 disables caching: nothing is stored)."""
         if self.ttl_seconds <= 0:
             return
-        self._entries[key] = (self._clock() + self.ttl_seconds, decision)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        cost = entry_cost(key, decision)
+        if cost > self.max_bytes:
+            return
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = (self._clock() + self.ttl_seconds, decision, cost)
+        self.bytes += cost
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self.bytes -= dropped
+
+    def _drop(self, key: tuple[str, ...]) -> None:
+        self.bytes -= self._entries.pop(key)[2]
 
     def clear(self) -> None:
         """Forget every cached decision."""
         self._entries.clear()
+        self.bytes = 0
+
+
+def entry_cost(key: tuple[str, ...], decision: AuthorizerDecision) -> int:
+    """What one cached decision holds: its identity values, its response's size and a fixed overhead."""
+    return sum(len(part) for part in key) + decision.size_bytes + _ENTRY_OVERHEAD

@@ -1,0 +1,197 @@
+"""The registry contract, one suite for every implementation (memory, Redis on a real redis-server): what a node
+may rely on whatever store holds its connections. Behaviours that need two nodes are in test_redis_*.py.
+
+Two levels: the Registry interface driven directly (with a small in-process node), and a real gateway on top of
+each registry, where local delivery and a gone connection must answer the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import testapp
+
+from tests.helpers import open_client, serve, wait_for
+from wsgw.registry import ConnectionRecord, Registry, open_registry
+
+API: dict[str, Any] = {
+    "routes": {
+        "$connect": {"handler": "testapp:ok"},
+        "$disconnect": {"handler": "testapp:ok"},
+        "$default": {"handler": "testapp:echo", "routeResponse": True},
+    },
+}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def registry_url(request: pytest.FixtureRequest) -> str | None:
+    """Each registry implementation in turn: None is the memory registry, a URL a real Redis (own key prefix)."""
+    if request.param == "memory":
+        return None
+    return str(request.getfixturevalue("redis_url"))
+
+
+@dataclass
+class Node:
+    """A node holding connections in a dict: what a registry reaches through LocalNode, with every call noted."""
+
+    node_id: str = "contract-node"
+    held: dict[str, ConnectionRecord] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def deliver_local(self, connection_id: str, data: bytes) -> bool:
+        self.calls.append(("deliver", connection_id))
+        return connection_id in self.held
+
+    def disconnect_local(self, connection_id: str) -> bool:
+        self.calls.append(("disconnect", connection_id))
+        return self.held.pop(connection_id, None) is not None
+
+    def drop_local(self, connection_id: str) -> bool:
+        self.calls.append(("drop", connection_id))
+        return self.held.pop(connection_id, None) is not None
+
+    def lookup_local(self, connection_id: str) -> ConnectionRecord | None:
+        return self.held.get(connection_id)
+
+    def broadcast_local(self, data: bytes) -> int:
+        self.calls.append(("broadcast", ""))
+        return len(self.held)
+
+    def local_records(self) -> Iterable[ConnectionRecord]:
+        return list(self.held.values())
+
+    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
+        self.calls.append(("orphan", record.connection_id))
+
+
+@pytest.fixture
+async def started(registry_url: str | None) -> AsyncIterator[tuple[Registry, Node]]:
+    registry = open_registry(registry_url)
+    node = Node()
+    await registry.start(node)
+    try:
+        yield registry, node
+    finally:
+        await registry.stop()
+
+
+def record(connection_id: str, node: Node) -> ConnectionRecord:
+    return ConnectionRecord(connection_id, node.node_id, 1_700_000_000_000, 1_700_000_000_000, "127.0.0.1",
+                            "contract-test", "example.test", {"principalId": "me"})
+
+
+# ----- the Registry interface -----------------------------------------------------------------------------
+
+async def test_a_nodes_own_connection_is_answered_by_the_node_never_through_the_registry(
+        started: tuple[Registry, Node]) -> None:
+    registry, node = started
+    node.held["T3duMDAwMDE="] = record("T3duMDAwMDE=", node)
+    await registry.register(node.held["T3duMDAwMDE="])
+    assert await registry.lookup("T3duMDAwMDE=") is None
+    assert await registry.deliver("T3duMDAwMDE=", b"x") is False
+    assert await registry.disconnect("T3duMDAwMDE=") is False
+    assert node.calls == []                 # no request looped back to its own node
+    assert "T3duMDAwMDE=" in node.held
+
+
+async def test_an_unknown_connection_is_gone(started: tuple[Registry, Node]) -> None:
+    registry, node = started
+    assert await registry.lookup("VW5rbm93bjE=") is None
+    assert await registry.deliver("VW5rbm93bjE=", b"x") is False
+    assert await registry.disconnect("VW5rbm93bjE=") is False
+    assert node.calls == []
+
+
+async def test_deregister_is_idempotent_and_never_raises(started: tuple[Registry, Node]) -> None:
+    registry, node = started
+    await registry.register(record("RGVyZWcwMDE=", node))
+    await registry.deregister("RGVyZWcwMDE=")
+    await registry.deregister("RGVyZWcwMDE=")
+    await registry.deregister("TmV2ZXJIZXJl")            # never registered
+    assert await registry.deliver("RGVyZWcwMDE=", b"x") is False
+    assert await registry.lookup("RGVyZWcwMDE=") is None
+
+
+async def test_many_registrations_at_once_all_succeed(started: tuple[Registry, Node]) -> None:
+    registry, node = started
+    records = [record(f"TWFueS{i:04d}Q=", node) for i in range(200)]
+    await asyncio.gather(*(registry.register(r) for r in records))
+    await asyncio.gather(*(registry.deregister(r.connection_id) for r in records))
+
+
+async def test_touch_is_synchronous_and_does_no_io(started: tuple[Registry, Node]) -> None:
+    registry, node = started
+    await registry.register(record("VG91Y2gwMDE=", node))
+    result = registry.touch("VG91Y2gwMDE=", 1_700_000_000_500)
+    assert result is None and not inspect.isawaitable(result)
+    registry.touch("TmV2ZXJIZXJl", 1)                   # unknown: still no error
+    await registry.deregister("VG91Y2gwMDE=")
+
+
+async def test_broadcast_with_no_other_node_reaches_nobody_and_leaves_local_sockets_to_the_node(
+        started: tuple[Registry, Node]) -> None:
+    registry, node = started
+    node.held["QmNhc3QwMDE="] = record("QmNhc3QwMDE=", node)
+    await registry.register(node.held["QmNhc3QwMDE="])
+    assert await registry.broadcast(b"news") == 0
+    assert node.calls == []
+
+
+async def test_health_names_the_registry(started: tuple[Registry, Node]) -> None:
+    registry, _ = started
+    assert registry.health()["registry"] == registry.name
+
+
+# ----- a gateway on top: local and gone connections answer the same on every registry ---------------------
+
+async def test_post_reaches_a_local_connection_and_a_closed_one_is_gone(registry_url: str | None) -> None:
+    async with serve(API, redis_url=registry_url) as node:
+        ws, cid = await open_client(node)
+        assert await node.gateway.post(cid, b"pushed")
+        assert await ws.recv() == "pushed"
+        await ws.close()
+        await wait_for(lambda: cid not in node.gateway.connections)
+        assert await node.gateway.post(cid, b"late") is False
+        assert await node.gateway.post("TmV2ZXJIZXJl", b"x") is False
+
+
+async def test_get_describes_a_local_connection_and_nothing_once_it_closed(registry_url: str | None) -> None:
+    async with serve(API, redis_url=registry_url) as node:
+        ws, cid = await open_client(node)
+        described = await node.gateway.get(cid)
+        assert described is not None
+        assert (described.connection_id, described.node_id, described.source_ip) == (
+            cid, node.gateway.node_id, "127.0.0.1")
+        await ws.send("activity")
+        assert await ws.recv() == "activity"
+        touched = await node.gateway.get(cid)
+        assert touched is not None and touched.last_active_ms >= described.last_active_ms
+        await ws.close()
+        await wait_for(lambda: cid not in node.gateway.connections)
+        assert await node.gateway.get(cid) is None
+
+
+async def test_delete_closes_a_local_connection_once_with_1000(registry_url: str | None) -> None:
+    async with serve(API, redis_url=registry_url) as node:
+        ws, cid = await open_client(node)
+        assert await node.gateway.delete(cid)
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 1000
+        await wait_for(lambda: testapp.events_of("$disconnect"))
+        assert [e["requestContext"]["disconnectStatusCode"] for e in testapp.events_of("$disconnect")] == [1000]
+        assert await node.gateway.delete(cid) is False
+
+
+async def test_broadcast_counts_every_local_connection_once(registry_url: str | None) -> None:
+    async with serve(API, redis_url=registry_url) as node:
+        clients = [await open_client(node) for _ in range(3)]
+        assert await node.gateway.broadcast(b"all") == 3
+        assert [await ws.recv() for ws, _ in clients] == ["all"] * 3
+        for ws, _ in clients:
+            await ws.close()

@@ -1,0 +1,157 @@
+"""The $connect flow: throttle, authorizer, $connect integration, then admission (register, 101, local table).
+
+One call, `ConnectFlow.run`, takes an upgrade request and its socket and returns the outcome the listener
+acts on: an admitted Connection, or a refusal with its HTTP status and body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from wsgw.authorizers import Authorizer, WebSocketAuthRequest, run_authorizer, status_message
+from wsgw.aws.ids import method_arn, new_id
+from wsgw.aws.proxy_result import read_integration_result
+from wsgw.aws.websocket_events import ConnectionInfo, connect_event
+from wsgw.config import ApiConfig
+from wsgw.gateway.connection import Connection
+from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
+from wsgw.gateway.local import LocalTable
+from wsgw.gateway.routes import RouteTable
+from wsgw.gateway.sink import SocketSink
+from wsgw.integrations.calls import Failure, report_failure
+from wsgw.metrics import Metrics
+from wsgw.registry import Registry, RegistryUnavailable
+from wsgw.request import HttpRequest
+from wsgw.throttle import Throttler
+
+log = logging.getLogger("wsgw.gateway")
+
+GONE = 499     # the client left, or the socket answered the handshake by itself: nothing more to write
+
+
+@dataclass(slots=True)
+class ConnectOutcome:
+    """Admitted (101 written, `conn` set) or refused with an HTTP status and body for the listener to answer."""
+
+    status: int
+    body: str = ""
+    conn: Connection | None = None
+
+
+@dataclass(slots=True)
+class ConnectFlow:
+    """Everything $connect needs, passed in by the Gateway that composes it."""
+
+    api: ApiConfig
+    routes: RouteTable
+    authorizers: dict[str, Authorizer]
+    throttle: Throttler
+    dispatcher: Dispatcher
+    registry: Registry
+    local: LocalTable
+    metrics: Metrics
+    monotonic: Callable[[], float]
+    epoch_ms: Callable[[], int]
+    accepting: Callable[[], bool]
+    forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
+
+    async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
+        if not self.accepting():
+            return ConnectOutcome(503, "Service Unavailable: the node is shutting down")
+        refused, info, subprotocol, greeting = await self._decide(hs)
+        if refused is not None:
+            return refused
+        assert info is not None
+        return await self._admit(info, sink, subprotocol, greeting)
+
+    async def _decide(self, hs: HttpRequest) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None,
+                                                      str]:
+        """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet."""
+        api = self.api
+        started = self.epoch_ms()
+        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
+                              api.stage, api.api_id, None)
+        query = parse_qsl(hs.query_string, keep_blank_values=True)
+        offered = hs.headers.tokens("sec-websocket-protocol")
+        route = self.routes.connect
+        if not self.throttle.admit_route("$connect"):
+            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
+            self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
+            return ConnectOutcome(429, TOO_MANY), None, None, ""
+        subprotocol: str | None = None
+        consumed: tuple[str, ...] = ()          # subprotocols that carried a token: never answered
+        request_id = new_id()
+        if route is not None and route.authorizer is not None:
+            authorizer = self.authorizers[route.authorizer]
+            request = WebSocketAuthRequest(
+                info, hs.headers, query, api.stage_variables, request_id, started, "$connect",
+                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
+            outcome = await run_authorizer(authorizer, request)
+            if not outcome.allowed:
+                self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
+                return ConnectOutcome(outcome.status, outcome.message or status_message(outcome.status)), \
+                    None, None, ""
+            info.authorizer = outcome.context
+            subprotocol = outcome.subprotocol
+            consumed = outcome.consumed
+        if route is None:
+            return None, info, subprotocol, ""
+        event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)
+        try:
+            raw = await self.dispatcher.invoke(route, event, request_id)
+            result = read_integration_result(raw)
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"$connect {info.connection_id}", route.timeout_s,
+                                     request_id)
+            if failure is Failure.TIMEOUT:
+                return ConnectOutcome(504, "Endpoint request timed out"), None, None, ""
+            self.metrics.inc("wsgw_connections_refused_total", 'status="502"')
+            return ConnectOutcome(502, "Internal server error"), None, None, ""
+        if not 200 <= result.status_code < 300:
+            self.metrics.inc("wsgw_connections_refused_total", f'status="{result.status_code}"')
+            return ConnectOutcome(result.status_code, result.body or ""), None, None, ""
+        chosen = _header(result.headers, "sec-websocket-protocol")
+        if chosen is not None and subprotocol is None:
+            # When the authorizer already picked the subprotocol (a token rode in the header), the handler
+            # cannot override it: the only other offered values are the token itself.
+            first = chosen.split(",")[0].strip()
+            subprotocol = first if first in offered and first not in consumed else None
+        greeting = result.body if route.route_response and result.body else ""
+        return None, info, subprotocol, greeting
+
+    async def _admit(self, info: ConnectionInfo, sink: SocketSink, subprotocol: str | None,
+                     greeting: str) -> ConnectOutcome:
+        """Register the accepted connection, write the 101, then make it reachable locally.
+
+        Registration comes first so that a refused registration refuses the handshake (503); the local
+        table entry comes after the 101 so that no pushed frame can precede the handshake response.
+        """
+        if not self.accepting():                 # $connect finished after shutdown began: too late to admit
+            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
+        conn = Connection(info, sink, self.monotonic())
+        try:
+            await self.registry.register(conn.record(self.local.node_id))
+        except RegistryUnavailable:
+            log.warning("refusing %s: registry unavailable", info.connection_id)
+            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self.forget(info.connection_id)      # the write may have landed before the error
+            return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
+        if not sink.accept(subprotocol):          # the client vanished while $connect ran
+            self.forget(info.connection_id)
+            return ConnectOutcome(GONE)
+        self.local.add(conn)
+        self.metrics.inc("wsgw_connections_opened_total")
+        if greeting:                              # the $connect route response, right behind the 101
+            sink.send(greeting)
+        return ConnectOutcome(101, conn=conn)
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None

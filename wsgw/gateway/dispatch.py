@@ -1,0 +1,95 @@
+"""One message (or $disconnect) to its route's integration: the event, the call under its deadline, the
+route response or AWS's error frame."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.proxy_result import read_integration_result
+from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
+from wsgw.config import ApiConfig
+from wsgw.gateway.connection import Connection
+from wsgw.gateway.deadlines import Deadlines
+from wsgw.gateway.routes import Route, RouteTable
+from wsgw.integrations.calls import Failure, invoke, report_failure
+from wsgw.metrics import Metrics
+from wsgw.throttle import Throttler
+
+log = logging.getLogger("wsgw.gateway")
+
+FORBIDDEN = "Forbidden"
+INTERNAL_ERROR = "Internal server error"
+TIMED_OUT = "Endpoint request timed out"
+TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-contract.md)
+
+
+class Dispatcher:
+    """Calls integrations for the gateway: $connect, messages and $disconnect."""
+
+    def __init__(self, api: ApiConfig, routes: RouteTable, throttle: Throttler, deadlines: Deadlines,
+                 metrics: Metrics, is_open: Callable[[str], bool], epoch_ms: Callable[[], int]) -> None:
+        self.api = api
+        self.routes = routes
+        self.throttle = throttle
+        self.deadlines = deadlines
+        self.metrics = metrics
+        self.is_open = is_open             # connection id → still in the local table (route responses)
+        self.epoch_ms = epoch_ms
+
+    async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
+        request_id = fast_id()
+        route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
+        if route is None:
+            self.metrics.inc("wsgw_route_misses_total")
+            self.send_error(conn, FORBIDDEN, request_id)
+            return
+        if not self.throttle.admit_route(route.key):
+            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
+            self.send_error(conn, TOO_MANY, request_id)
+            return
+        event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
+                              request_id, fast_id(), at_ms)
+        try:
+            raw = await self.invoke(route, event, request_id, conn.worker)
+            if route.route_response:
+                result = read_integration_result(raw)
+                if result.body is not None and self.is_open(conn.info.connection_id):
+                    data = base64.b64decode(result.body) if result.is_base64 else result.body
+                    if conn.sink.send(data):
+                        self.metrics.inc("wsgw_messages_sent_total")
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
+                                     route.timeout_s, request_id)
+            self.send_error(conn, TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR, request_id)
+
+    def message_failed(self, conn: Connection, request_id: str) -> None:
+        """A message failed outside its handler call: answered like a failed handler."""
+        self.send_error(conn, INTERNAL_ERROR, request_id)
+
+    async def invoke(self, route: Route, event: dict[str, Any], request_id: str,
+                     task: asyncio.Task[Any] | None = None) -> object:
+        """Call a route's integration under its timeout ($connect, messages, $disconnect)."""
+        return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                            self.deadlines.within, task)
+
+    async def run_disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
+        route = self.routes.disconnect
+        if route is None:
+            return
+        request_id = new_id()
+        event = disconnect_event(info, code, reason, self.api.stage_variables or None, request_id, self.epoch_ms())
+        try:
+            await self.invoke(route, event, request_id)
+        except Exception:
+            log.exception("$disconnect handler failed (connection %s, requestId %s)", info.connection_id,
+                          request_id)
+            self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
+
+    def send_error(self, conn: Connection, message: str, request_id: str) -> None:
+        if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):
+            self.metrics.inc("wsgw_messages_sent_total")

@@ -1,0 +1,71 @@
+"""The local node table: the connections whose sockets are on this node, and reaching them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from websockets.frames import Frame, Opcode
+
+from wsgw.gateway.connection import Connection
+from wsgw.metrics import Metrics
+from wsgw.registry import ConnectionRecord
+
+
+class LocalTable:
+    """Connection id → Connection for every admitted, not yet closed connection of this node."""
+
+    def __init__(self, node_id: str, metrics: Metrics) -> None:
+        self.node_id = node_id
+        self.metrics = metrics
+        self.connections: dict[str, Connection] = {}
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    def __contains__(self, connection_id: object) -> bool:
+        return connection_id in self.connections
+
+    def get(self, connection_id: str) -> Connection | None:
+        return self.connections.get(connection_id)
+
+    def add(self, conn: Connection) -> None:
+        self.connections[conn.info.connection_id] = conn
+
+    def remove(self, connection_id: str) -> Connection | None:
+        """Take a connection out of the table; None when it was not (or no longer) here."""
+        return self.connections.pop(connection_id, None)
+
+    def all(self) -> list[Connection]:
+        return list(self.connections.values())
+
+    def deliver(self, connection_id: str, data: bytes) -> bool:
+        conn = self.connections.get(connection_id)
+        if conn is None:
+            return False
+        if conn.sink.send(data):
+            self.metrics.inc("wsgw_messages_sent_total")
+            return True
+        return False
+
+    def broadcast(self, data: bytes) -> int:
+        """One frame to every local socket, encoded once (server frames are unmasked, so identical)."""
+        opcode = Opcode.BINARY
+        try:
+            data.decode("utf-8")
+            opcode = Opcode.TEXT
+        except UnicodeDecodeError:
+            pass
+        frame = Frame(opcode, data).serialize(mask=False, extensions=[])
+        sent = 0
+        for conn in self.connections.values():
+            if conn.sink.send_encoded(frame):
+                sent += 1
+        self.metrics.inc("wsgw_messages_sent_total", amount=sent)
+        return sent
+
+    def lookup(self, connection_id: str) -> ConnectionRecord | None:
+        conn = self.connections.get(connection_id)
+        return None if conn is None else conn.record(self.node_id)
+
+    def records(self) -> Iterable[ConnectionRecord]:
+        return [conn.record(self.node_id) for conn in list(self.connections.values())]

@@ -1,0 +1,31 @@
+"""What every TCP connection of one node shares, whichever protocol serves it at the moment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from wsgw.gateway import Gateway
+from wsgw.request import HttpRequest
+from wsgw.server.http import HttpResponse
+
+
+class OpenSocket(Protocol):
+    """A socket the node still has open (HTTP or, after the upgrade, WebSocket)."""
+
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+
+    def shutdown(self) -> None:
+        """The node is stopping: close now if idle (WebSockets are closed by the gateway)."""
+        ...
+
+
+@dataclass(slots=True)
+class ListenerContext:
+    gateway: Gateway
+    handle_http: Callable[[HttpRequest], Awaitable[HttpResponse]]
+    body_limit_for: Callable[[str], tuple[int, HttpResponse]]   # raw path → (limit, 413 response)
+    open_sockets: set[OpenSocket]
