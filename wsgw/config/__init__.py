@@ -28,6 +28,7 @@ from wsgw.config.integrations import (
     INTEGRATION_SCHEMAS,
     INTEGRATION_TIMEOUT_RANGE_MS,
     AwsLambdaOptions,
+    GroupOptions,
     HttpOptions,
     HttpProxyOptions,
     IntegrationOptions,
@@ -42,6 +43,7 @@ from wsgw.errors import ConfigError
 
 if TYPE_CHECKING:
     from wsgw.http_config import HttpApiSpec
+from wsgw.group_config import GroupsConfig, parse_groups
 
 DEFAULT_SELECTION = "$request.body.action"
 # Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
@@ -52,7 +54,7 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management",
+    "management", "groups",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -144,6 +146,7 @@ class ApiConfig:
     domain_name: str | None = None        # requestContext.domainName behind a load balancer, e.g. chat.example.com
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: TlsConfig | None = None          # the config's `tls:`; --tls/--certfile/--keyfile win over it
+    groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -362,6 +365,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         throttling=throttling,
         environment=string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), base_dir, problems),
+        groups=parse_groups(raw.get("groups"), problems.add),
     )
     if problems.problems:
         raise ConfigError(problems.problems)
@@ -387,6 +391,7 @@ __all__ = [
     "AwsLambdaOptions",
     "BucketSpec",
     "Collector",
+    "GroupOptions",
     "HttpOptions",
     "HttpProxyOptions",
     "IntegrationOptions",

@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 import orjson
 
 from wsgw.config.common import Collector, did_you_mean, string_map
+from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
 
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
 HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-TYPE_NAMES = "python, mock, http, http_proxy, aws_lambda"
+TYPE_NAMES = "python, mock, http, http_proxy, aws_lambda, group"
 
 DEFAULT_MEMORY_MB = 128
 DEFAULT_MAX_HUNG_CALLS = 16
@@ -91,7 +92,15 @@ class AwsLambdaOptions:
     connect_timeout_ms: int
 
 
-IntegrationOptions = PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions
+@dataclass(frozen=True, slots=True)
+class GroupOptions:
+    """`group`: a relay route publishing the message to `group` (a template over the body, compiled)."""
+
+    group: RouteSelector
+    exclude_self: bool = False
+
+
+IntegrationOptions = PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions | GroupOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +286,23 @@ def _aws_lambda(r: _Reader) -> AwsLambdaOptions | None:
     return AwsLambdaOptions(filled, region, endpoint_filled, given, qualifier, connect)
 
 
+def _group(r: _Reader) -> GroupOptions | None:
+    template = r.raw.get("group")
+    if not isinstance(template, str) or not template:
+        r.problem("group", 'name the group, e.g. "room:${request.body.room}"')
+        return None
+    try:
+        selector = compile_selection(template)
+    except SelectionExpressionError as exc:
+        r.problem("group", str(exc))
+        return None
+    exclude = r.raw.get("excludeSelf", False)
+    if not isinstance(exclude, bool):
+        r.problem("excludeSelf", "must be true or false")
+        return None
+    return GroupOptions(selector, exclude)
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationType:
     """The option names one integration type takes, and the parser that reads them."""
@@ -293,6 +319,7 @@ INTEGRATION_SCHEMAS: dict[str, IntegrationType] = {
     "http": IntegrationType(frozenset({"uri", "method", "headers", "contentType", "connectTimeoutMs"}), _http),
     "aws_lambda": IntegrationType(frozenset({"functionArn", "endpointUrl", "region", "qualifier",
                                              "connectTimeoutMs"}), _aws_lambda),
+    "group": IntegrationType(frozenset({"group", "excludeSelf"}), _group),
 }
 
 

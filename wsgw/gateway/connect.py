@@ -7,7 +7,7 @@ acts on: an admitted Connection, or a refusal with its HTTP status and body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -57,22 +57,29 @@ class ConnectFlow:
     epoch_ms: Callable[[], int]
     accepting: Callable[[], bool]
     forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
+    # the group joins a $connect handler asked for, applied once the connection is open (gateway/groups.py)
+    joins: Callable[[Connection, list[tuple[str, int | None]]], Awaitable[None]] | None = None
 
     async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         if not self.accepting():
             return ConnectOutcome(503, "Service Unavailable: the node is shutting down")
-        refused, info, subprotocol, greeting = await self._decide(hs)
-        if refused is not None:
-            return refused
-        assert info is not None
-        return await self._admit(info, sink, subprotocol, greeting)
+        connection_id = new_id()
+        self.local.connecting[connection_id] = []
+        try:
+            refused, info, subprotocol, greeting = await self._decide(hs, connection_id)
+            if refused is not None:
+                return refused
+            assert info is not None
+            return await self._admit(info, sink, subprotocol, greeting)
+        finally:
+            self.local.connecting.pop(connection_id, None)
 
-    async def _decide(self, hs: HttpRequest) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None,
-                                                      str]:
+    async def _decide(self, hs: HttpRequest, connection_id: str
+                      ) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None, str]:
         """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet."""
         api = self.api
         started = self.epoch_ms()
-        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
+        info = ConnectionInfo(connection_id, started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
                               api.stage, api.api_id, None)
         query = parse_qsl(hs.query_string, keep_blank_values=True)
         offered = hs.headers.tokens("sec-websocket-protocol")
@@ -145,6 +152,9 @@ class ConnectFlow:
             return ConnectOutcome(GONE)
         self.local.add(conn)
         self.metrics.inc("wsgw_connections_opened_total")
+        joins = self.local.connecting.pop(info.connection_id, None)
+        if joins and self.joins is not None:
+            await self.joins(conn, joins)
         if greeting:                              # the $connect route response, right behind the 101
             sink.send(greeting)
         return ConnectOutcome(101, conn=conn)

@@ -16,6 +16,7 @@ from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
+from wsgw.integrations import Refused
 from wsgw.integrations.calls import Failure, invoke, report_failure
 from wsgw.metrics import Metrics
 from wsgw.throttle import Throttler
@@ -62,6 +63,8 @@ class Dispatcher:
                     data = base64.b64decode(result.body) if result.is_base64 else result.body
                     if conn.sink.send(data):
                         self.metrics.inc("wsgw_messages_sent_total")
+        except Refused:
+            self.send_error(conn, FORBIDDEN, request_id)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
                                      route.timeout_s, request_id)
