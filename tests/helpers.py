@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import yaml
 
 from wsgw.config import ApiConfig, parse_api
+from wsgw.config.node import NodeConfig
 from wsgw.server.app import GatewayServer
+from wsgw.server.node import build_node
 
 T = TypeVar("T")
 
@@ -40,7 +42,8 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
 async def serve(raw: dict[str, Any] | ApiConfig, **kwargs: Any) -> AsyncIterator[GatewayServer]:
     """An in-process gateway on a free port, stopped (every $disconnect run) on exit."""
     api = raw if isinstance(raw, ApiConfig) else api_from(raw)
-    server = GatewayServer(api, "127.0.0.1", 0, **kwargs)
+    registry = kwargs.pop("registry", None)
+    server = GatewayServer(build_node(api, NodeConfig(host="127.0.0.1", port=0, **kwargs), registry))
     await server.start()
     try:
         yield server

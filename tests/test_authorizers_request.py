@@ -21,9 +21,11 @@ from wsgw.authorizers.request import RequestAuthorizer
 from wsgw.aws.policy import parse_simple_response
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import load_api
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
 from wsgw.headers import Headers
 from wsgw.server.app import GatewayServer
+from wsgw.server.node import build_node
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aws" / "websocket_authorizer_request.json"
 
@@ -297,7 +299,7 @@ async def test_other_identity_sources_key_the_cache(source: str) -> None:
 
 def build_problems(raw: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        GatewayServer(api_from(raw), "127.0.0.1", 0)
+        build_node(api_from(raw), NodeConfig(port=0))
     return [str(p) for p in caught.value.problems]
 
 

@@ -14,7 +14,6 @@ from wsgw import cli
 from wsgw.aws.proxy_result import InvalidIntegrationResult
 from wsgw.errors import ConfigError
 from wsgw.headers import Headers
-from wsgw.http_config import parse_http
 from wsgw.request import HttpRequest
 from wsgw.rest.cors import parse_cors, strip_cors
 from wsgw.rest.events import http_event, parse_query, read_http_result
@@ -185,9 +184,9 @@ BAD_HTTP: dict[str, Any] = {"http": {
 }}
 
 
-def test_http_config_problems_are_all_reported_with_their_keys() -> None:
+def test_http_config_problems_are_all_reported_with_their_keys_at_load() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_http(api_from(BAD_HTTP))
+        api_from(BAD_HTTP)
     keys = {p.key for p in info.value.problems}
     assert keys == {"http.routes.GET rooms", "http.routes.GET /rooms.handler", "http.routes.POST /rooms.authorizer",
                     "http.routes.PUT /rooms.requestSchema", "http.routes.DELETE /rooms.handler.timeoutMs",

@@ -27,10 +27,9 @@ import orjson
 from wsgw.authorizers.base import Authorizer, AuthOutcome, status_message
 from wsgw.authorizers.fronts import AuthRequest
 from wsgw.authorizers.identity import IdentitySource
-from wsgw.authorizers.options import OptionReader
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.policy import AuthorizerDecision, AuthorizerResponseError, DecisionCache
-from wsgw.config import ApiConfig, AuthorizerSpec
+from wsgw.config import ApiConfig, AuthorizerSpec, RequestAuthorizerOptions
 from wsgw.integrations import Integration, Resources, build_integration
 
 log = logging.getLogger("wsgw.authorizers")
@@ -71,19 +70,11 @@ class RequestAuthorizer(Authorizer):
 
     @classmethod
     def from_spec(cls, spec: AuthorizerSpec, api: ApiConfig, resources: Resources) -> RequestAuthorizer:
-        options = OptionReader(spec)
-        max_entries = int(options.number("resultCacheMaxEntries", 10_000, 1, 10_000_000))
-        if spec.integration is None:
-            options.problem("handler", "missing: give 'handler: module:function' or 'integration: {type: ...}'")
-        for text in spec.identity_sources:
-            if IdentitySource.parse(text) is None:
-                options.problem("identitySource", f"'{text}' is not route.request.header.X, "
-                                "route.request.querystring.X, stageVariables.X or context.X")
-        options.finish(ignored=frozenset({"timeoutMs"}))
-        assert spec.integration is not None     # finish() raised otherwise
+        options = spec.options
+        assert isinstance(options, RequestAuthorizerOptions) and spec.integration is not None
         function_name = f"wsgw-{api.stage}-authorizer-{spec.name}"
         integration = build_integration(spec.integration, api, resources, function_name)
-        return cls(spec, integration, api.region, api.account_id, max_entries)
+        return cls(spec, integration, api.region, api.account_id, options.cache_max_entries)
 
     async def close(self) -> None:
         for task in list(self._inflight.values()):

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Collection, Iterable
+from pathlib import Path
 from typing import Any
 
 from wsgw.authorizers import Authorizer, build_authorizers
@@ -31,13 +32,13 @@ from wsgw.gateway.local import LocalTable
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Resources
-from wsgw.integrations.environment import prepare_environment
+from wsgw.integrations.environment import node_environment
 from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry
 from wsgw.registry.base import Member
 from wsgw.request import HttpRequest
-from wsgw.throttle import build_throttler
+from wsgw.throttle import Throttler, build_throttler
 
 log = logging.getLogger("wsgw.gateway")
 
@@ -46,19 +47,22 @@ class Gateway:
     """The connection lifecycle for one API on one node; also the registry's LocalNode."""
 
     def __init__(self, api: ApiConfig, registry: Registry, node_id: str | None = None,
-                 resources: Resources | None = None, clock: Clock | None = None) -> None:
+                 resources: Resources | None = None, clock: Clock | None = None, *,
+                 routes: RouteTable | None = None, authorizers: dict[str, Authorizer] | None = None,
+                 throttle: Throttler | None = None) -> None:
+        """The parts come built from wsgw.server.node.build_node; given none, they are built here."""
         clock = clock or Clock()
         self.api = api
         self.limits = api.limits
         self.registry = registry
         self.node_id = node_id or f"node-{os.getpid()}-{new_id()[:8]}"
-        self.resources = resources or Resources()
+        self.resources = resources or Resources(environment=node_environment(api, os.environ, Path.home()))
         self.epoch_ms = clock.epoch_ms
         self._monotonic = clock.monotonic
-        prepare_environment(api)
-        self.routes = RouteTable(api, self.resources)
-        self.authorizers: dict[str, Authorizer] = build_authorizers(api, self.resources)
-        self.throttle = build_throttler(api, time.monotonic)
+        self.routes = routes if routes is not None else RouteTable(api, self.resources)
+        self.authorizers: dict[str, Authorizer] = (authorizers if authorizers is not None
+                                                   else build_authorizers(api, self.resources))
+        self.throttle = throttle if throttle is not None else build_throttler(api, time.monotonic)
         self.metrics = Metrics()
         self.local = LocalTable(self.node_id, self.metrics)
         self.metrics.gauge("wsgw_connections", lambda: float(len(self.local)))

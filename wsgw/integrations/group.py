@@ -9,11 +9,10 @@ import base64
 from typing import Any, Protocol
 
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.config import ApiConfig, IntegrationSpec
-from wsgw.errors import ConfigError
+from wsgw.config import ApiConfig, GroupOptions, IntegrationSpec
 from wsgw.group_config import valid_group
 from wsgw.integrations.base import Integration, Refused, Resources
-from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
+from wsgw.selection import RouteSelector
 
 PUBLISHER = "wsgw.groups"      # the node's group operations in Resources.shared (the gateway puts them there)
 
@@ -39,20 +38,9 @@ class GroupIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> GroupIntegration:
-        unknown = set(spec.options) - {"group", "excludeSelf"}
-        if unknown:
-            raise ConfigError.single(f"{spec.key}.{sorted(unknown)[0]}", "unknown key (group, excludeSelf)")
-        template = spec.options.get("group")
-        if not isinstance(template, str) or not template:
-            raise ConfigError.single(f"{spec.key}.group", 'name the group, e.g. "room:${request.body.room}"')
-        try:
-            selector = compile_selection(template)
-        except SelectionExpressionError as exc:
-            raise ConfigError.single(f"{spec.key}.group", str(exc)) from None
-        exclude = spec.options.get("excludeSelf", False)
-        if not isinstance(exclude, bool):
-            raise ConfigError.single(f"{spec.key}.excludeSelf", "must be true or false")
-        return cls(spec, function_name, selector, exclude, resources)
+        options = spec.options
+        assert isinstance(options, GroupOptions)
+        return cls(spec, function_name, options.group, options.exclude_self, resources)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
         publisher: GroupPublisher = self.resources.shared[PUBLISHER]

@@ -168,9 +168,11 @@ def prepare_process(task_root: str) -> None:
         install(parse_aliases(aliases))
     local_ca = os.environ.pop("WSGW_LOCAL_CA", "")
     if local_ca:
-        from wsgw.tls.trust import trust_in_process
+        from wsgw.tls.trust import trust_bundle
 
-        trust_in_process(Path(local_ca))
+        bundle = trust_bundle(Path(local_ca), os.environ)
+        bundle.write()
+        os.environ.update(bundle.variables)       # this process is the function's own, as on Lambda
 
 
 def main() -> None:
