@@ -77,9 +77,11 @@ class ConnectFlow:
         query = parse_qsl(hs.query_string, keep_blank_values=True)
         offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
+        metrics = self.metrics
+        metrics.connects.inc()
         if not self.throttle.admit_route("$connect"):
-            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
-            self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
+            metrics.count(metrics.throttled, scope="route")
+            self._refused(429, client_error=True)
             return ConnectOutcome(429, TOO_MANY), None, None, ""
         subprotocol: str | None = None
         consumed: tuple[str, ...] = ()          # subprotocols that carried a token: never answered
@@ -91,7 +93,7 @@ class ConnectFlow:
                 method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
             outcome = await run_authorizer(authorizer, request)
             if not outcome.allowed:
-                self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
+                self._refused(outcome.status, client_error=outcome.status < 500)
                 return ConnectOutcome(outcome.status, outcome.message or status_message(outcome.status)), \
                     None, None, ""
             info.authorizer = outcome.context
@@ -106,12 +108,14 @@ class ConnectFlow:
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"$connect {info.connection_id}", route.timeout_s,
                                      request_id)
+            self.dispatcher.count_failure("$connect", failure)
             if failure is Failure.TIMEOUT:
                 return ConnectOutcome(504, "Endpoint request timed out"), None, None, ""
-            self.metrics.inc("wsgw_connections_refused_total", 'status="502"')
+            self._refused(502)
             return ConnectOutcome(502, "Internal server error"), None, None, ""
         if not 200 <= result.status_code < 300:
-            self.metrics.inc("wsgw_connections_refused_total", f'status="{result.status_code}"')
+            self._refused(result.status_code)
+            self.metrics.ws_route("$connect").integration_errors.inc()
             return ConnectOutcome(result.status_code, result.body or ""), None, None, ""
         chosen = _header(result.headers, "sec-websocket-protocol")
         if chosen is not None and subprotocol is None:
@@ -130,24 +134,30 @@ class ConnectFlow:
         table entry comes after the 101 so that no pushed frame can precede the handshake response.
         """
         if not self.accepting():                 # $connect finished after shutdown began: too late to admit
-            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self._refused(503)
             return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
         conn = Connection(info, sink, self.monotonic())
         try:
             await self.registry.register(conn.record(self.local.node_id))
         except RegistryUnavailable:
             log.warning("refusing %s: registry unavailable", info.connection_id)
-            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self._refused(503)
             self.forget(info.connection_id)      # the write may have landed before the error
             return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
         if not sink.accept(subprotocol):          # the client vanished while $connect ran
             self.forget(info.connection_id)
             return ConnectOutcome(GONE)
         self.local.add(conn)
-        self.metrics.inc("wsgw_connections_opened_total")
+        self.metrics.count(self.metrics.opened)
         if greeting:                              # the $connect route response, right behind the 101
             sink.send(greeting)
         return ConnectOutcome(101, conn=conn)
+
+    def _refused(self, status: int, client_error: bool = False) -> None:
+        """Count a refused handshake; `client_error` when the gateway refused before the integration ran."""
+        self.metrics.count(self.metrics.refused, status=str(status))
+        if client_error:
+            self.metrics.ws_route("$connect").client_errors.inc()
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -55,9 +55,11 @@ class Gateway:
         self.routes = RouteTable(api, self.resources)
         self.authorizers: dict[str, Authorizer] = build_authorizers(api, self.resources)
         self.throttle = build_throttler(api, time.monotonic)
-        self.metrics = Metrics()
+        self.metrics = Metrics(api.api_id, api.stage)
         self.local = LocalTable(self.node_id, self.metrics)
-        self.metrics.gauge("wsgw_connections", lambda: float(len(self.local)))
+        self.metrics.gauges(lambda: float(len(self.local)), self._queue_depth)
+        self.metrics.authorizer_caches(self._authorizer_caches)
+        registry.roundtrip_observer = self.metrics.redis_roundtrip.labels(**self.metrics.node).observe
         self.workers: set[asyncio.Task[None]] = set()      # $disconnect workers and deregistrations
         self.accepting = False
         self.deadlines = Deadlines()
@@ -69,6 +71,12 @@ class Gateway:
         self.connect_flow = ConnectFlow(api, self.routes, self.authorizers, self.throttle, self.dispatcher,
                                         registry, self.local, self.metrics, self.now, self.epoch_ms,
                                         lambda: self.accepting, self._spawn_deregister)
+
+    def _queue_depth(self) -> float:
+        return float(sum(len(conn.inbox) for conn in self.local.connections.values()))
+
+    def _authorizer_caches(self) -> list[tuple[str, int, int]]:
+        return [(name, getattr(a, "cache_hits", 0), getattr(a, "calls", 0)) for name, a in self.authorizers.items()]
 
     @property
     def connections(self) -> dict[str, Connection]:
@@ -99,7 +107,7 @@ class Gateway:
             # $disconnect runs within the grace period instead of after a long queue of handler calls.
             dropped = self.inboxes.drop_queued(conn)
             if dropped:
-                self.metrics.inc("wsgw_messages_dropped_total", 'reason="shutdown"', dropped)
+                self.metrics.count(self.metrics.dropped, dropped, reason="shutdown")
                 log.warning("shutdown: %d queued message(s) of %s not handled", dropped, conn.info.connection_id)
             self.close_connection(conn, 1001, "Going away")
         deadline = time.monotonic() + grace_seconds
@@ -151,13 +159,13 @@ class Gateway:
         conn.last_active_ms = at
         conn.last_active = self.now()
         self.registry.touch(conn.info.connection_id, at)
-        self.metrics.inc("wsgw_messages_received_total")
+        self.metrics.received_one.inc()
         if not self.throttle.admit_message(conn.info.connection_id):
-            self.metrics.inc("wsgw_throttled_total", 'scope="connection"')
+            self.metrics.count(self.metrics.throttled, scope="connection")
             self.dispatcher.send_error(conn, TOO_MANY, fast_id())
             return
         if not self.inboxes.push(conn, body, is_base64, at):
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="queue_full"')
+            self.metrics.count(self.metrics.integration_errors, kind="queue_full")
             self.dispatcher.send_error(conn, TOO_MANY, fast_id())
 
     def close_connection(self, conn: Connection, code: int, reason: str, report: str | None = None) -> None:
@@ -170,7 +178,7 @@ class Gateway:
         admitted connection, after its queued messages, with the code close_code decides."""
         if self.local.remove(conn.info.connection_id) is None:
             return
-        self.metrics.inc("wsgw_connections_closed_total")
+        self.metrics.count(self.metrics.closed)
         self.throttle.forget(conn.info.connection_id)
         conn.close_decided = close_code(conn.close_decided, received, sent)
         self._spawn_deregister(conn.info.connection_id)
@@ -182,7 +190,7 @@ class Gateway:
 
     async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
         """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node."""
-        self.metrics.inc("wsgw_orphan_disconnects_total")
+        self.metrics.count(self.metrics.orphan_disconnects)
         info = ConnectionInfo(record.connection_id, record.connected_at_ms, record.source_ip, record.user_agent,
                               record.domain_name, self.api.stage, self.api.api_id, record.authorizer)
         await self.dispatcher.run_disconnect(info, 1006, "")
@@ -209,10 +217,10 @@ class Gateway:
     async def post(self, connection_id: str, data: bytes) -> bool:
         """Deliver to a connection wherever it is; True only once a socket took the frame."""
         if self.local.deliver(connection_id, data):
-            self.metrics.inc("wsgw_pushes_total", 'result="delivered"')
+            self.metrics.delivered.inc()
             return True
         delivered = connection_id not in self.local and await self.registry.deliver(connection_id, data)
-        self.metrics.inc("wsgw_pushes_total", 'result="delivered"' if delivered else 'result="gone"')
+        (self.metrics.delivered if delivered else self.metrics.gone).inc()
         return delivered
 
     async def get(self, connection_id: str) -> ConnectionRecord | None:
@@ -247,7 +255,7 @@ class Gateway:
         conn = self.local.remove(connection_id)    # gone from the table: on_closed will do nothing
         if conn is None:
             return False
-        self.metrics.inc("wsgw_connections_closed_total")
+        self.metrics.count(self.metrics.closed)
         self.throttle.forget(connection_id)
         conn.inbox.clear()
         if conn.reading_paused:                # the peer's close frame must still be read

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from wsgw.aws.ids import fast_id, new_id
@@ -17,7 +18,7 @@ from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.integrations.calls import Failure, invoke, report_failure
-from wsgw.metrics import Metrics
+from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.throttle import Throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -45,11 +46,17 @@ class Dispatcher:
         request_id = fast_id()
         route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
         if route is None:
-            self.metrics.inc("wsgw_route_misses_total")
+            self.metrics.count(self.metrics.route_misses)
+            counted = self.metrics.ws_route(UNMATCHED)
+            counted.messages.inc()
+            counted.client_errors.inc()
             self.send_error(conn, FORBIDDEN, request_id)
             return
+        counted = self.metrics.ws_route(route.key)
+        counted.messages.inc()
         if not self.throttle.admit_route(route.key):
-            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
+            self.metrics.count(self.metrics.throttled, scope="route")
+            counted.client_errors.inc()
             self.send_error(conn, TOO_MANY, request_id)
             return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
@@ -61,10 +68,12 @@ class Dispatcher:
                 if result.body is not None and self.is_open(conn.info.connection_id):
                     data = base64.b64decode(result.body) if result.is_base64 else result.body
                     if conn.sink.send(data):
-                        self.metrics.inc("wsgw_messages_sent_total")
+                        self.metrics.sent_one.inc()
+                        counted.messages.inc()
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
                                      route.timeout_s, request_id)
+            self.count_failure(route.key, failure)
             self.send_error(conn, TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR, request_id)
 
     def message_failed(self, conn: Connection, request_id: str) -> None:
@@ -73,9 +82,19 @@ class Dispatcher:
 
     async def invoke(self, route: Route, event: dict[str, Any], request_id: str,
                      task: asyncio.Task[Any] | None = None) -> object:
-        """Call a route's integration under its timeout ($connect, messages, $disconnect)."""
-        return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
-                            self.deadlines.within, task)
+        """Call a route's integration under its timeout ($connect, messages, $disconnect); its latency is
+        IntegrationLatency whatever the outcome."""
+        started = perf_counter()
+        try:
+            return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                                self.deadlines.within, task)
+        finally:
+            self.metrics.ws_route(route.key).integration_latency.observe(perf_counter() - started)
+
+    def count_failure(self, route_key: str, failure: Failure) -> None:
+        """AWS's split: an invalid result is the integration's error, anything else an error calling it."""
+        counted = self.metrics.ws_route(route_key)
+        (counted.integration_errors if failure is Failure.INVALID_RESULT else counted.execution_errors).inc()
 
     async def run_disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
         route = self.routes.disconnect
@@ -88,8 +107,9 @@ class Dispatcher:
         except Exception:
             log.exception("$disconnect handler failed (connection %s, requestId %s)", info.connection_id,
                           request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
+            self.metrics.count(self.metrics.integration_errors, kind="disconnect")
+            self.metrics.ws_route("$disconnect").execution_errors.inc()
 
     def send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):
-            self.metrics.inc("wsgw_messages_sent_total")
+            self.metrics.sent_one.inc()

@@ -25,7 +25,7 @@ from wsgw.gateway.routes import function_name_for
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
-from wsgw.metrics import Metrics
+from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.request import HttpRequest
 from wsgw.rest.cors import CorsConfig, is_preflight, strip_cors
 from wsgw.rest.events import http_event, parse_query, read_http_result
@@ -91,6 +91,7 @@ class RestFront:
         """Answer `request` whose path below the stage is `rest_path` ('/' for the stage root)."""
         if not self.table and self.cors is None:
             return None
+        started = time.perf_counter()
         problem = self._head_problem(request)
         if problem is not None:
             return problem
@@ -105,9 +106,11 @@ class RestFront:
         except BadPath as exc:
             return self._with_cors(message(400, f"Bad Request: {exc}"), origin)
         found = self.table.match(request.method, segments)
-        if found is None:
+        if found is None:       # the router answers 404 (or 426 at the stage root)
+            self.metrics.http_route(UNMATCHED).answered(404, time.perf_counter() - started)
             return None
         response = await self._run(request, found.value, found.path_parameters, query, segments)
+        self.metrics.http_route(found.value.key).answered(response.status, time.perf_counter() - started)
         return self._with_cors(response, origin)
 
     # ----- one matched request ---------------------------------------------------------------------
@@ -122,7 +125,7 @@ class RestFront:
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
         if not self.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
-            self.metrics.inc("wsgw_throttled_total", 'scope="http"')
+            self.metrics.count(self.metrics.throttled, scope="http")
             return message(429, "Too Many Requests", trace)
         if route.authorizer is not None:
             refused = await self._authorize(route, request, event, query, segments, request_id, now)
@@ -133,9 +136,13 @@ class RestFront:
             invalid = validate_body(route.validator, request)
             if invalid is not None:
                 return message(400, invalid, trace)
+        called = time.perf_counter()
         try:
-            raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
-                               self.deadline)
+            try:
+                raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                                   self.deadline)
+            finally:
+                self.metrics.http_route(route.key).integration_latency.observe(time.perf_counter() - called)
             result = read_http_result(raw)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s, request_id)
@@ -156,7 +163,7 @@ class RestFront:
                                event)
         outcome = await run_authorizer(route.authorizer, auth)
         if not outcome.allowed:
-            self.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
+            self.metrics.count(self.metrics.http_refused, status=str(outcome.status))
             status = outcome.status if outcome.status in (401, 403) else 500
             return message(status, status_message(status))
         context = event["requestContext"]
