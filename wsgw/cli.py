@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import signal
 import sys
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from wsgw.config import ApiConfig, parse_api
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.observe.app_logs import configure as configure_logs
 from wsgw.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--redis", default=os.environ.get("WSGW_REDIS_URL"),
                      help="redis://HOST:PORT/0 for the Redis registry (default: in-memory; env WSGW_REDIS_URL)")
     run.add_argument("--log-level", default=os.environ.get("WSGW_LOG_LEVEL", "INFO"))
+    run.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("WSGW_LOG_FORMAT", "text"))
     run.add_argument("--workers", type=int, default=int(os.environ.get("WSGW_WORKERS", "1")),
                      help="N processes sharing the port with SO_REUSEPORT (needs --redis; env WSGW_WORKERS)")
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)   # set by --workers
@@ -215,7 +216,7 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
 def _child_args(args: argparse.Namespace) -> list[str]:
     """What each --workers process is started with: the same API and TLS options. Not the Redis URL: it may
     hold a password, and a command line is visible to every user (ps); workers get it as WSGW_REDIS_URL."""
-    child = ["-c", args.config, "--log-level", args.log_level]
+    child = ["-c", args.config, "--log-level", args.log_level, "--log-format", args.log_format]
     for flag, value in (("--stage", args.stage), ("--region", args.region), ("--tls", args.tls),
                         ("--certfile", args.certfile), ("--keyfile", args.keyfile), ("--ca-dir", args.ca_dir)):
         if value is not None:
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check":
         return check(args)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs(args.log_level, getattr(args, "log_format", "text"))
     try:
         api, _ = _load(args)
     except ConfigError as exc:

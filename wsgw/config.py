@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.observe.settings import ObserveSettings, parse_observe
 
 DEFAULT_SELECTION = "$request.body.action"
 # Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
@@ -27,7 +28,7 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management",
+    "management", "accessLogSettings", "tracing",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -122,6 +123,7 @@ class ApiConfig:
     domain_name: str | None = None        # requestContext.domainName behind a load balancer, e.g. chat.example.com
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: dict[str, str] = field(default_factory=dict)   # mode (only|both|off), certfile, keyfile
+    observe: ObserveSettings = field(default_factory=ObserveSettings)   # accessLogSettings, tracing
 
 
 class _Collector:
@@ -408,6 +410,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         throttling=throttling,
         environment=_string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), problems),
+        observe=parse_observe(raw, problems.problems),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

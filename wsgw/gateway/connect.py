@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from urllib.parse import parse_qsl
 
 from wsgw.authorizers import Authorizer, WebSocketAuthRequest, run_authorizer, status_message
@@ -23,6 +24,7 @@ from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations.calls import Failure, report_failure
 from wsgw.metrics import Metrics
+from wsgw.observe.access_log import AccessLog, Record
 from wsgw.registry import Registry, RegistryUnavailable
 from wsgw.request import HttpRequest
 from wsgw.throttle import Throttler
@@ -57,23 +59,38 @@ class ConnectFlow:
     epoch_ms: Callable[[], int]
     accepting: Callable[[], bool]
     forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
+    access: AccessLog | None = None
 
     async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
+        record: Record = {"eventType": "CONNECT", "routeKey": "$connect"}
         if not self.accepting():
-            return ConnectOutcome(503, "Service Unavailable: the node is shutting down")
-        refused, info, subprotocol, greeting = await self._decide(hs)
-        if refused is not None:
-            return refused
-        assert info is not None
-        return await self._admit(info, sink, subprotocol, greeting)
+            outcome = ConnectOutcome(503, "Service Unavailable: the node is shutting down")
+        else:
+            refused, info, subprotocol, greeting = await self._decide(hs, record)
+            if refused is not None:
+                outcome = refused
+            else:
+                assert info is not None
+                outcome = await self._admit(info, sink, subprotocol, greeting)
+        if self.access is not None:
+            record["status"] = outcome.status
+            if outcome.status >= 400:
+                record["error.message"] = outcome.body.split(":")[0][:200] if outcome.body else None
+            record["identity.sourceIp"] = hs.source_ip
+            record["identity.userAgent"] = hs.header("user-agent")
+            self.access.write(record)
+        return outcome
 
-    async def _decide(self, hs: HttpRequest) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None,
-                                                      str]:
-        """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet."""
+    async def _decide(self, hs: HttpRequest, record: Record) -> tuple[ConnectOutcome | None, ConnectionInfo | None,
+                                                                      str | None, str]:
+        """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet.
+        `record` gathers the access log's variables."""
         api = self.api
         started = self.epoch_ms()
         info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
                               api.stage, api.api_id, None)
+        record["connectionId"] = info.connection_id
+        record["requestTimeEpoch"] = started
         query = parse_qsl(hs.query_string, keep_blank_values=True)
         offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
@@ -86,6 +103,7 @@ class ConnectFlow:
         subprotocol: str | None = None
         consumed: tuple[str, ...] = ()          # subprotocols that carried a token: never answered
         request_id = new_id()
+        record["requestId"] = request_id
         if route is not None and route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
             request = WebSocketAuthRequest(
@@ -97,13 +115,18 @@ class ConnectFlow:
                 return ConnectOutcome(outcome.status, outcome.message or status_message(outcome.status)), \
                     None, None, ""
             info.authorizer = outcome.context
+            record["authorizer"] = outcome.context
             subprotocol = outcome.subprotocol
             consumed = outcome.consumed
         if route is None:
             return None, info, subprotocol, ""
         event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)
+        called = perf_counter()
         try:
-            raw = await self.dispatcher.invoke(route, event, request_id)
+            try:
+                raw = await self.dispatcher.invoke(route, event, request_id)
+            finally:
+                record["integrationLatency"] = round((perf_counter() - called) * 1000)
             result = read_integration_result(raw)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"$connect {info.connection_id}", route.timeout_s,

@@ -31,6 +31,7 @@ from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
+from wsgw.observe.access_log import AccessLog
 from wsgw.registry import ConnectionRecord, Registry
 from wsgw.request import HttpRequest
 from wsgw.throttle import build_throttler
@@ -62,6 +63,7 @@ class Gateway:
         registry.roundtrip_observer = self.metrics.redis_roundtrip.labels(**self.metrics.node).observe
         self.workers: set[asyncio.Task[None]] = set()      # $disconnect workers and deregistrations
         self.accepting = False
+        self.access: AccessLog | None = None
         self.deadlines = Deadlines()
         self.dispatcher = Dispatcher(api, self.routes, self.throttle, self.deadlines, self.metrics,
                                      self.local.__contains__, self.epoch_ms)
@@ -218,10 +220,21 @@ class Gateway:
         """Deliver to a connection wherever it is; True only once a socket took the frame."""
         if self.local.deliver(connection_id, data):
             self.metrics.delivered.inc()
-            return True
-        delivered = connection_id not in self.local and await self.registry.deliver(connection_id, data)
-        (self.metrics.delivered if delivered else self.metrics.gone).inc()
+            delivered = True
+        else:
+            delivered = connection_id not in self.local and await self.registry.deliver(connection_id, data)
+            (self.metrics.delivered if delivered else self.metrics.gone).inc()
+        if self.access is not None:
+            self.access.write({"eventType": "PUSH", "routeKey": "@connections", "connectionId": connection_id,
+                               "status": 200 if delivered else 410, "requestTimeEpoch": self.epoch_ms(),
+                               "responseLength": len(data)})
         return delivered
+
+    def use_access_log(self, access: AccessLog | None) -> None:
+        """Write access log records from now on (None: stop)."""
+        self.access = access
+        self.dispatcher.access = access
+        self.connect_flow.access = access
 
     async def get(self, connection_id: str) -> ConnectionRecord | None:
         return self.local.lookup(connection_id) or await self.registry.lookup(connection_id)

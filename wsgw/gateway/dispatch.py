@@ -19,6 +19,7 @@ from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.integrations.calls import Failure, invoke, report_failure
 from wsgw.metrics import UNMATCHED, Metrics
+from wsgw.observe.access_log import AccessLog
 from wsgw.throttle import Throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -41,6 +42,7 @@ class Dispatcher:
         self.metrics = metrics
         self.is_open = is_open             # connection id → still in the local table (route responses)
         self.epoch_ms = epoch_ms
+        self.access: AccessLog | None = None
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()
@@ -51,6 +53,8 @@ class Dispatcher:
             counted.messages.inc()
             counted.client_errors.inc()
             self.send_error(conn, FORBIDDEN, request_id)
+            if self.access is not None:
+                self._log_message(conn, None, request_id, 403, at_ms, FORBIDDEN)
             return
         counted = self.metrics.ws_route(route.key)
         counted.messages.inc()
@@ -58,9 +62,12 @@ class Dispatcher:
             self.metrics.count(self.metrics.throttled, scope="route")
             counted.client_errors.inc()
             self.send_error(conn, TOO_MANY, request_id)
+            if self.access is not None:
+                self._log_message(conn, route.key, request_id, 429, at_ms, TOO_MANY)
             return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
                               request_id, fast_id(), at_ms)
+        started = perf_counter()
         try:
             raw = await self.invoke(route, event, request_id, conn.worker)
             if route.route_response:
@@ -74,7 +81,23 @@ class Dispatcher:
             failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
                                      route.timeout_s, request_id)
             self.count_failure(route.key, failure)
-            self.send_error(conn, TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR, request_id)
+            answer = TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR
+            self.send_error(conn, answer, request_id)
+            if self.access is not None:
+                self._log_message(conn, route.key, request_id, 504 if failure is Failure.TIMEOUT else 500, at_ms,
+                                  answer, started)
+            return
+        if self.access is not None:
+            self._log_message(conn, route.key, request_id, 200, at_ms, None, started)
+
+    def _log_message(self, conn: Connection, route_key: str | None, request_id: str, status: int, at_ms: int,
+                     error: str | None, started: float | None = None) -> None:
+        assert self.access is not None
+        self.access.write({
+            "eventType": "MESSAGE", "routeKey": route_key, "connectionId": conn.info.connection_id,
+            "requestId": request_id, "status": status, "requestTimeEpoch": at_ms, "error.message": error,
+            "identity.sourceIp": conn.info.source_ip, "authorizer": conn.info.authorizer,
+            "integrationLatency": None if started is None else round((perf_counter() - started) * 1000, 3)})
 
     def message_failed(self, conn: Connection, request_id: str) -> None:
         """A message failed outside its handler call: answered like a failed handler."""
@@ -101,7 +124,10 @@ class Dispatcher:
         if route is None:
             return
         request_id = new_id()
-        event = disconnect_event(info, code, reason, self.api.stage_variables or None, request_id, self.epoch_ms())
+        at = self.epoch_ms()
+        event = disconnect_event(info, code, reason, self.api.stage_variables or None, request_id, at)
+        started = perf_counter()
+        status = 200
         try:
             await self.invoke(route, event, request_id)
         except Exception:
@@ -109,6 +135,14 @@ class Dispatcher:
                           request_id)
             self.metrics.count(self.metrics.integration_errors, kind="disconnect")
             self.metrics.ws_route("$disconnect").execution_errors.inc()
+            status = 500
+        if self.access is not None:
+            self.access.write({
+                "eventType": "DISCONNECT", "routeKey": "$disconnect", "connectionId": info.connection_id,
+                "requestId": request_id, "status": status, "requestTimeEpoch": at,
+                "identity.sourceIp": info.source_ip, "authorizer": info.authorizer,
+                "disconnectStatusCode": code, "disconnectReason": reason or None,
+                "integrationLatency": round((perf_counter() - started) * 1000, 3)})
 
     def send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from wsgw.config import ApiConfig
 from wsgw.gateway import Gateway
 from wsgw.http_config import parse_http
+from wsgw.observe.access_log import AccessLog
 from wsgw.registry import Registry, open_registry
 from wsgw.rest.front import RestFront
 from wsgw.server.dual import DualAcceptor
@@ -43,6 +44,9 @@ class GatewayServer:
         gateway = self.gateway
         self.rest = RestFront(api, parse_http(api), resources=gateway.resources, authorizers=gateway.authorizers,
                               throttle=gateway.throttle, metrics=gateway.metrics, deadline=gateway.deadlines.within)
+        self.access = access_log_for(api)
+        gateway.use_access_log(self.access)
+        self.rest.access = self.access
         self.router = HttpRouter(gateway, self.rest)
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
@@ -50,6 +54,8 @@ class GatewayServer:
         self.server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        if self.access is not None:
+            self.access.start()
         await self.gateway.start()
         self._export_scheme()
         loop = asyncio.get_running_loop()
@@ -101,8 +107,19 @@ class GatewayServer:
                 conn.transport.close()
         if self.server is not None:
             await self.server.wait_closed()
+        if self.access is not None:         # after every $disconnect: their lines are written too
+            await asyncio.to_thread(self.access.stop)
         while self._undo_env:
             self._undo_env.pop()()
+
+
+def access_log_for(api: ApiConfig) -> AccessLog | None:
+    """The stage's access log when `accessLogSettings` is set; its lines name the API and stage."""
+    settings = api.observe.access_log
+    if settings is None:
+        return None
+    return AccessLog(settings, {"apiId": api.api_id, "stage": api.stage, "accountId": api.account_id},
+                     api.base_dir)
 
 
 def _family(host: str) -> socket.AddressFamily:
