@@ -106,7 +106,7 @@ def _tracing(raw: Any, problems: list[ConfigProblem]) -> TracingSettings | None:
     if raw is None or raw is False:
         return None
     if raw is True:
-        return TracingSettings()
+        raw = {}
     if not isinstance(raw, dict):
         problems.append(ConfigProblem("tracing", "must be a mapping such as {exporter: otlp, endpoint: URL}"))
         return None
@@ -131,8 +131,8 @@ def _tracing(raw: Any, problems: list[ConfigProblem]) -> TracingSettings | None:
 
 def tracing_unavailable() -> str | None:
     """Why tracing cannot run here (the OpenTelemetry packages are an extra), or None."""
-    import importlib.util
-
-    if importlib.util.find_spec("opentelemetry") is None or importlib.util.find_spec("opentelemetry.sdk") is None:
-        return ("needs the OpenTelemetry packages: pip install 'wsgw[otel]' (the otel extra), or remove 'tracing'")
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        return "needs the OpenTelemetry packages: pip install 'wsgw[otel]' (the otel extra), or remove 'tracing'"
     return None

@@ -11,6 +11,8 @@ from wsgw.config import ApiConfig
 from wsgw.gateway import Gateway
 from wsgw.http_config import parse_http
 from wsgw.observe.access_log import AccessLog
+from wsgw.observe.settings import TracingSettings
+from wsgw.observe.tracing import Tracing
 from wsgw.registry import Registry, open_registry
 from wsgw.rest.front import RestFront
 from wsgw.server.dual import DualAcceptor
@@ -47,6 +49,7 @@ class GatewayServer:
         self.access = access_log_for(api)
         gateway.use_access_log(self.access)
         self.rest.access = self.access
+        self.tracing = self._traced(api.observe.tracing)
         self.router = HttpRouter(gateway, self.rest)
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
@@ -109,6 +112,27 @@ class GatewayServer:
             await self.server.wait_closed()
         if self.access is not None:         # after every $disconnect: their lines are written too
             await asyncio.to_thread(self.access.stop)
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.close)
+
+    def _traced(self, settings: TracingSettings | None) -> Tracing | None:
+        """With `tracing:` set, wrap the entry points in spans: connect, message, integration call, push and
+        REST request (the otel extra is imported only here)."""
+        if settings is None:
+            return None
+        tracing = Tracing(settings)
+        gateway, dispatcher = self.gateway, self.gateway.dispatcher
+        gateway.connect = tracing.wrap("websocket.connect", gateway.connect)  # type: ignore[method-assign, assignment]
+        gateway.inboxes.handle_message = tracing.wrap(
+            "websocket.message", gateway.inboxes.handle_message,
+            lambda conn, *_: {"wsgw.connection_id": conn.info.connection_id})
+        dispatcher.invoke = tracing.wrap(  # type: ignore[method-assign, assignment]
+            "integration.call", dispatcher.invoke, lambda route, *_: {"wsgw.route_key": route.key})
+        gateway.post = tracing.wrap(  # type: ignore[method-assign, assignment]
+            "websocket.push", gateway.post, lambda connection_id, *_: {"wsgw.connection_id": connection_id})
+        self.rest.handle = tracing.wrap(  # type: ignore[method-assign, assignment]
+            "http.request", self.rest.handle, lambda request, *_: {"http.method": request.method})
+        return tracing
         while self._undo_env:
             self._undo_env.pop()()
 
