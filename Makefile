@@ -7,7 +7,7 @@ CONFIG ?= wsgw.yaml
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck pytest bench bench-quick clean
+.PHONY: run test lint typecheck pytest browser-deps bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/wsgw run -c $(CONFIG) --host $(HOST) --port $(PORT)
 
-## test: lint, type-check and run every test
-test: lint typecheck pytest
+## test: lint, type-check and run every test (the browser tests need Debian's chromium and nodejs)
+test: lint typecheck browser-deps pytest
+
+## browser-deps: Debian's chromium (Playwright drives it; no browser is downloaded) and node (the JS client's tests)
+browser-deps:
+	@for pkg in chromium:chromium node:nodejs; do \
+	  cmd=$${pkg%%:*}; deb=$${pkg##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y $$deb >/dev/null || { apt-get update >/dev/null && apt-get install -y $$deb >/dev/null; } || exit 1; \
+	  else echo "$$cmd is missing: install Debian's $$deb package (sudo apt-get install -y $$deb)"; exit 1; fi; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsgw handlers tests loadtest

@@ -169,6 +169,10 @@ export class WsgwClient {
     const id = /** @type {string} */ (this.connectionId);
     const ask = this.options.joinGroup ?? ((g, c, s) => this._defaultJoin(g, c, s));
     const answer = await ask(group, id, since);
+    // A server that lost its history (restarted without a shared store) counts from 0 again: follow it,
+    // or every new frame would look already seen.
+    const seq = /** @type {any} */ (answer)?.seq;
+    if (typeof seq === "number" && seq < (this.groups.get(group) ?? 0)) this.groups.set(group, seq);
     this.emit("resumed", { group, since, answer });
     return answer;
   }
