@@ -9,6 +9,7 @@ strings, so tokens, API keys, Authorization headers and signatures cannot reach 
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.handlers
 import queue
@@ -29,9 +30,14 @@ _STOP = object()
 _BATCH = 1024
 
 
+@functools.lru_cache(maxsize=4)
+def _clf_second(second: int) -> str:
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+
+
 def clf_time(epoch_ms: int) -> str:
-    """AWS's `$context.requestTime`: dd/MMM/yyyy:HH:mm:ss +0000 (CLF, UTC)."""
-    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_ms / 1000))
+    """AWS's `$context.requestTime`: dd/MMM/yyyy:HH:mm:ss +0000 (CLF, UTC); formatted once per second."""
+    return _clf_second(epoch_ms // 1000)
 
 
 class LineFormat:
