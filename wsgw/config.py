@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.group_config import GroupsConfig, parse_groups
 from wsgw.observe.settings import ObserveSettings, parse_observe
 
 DEFAULT_SELECTION = "$request.body.action"
@@ -28,7 +29,7 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management", "accessLogSettings", "tracing",
+    "management", "groups", "accessLogSettings", "tracing",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -124,6 +125,7 @@ class ApiConfig:
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: dict[str, str] = field(default_factory=dict)   # mode (only|both|off), certfile, keyfile
     observe: ObserveSettings = field(default_factory=ObserveSettings)   # accessLogSettings, tracing
+    groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
 
 
 class _Collector:
@@ -411,6 +413,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         environment=_string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), problems),
         observe=parse_observe(raw, problems.problems),
+        groups=parse_groups(raw.get("groups"), problems.add),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 UNMATCHED = "$unmatched"        # messages and requests no route took: one label value, whatever was sent
 PUSHES = "@connections"         # frames pushed through the management API (and @broadcast)
+GROUPS = "@groups"              # frames published to groups
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Seconds; from a fast in-process handler (sub-millisecond) to AWS's 29 s integration timeout.
@@ -139,6 +140,9 @@ class Metrics:
                                     "status")
         self.slow_consumers = counter("wsgw_slow_consumer_closes", "Connections closed 1008 because their send "
                                       "buffer passed maxSendBufferBytes")
+        self.group_publishes = counter("wsgw_group_publishes", "Frames published to a group (any node's members)")
+        self.group_recoveries = counter("wsgw_group_recoveries", "Group joins with since=N, by whether the history "
+                                        "still held what was missed", "recovered")
         self.redis_roundtrip = Histogram("wsgw_redis_roundtrip_seconds", "Redis round trip of the node's "
                                          "heartbeat", NODE_LABELS, buckets=REDIS_BUCKETS, registry=reg)
         self._open = Gauge("wsgw_connections_open", "WebSocket connections open on this node", NODE_LABELS,
@@ -150,6 +154,7 @@ class Metrics:
         self._ws_routes: dict[str, WsRouteMetrics] = {}
         self._http_routes: dict[str, HttpRouteMetrics] = {}
         self.connects = self.ws_connect.labels(**self.node, route="$connect")
+        self.group_messages = self.ws_messages.labels(**self.node, route=GROUPS)
         self.pushed_messages = self.ws_messages.labels(**self.node, route=PUSHES)
         self.delivered = self.pushes.labels(**self.node, result="delivered")
         self.gone = self.pushes.labels(**self.node, result="gone")

@@ -7,7 +7,7 @@ acts on: an admitted Connection, or a refusal with its HTTP status and body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from urllib.parse import parse_qsl
@@ -60,18 +60,25 @@ class ConnectFlow:
     accepting: Callable[[], bool]
     forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
     access: AccessLog | None = None
+    # the group joins a $connect handler asked for, applied once the connection is open (gateway/groups.py)
+    joins: Callable[[Connection, list[tuple[str, int | None]]], Awaitable[None]] | None = None
 
     async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         record: Record = {"eventType": "CONNECT", "routeKey": "$connect"}
         if not self.accepting():
             outcome = ConnectOutcome(503, "Service Unavailable: the node is shutting down")
         else:
-            refused, info, subprotocol, greeting = await self._decide(hs, record)
-            if refused is not None:
-                outcome = refused
-            else:
-                assert info is not None
-                outcome = await self._admit(info, sink, subprotocol, greeting)
+            connection_id = new_id()
+            self.local.connecting[connection_id] = []
+            try:
+                refused, info, subprotocol, greeting = await self._decide(hs, connection_id, record)
+                if refused is not None:
+                    outcome = refused
+                else:
+                    assert info is not None
+                    outcome = await self._admit(info, sink, subprotocol, greeting)
+            finally:
+                self.local.connecting.pop(connection_id, None)
         if self.access is not None:
             record["status"] = outcome.status
             if outcome.status >= 400:
@@ -81,13 +88,13 @@ class ConnectFlow:
             self.access.write(record)
         return outcome
 
-    async def _decide(self, hs: HttpRequest, record: Record) -> tuple[ConnectOutcome | None, ConnectionInfo | None,
-                                                                      str | None, str]:
+    async def _decide(self, hs: HttpRequest, connection_id: str, record: Record
+                      ) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None, str]:
         """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet.
         `record` gathers the access log's variables."""
         api = self.api
         started = self.epoch_ms()
-        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
+        info = ConnectionInfo(connection_id, started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
                               api.stage, api.api_id, None)
         record["connectionId"] = info.connection_id
         record["requestTimeEpoch"] = started
@@ -172,6 +179,9 @@ class ConnectFlow:
             return ConnectOutcome(GONE)
         self.local.add(conn)
         self.metrics.count(self.metrics.opened)
+        joins = self.local.connecting.pop(info.connection_id, None)
+        if joins and self.joins is not None:
+            await self.joins(conn, joins)
         if greeting:                              # the $connect route response, right behind the 101
             sink.send(greeting)
         return ConnectOutcome(101, conn=conn)

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from wsgw.authorizers import Authorizer, build_authorizers
 from wsgw.aws.ids import fast_id, new_id
@@ -23,6 +24,7 @@ from wsgw.gateway.connect import ConnectFlow, ConnectOutcome
 from wsgw.gateway.connection import CloseFrame, Connection, close_code
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
+from wsgw.gateway.groups import Groups
 from wsgw.gateway.inbox import Inboxes
 from wsgw.gateway.keepalive import KeepaliveSweep
 from wsgw.gateway.local import LocalTable
@@ -30,9 +32,11 @@ from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import prepare_environment
+from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Metrics
 from wsgw.observe.access_log import AccessLog
 from wsgw.registry import ConnectionRecord, Registry
+from wsgw.registry.base import Member
 from wsgw.request import HttpRequest
 from wsgw.throttle import build_throttler
 
@@ -74,6 +78,9 @@ class Gateway:
         self.connect_flow = ConnectFlow(api, self.routes, self.authorizers, self.throttle, self.dispatcher,
                                         registry, self.local, self.metrics, self.now, self.epoch_ms,
                                         lambda: self.accepting, self._spawn_deregister)
+        self.groups = Groups(api.groups, registry, self.local, self.metrics, self.epoch_ms, self._track)
+        self.connect_flow.joins = self.groups.admitted
+        self.resources.shared[GROUP_PUBLISHER] = self.groups      # relay routes (integrations/group.py)
 
     def _queue_depth(self) -> float:
         return float(sum(len(conn.inbox) for conn in self.local.connections.values()))
@@ -184,6 +191,7 @@ class Gateway:
         self.metrics.count(self.metrics.closed)
         self.throttle.forget(conn.info.connection_id)
         conn.close_decided = close_code(conn.close_decided, received, sent)
+        self.groups.closed(conn.info.connection_id)
         self._spawn_deregister(conn.info.connection_id)
         self._track(self.inboxes.finish(conn))
 
@@ -245,6 +253,11 @@ class Gateway:
         local = self.local.broadcast(data)
         return local + await self.registry.broadcast(data)
 
+    async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
+        """Every connection of one principal (its authorizer's principalId), on every node."""
+        local = [r for r in self.local.records() if (r.authorizer or {}).get("principalId") == principal_id]
+        return local + await self.registry.connections_of(principal_id)
+
     async def delete(self, connection_id: str) -> bool:
         return self.disconnect_local(connection_id) or await self.registry.disconnect(connection_id)
 
@@ -271,6 +284,7 @@ class Gateway:
             return False
         self.metrics.count(self.metrics.closed)
         self.throttle.forget(connection_id)
+        self.groups.closed(connection_id, drop=True)
         conn.inbox.clear()
         if conn.reading_paused:                # the peer's close frame must still be read
             conn.sink.resume_reading()
@@ -282,3 +296,18 @@ class Gateway:
 
     def local_records(self) -> Iterable[ConnectionRecord]:
         return self.local.records()
+
+    async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        return await self.groups.join_local(group, connection_id, since)
+
+    async def leave_local(self, group: str, connection_id: str) -> bool | None:
+        return await self.groups.leave_local(group, connection_id)
+
+    def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
+        return self.groups.publish_local(group, frame, exclude, seq)
+
+    def local_memberships(self) -> Iterable[tuple[str, Member]]:
+        return self.groups.local_memberships()
+
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int:
+        return await self.groups.publish(group, data, exclude)

@@ -17,6 +17,7 @@ from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
+from wsgw.integrations import Refused
 from wsgw.integrations.calls import Failure, invoke, report_failure
 from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.observe.access_log import AccessLog
@@ -77,6 +78,8 @@ class Dispatcher:
                     if conn.sink.send(data):
                         self.metrics.sent_one.inc()
                         counted.messages.inc()
+        except Refused:
+            self.send_error(conn, FORBIDDEN, request_id)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
                                      route.timeout_s, request_id)

@@ -16,6 +16,10 @@ class IntegrationFailed(Exception):
     """The backend failed (raised, refused, answered garbage); the client gets the AWS error frame."""
 
 
+class Refused(Exception):
+    """The integration refuses this caller (a relay route for a non-member): the client gets AWS's Forbidden frame."""
+
+
 @dataclass(slots=True)
 class Resources:
     """Things integrations share within one node: the thread pool for sync handlers, HTTP sessions."""

@@ -9,6 +9,7 @@ from wsgw.metrics import CONTENT_TYPE
 from wsgw.request import HttpRequest
 from wsgw.rest.front import RestFront
 from wsgw.server.connections_api import ConnectionsApi, too_large
+from wsgw.server.groups_api import GroupsApi
 from wsgw.server.http import HttpResponse, plain_error
 
 
@@ -22,10 +23,11 @@ class HttpRouter:
         self.connections = ConnectionsApi(gateway)
         self.limits = gateway.api.limits
         self.rest = rest
+        self.groups = GroupsApi(gateway, self.connections)
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
         """How large a body this path accepts, and the 413 it answers beyond that."""
-        if "/@connections/" in raw_path or raw_path.endswith("/@broadcast"):
+        if "/@connections/" in raw_path or "/@groups/" in raw_path or raw_path.endswith("/@broadcast"):
             return self.limits.max_post_bytes, too_large(self.limits.max_post_bytes)
         if not raw_path.startswith(self.stage_prefix):      # /health, /metrics: no bodies
             return 0, plain_error(413, "Request Entity Too Large: this path takes no body")
@@ -40,6 +42,10 @@ class HttpRouter:
             return HttpResponse(200, self.gateway.metrics.render(), [("Content-Type", CONTENT_TYPE)])
         parts = path.split("/")
         if len(parts) >= 2 and unquote(parts[1]) == self.stage:
+            if len(parts) >= 3 and parts[2] == "@groups":
+                return await self.groups.handle(request, parts[3:])
+            if len(parts) == 3 and parts[2] == "@connections" and request.query_string:
+                return await self.groups.list_connections(request)
             if len(parts) >= 3 and parts[2] == "@connections":
                 if len(parts) != 4 or not parts[3]:
                     return HttpResponse.aws_error(400, "BadRequestException",
