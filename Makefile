@@ -9,7 +9,7 @@ PORT   ?= 8080
 NODE_RUNTIME := wsgw/runtimes/node
 NODE_STAMP   := $(NODE_RUNTIME)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest node-runtime bench bench-quick clean
+.PHONY: run test lint typecheck pytest browser-deps node-runtime bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,18 @@ $(NODE_STAMP): $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json
 run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/wsgw run -c $(CONFIG) --host $(HOST) --port $(PORT)
 
-## test: lint, type-check and run every test
-test: lint typecheck pytest
+## test: lint, type-check and run every test (the browser tests need Debian's chromium and nodejs)
+test: lint typecheck browser-deps pytest
+
+## browser-deps: Debian's chromium (Playwright drives it; no browser is downloaded) and node (the JS client's tests)
+browser-deps:
+	@for pkg in chromium:chromium node:nodejs; do \
+	  cmd=$${pkg%%:*}; deb=$${pkg##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y $$deb >/dev/null || { apt-get update >/dev/null && apt-get install -y $$deb >/dev/null; } || exit 1; \
+	  else echo "$$cmd is missing: install Debian's $$deb package (sudo apt-get install -y $$deb)"; exit 1; fi; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsgw handlers tests loadtest

@@ -39,7 +39,7 @@ async def test_http_pushers_deliver_describe_and_close(redis_url: str) -> None:
 async def test_redis_pushers_deliver_without_http(redis_url: str) -> None:
     async with serve(API, redis_url=redis_url) as a:
         ws, cid = await open_client(a)
-        requests_before = a.gateway.metrics.render().count("wsgw_http_requests_total")
+        requests_before = a.gateway.metrics.render().decode().count("wsgw_http_requests_total")
         async with AsyncRedisPusher(redis_url) as pusher:
             assert await pusher.post(cid, "async via redis") is True
             assert await ws.recv() == "async via redis"
@@ -52,7 +52,7 @@ async def test_redis_pushers_deliver_without_http(redis_url: str) -> None:
             assert await asyncio.to_thread(sync.post, GONE_ID, b"x") is False
             assert await asyncio.to_thread(sync.delete, cid) is True
         await asyncio.wait_for(ws.wait_closed(), 5)
-        assert a.gateway.metrics.render().count("wsgw_http_requests_total") == requests_before
+        assert a.gateway.metrics.render().decode().count("wsgw_http_requests_total") == requests_before
 
 
 async def test_redis_pusher_reports_unreachable_redis_as_503(redis_server: RedisServer) -> None:

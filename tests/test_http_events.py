@@ -206,4 +206,4 @@ def test_wsgw_check_reports_http_problems_and_missing_handlers(tmp_path: Path,
 def test_example_wsgw_yaml_checks_clean(capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(__file__).resolve().parent.parent
     assert cli.main(["check", "-c", str(root / "wsgw.yaml")]) == 0
-    assert "2 HTTP routes" in capsys.readouterr().out
+    assert "6 HTTP routes" in capsys.readouterr().out      # rooms, messages, the web chat (4)

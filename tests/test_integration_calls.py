@@ -19,7 +19,7 @@ def test_each_failure_is_named_counted_and_logged_with_the_request_id(
     caplog.set_level(logging.ERROR, "wsgw")
     metrics = Metrics()
     assert report_failure(exc, metrics, "HTTP route GET /x", 0.25, "req-9") is failure
-    assert metrics.value("wsgw_integration_errors_total", f'kind="{failure.value}"') == 1
+    assert metrics.value("wsgw_integration_errors_total", kind=failure.value) == 1
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "HTTP route GET /x" in logged and "req-9" in logged
 

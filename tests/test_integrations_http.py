@@ -73,7 +73,7 @@ async def test_backend_500_sends_internal_server_error_and_logs_the_cause(caplog
             frame = await error_of(ws)
             assert frame["message"] == "Internal server error"
             await still_answers(ws)
-            assert server.gateway.metrics.value("wsgw_integration_errors_total", 'kind="error"') == 1
+            assert server.gateway.metrics.value("wsgw_integration_errors_total", kind="error") == 1
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert frame["requestId"] in logged
     assert "secret detail" in logged          # the cause goes to the log, never to the client
@@ -119,7 +119,7 @@ async def test_slow_backend_times_out_with_aws_frame_and_connection_stays() -> N
             frame = await error_of(ws)
             assert frame["message"] == "Endpoint request timed out"
             await still_answers(ws)
-            assert server.gateway.metrics.value("wsgw_integration_errors_total", 'kind="timeout"') == 1
+            assert server.gateway.metrics.value("wsgw_integration_errors_total", kind="timeout") == 1
 
 
 async def test_http_forwards_raw_body_with_identity_headers_and_stage_variables() -> None:

@@ -71,7 +71,7 @@ async def test_full_inbox_answers_too_many_requests_and_keeps_the_connection() -
             assert isinstance(frame, str)
             assert frame.startswith('{"message": "Too Many Requests", "connectionId":"')
             assert set(orjson.loads(frame)) == {"message", "connectionId", "requestId"}
-            assert server.gateway.metrics.value("wsgw_integration_errors_total", 'kind="queue_full"') == 1
+            assert server.gateway.metrics.value("wsgw_integration_errors_total", kind="queue_full") == 1
             b.release.set()
             assert await ws.recv() == "released"
             assert [json.loads(await ws.recv())["queued"] for _ in range(3)] == [0, 1, 2]
@@ -109,7 +109,7 @@ async def test_route_throttle_refuses_over_burst_then_recovers() -> None:
             await ws.send('{"action": "free"}')
             assert orjson.loads(await ws.recv()) == {"pong": True}
         await send_until_answered(ws, '{"action": "ping"}')    # tokens refill at rateLimit per second
-        assert server.gateway.metrics.value("wsgw_throttled_total", 'scope="route"') >= 2
+        assert server.gateway.metrics.value("wsgw_throttled_total", scope="route") >= 2
 
 
 async def test_stage_throttle_applies_to_every_route_and_to_connect() -> None:
@@ -140,5 +140,5 @@ async def test_per_connection_rate_throttles_one_connection_only() -> None:
         await quiet.send('{"action": "ping"}')
         assert orjson.loads(await quiet.recv()) == {"pong": True}
         await send_until_answered(noisy, '{"action": "ping"}')
-        assert server.gateway.metrics.value("wsgw_throttled_total", 'scope="connection"') >= 1
+        assert server.gateway.metrics.value("wsgw_throttled_total", scope="connection") >= 1
     await wait_for(lambda: not server.gateway.throttle.connections)    # buckets are dropped with connections

@@ -58,7 +58,7 @@ async def test_function_error_sends_internal_server_error_and_keeps_connection()
             assert "secret" not in frame
             await ws.send('{"action": "again"}')
             assert json.loads(await ws.recv())["got"] == {"action": "again"}
-            assert server.gateway.metrics.value("wsgw_integration_errors_total", 'kind="error"') == 1
+            assert server.gateway.metrics.value("wsgw_integration_errors_total", kind="error") == 1
 
 
 async def test_unknown_function_sends_internal_server_error() -> None:

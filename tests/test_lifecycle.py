@@ -213,7 +213,7 @@ async def test_shutdown_drops_queued_messages_counted_and_runs_disconnect_prompt
             await ws.send(f"m{i}")
         await wait_for(lambda: testapp.events_of("$default"))
         await server.stop()
-        assert server.gateway.metrics.value("wsgw_messages_dropped_total", 'reason="shutdown"') == 4
+        assert server.gateway.metrics.value("wsgw_messages_dropped_total", reason="shutdown") == 4
         assert len(testapp.events_of("$default")) == 1
         assert [e["requestContext"]["disconnectStatusCode"] for e in disconnects()] == [1001]
 

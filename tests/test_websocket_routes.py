@@ -98,7 +98,7 @@ async def test_handler_exception_sends_internal_server_error_and_keeps_connectio
         assert parsed["requestId"] == testapp.events_of("fail")[0]["requestContext"]["requestId"]
         await ws.send('{"action": "echo"}')
         assert json.loads(await ws.recv()) == {"action": "echo"}
-        assert server.gateway.metrics.value("wsgw_integration_errors_total", 'kind="error"') == 1
+        assert server.gateway.metrics.value("wsgw_integration_errors_total", kind="error") == 1
 
 
 async def test_handler_returning_garbage_sends_internal_server_error() -> None:

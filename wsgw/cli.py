@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from wsgw.config import ApiConfig, TlsConfig, parse_api
 from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.observe.app_logs import configure as configure_logs
 from wsgw.server.node import build_node
 from wsgw.tls import TlsSettings
 
@@ -35,6 +35,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--redis", default=os.environ.get("WSGW_REDIS_URL"),
                      help="redis://HOST:PORT/0 for the Redis registry (default: in-memory; env WSGW_REDIS_URL)")
     run.add_argument("--log-level", default=os.environ.get("WSGW_LOG_LEVEL", "INFO"))
+    run.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("WSGW_LOG_FORMAT", "text"))
     run.add_argument("--workers", type=int, default=int(os.environ.get("WSGW_WORKERS", "1")),
                      help="N processes sharing the port with SO_REUSEPORT (needs --redis; env WSGW_WORKERS)")
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)   # set by --workers
@@ -177,7 +178,7 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
 def _child_args(args: argparse.Namespace) -> list[str]:
     """What each --workers process is started with: the same API and TLS options. Not the Redis URL: it may
     hold a password, and a command line is visible to every user (ps); workers get it as WSGW_REDIS_URL."""
-    child = ["-c", args.config, "--log-level", args.log_level]
+    child = ["-c", args.config, "--log-level", args.log_level, "--log-format", args.log_format]
     for flag, value in (("--stage", args.stage), ("--region", args.region), ("--tls", args.tls),
                         ("--certfile", args.certfile), ("--keyfile", args.keyfile), ("--ca-dir", args.ca_dir)):
         if value is not None:
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check":
         return check(args)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs(args.log_level, getattr(args, "log_format", "text"))
     try:
         api, _ = _load(args)
         config = _node_config(args, api)

@@ -1,52 +1,237 @@
-"""Counters and gauges kept as plain numbers (no locks on the hot path), rendered as Prometheus text."""
+"""One node's metrics, the one home of every metric name: AWS's CloudWatch metrics for WebSocket and HTTP
+APIs under their CloudWatch names (so dashboards and alarms carry over), plus wsgw's own.
+
+prometheus_client keeps the values and renders the exposition format; each node has its own
+CollectorRegistry (several gateways run in one test process). Labels are AWS's dimensions (api, stage,
+route) plus wsgw's version; `route` is always a configured route key or a fixed word (`$unmatched`,
+`@connections`), never a connection id or a raw path, so cardinality stays bounded. Hot paths use children
+bound once per route (`ws_route`, `http_route`); latencies are histograms in seconds.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _package_version
 
-HELP = {
-    "wsgw_connections_opened_total": "WebSocket connections accepted after $connect",
-    "wsgw_connections_refused_total": "WebSocket handshakes refused, by HTTP status",
-    "wsgw_connections_closed_total": "WebSocket connections ended ($disconnect scheduled)",
-    "wsgw_messages_received_total": "Messages received from clients",
-    "wsgw_messages_sent_total": "Frames sent to clients (route responses, pushes, errors)",
-    "wsgw_integration_errors_total": "Integration calls that failed, by kind",
-    "wsgw_throttled_total": "Requests refused by throttling (Too Many Requests), by scope",
-    "wsgw_route_misses_total": "Messages that matched no route and no $default (Forbidden frame)",
-    "wsgw_pushes_total": "@connections POSTs, by result",
-    "wsgw_http_requests_total": "HTTP requests answered, by status",
-    "wsgw_messages_dropped_total": "Messages received but not handled, by reason (shutdown)",
-}
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+UNMATCHED = "$unmatched"        # messages and requests no route took: one label value, whatever was sent
+PUSHES = "@connections"         # frames pushed through the management API (and @broadcast)
+GROUPS = "@groups"              # frames published to groups
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: Seconds; from a fast in-process handler (sub-millisecond) to AWS's 29 s integration timeout.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+AWS_DIMENSIONS = ("api", "stage", "version", "route")
+NODE_LABELS = ("api", "stage", "version")
+
+
+def wsgw_version() -> str:
+    try:
+        return _package_version("wsgw")
+    except PackageNotFoundError:     # run from a source tree that was never installed
+        return "0+unknown"
+
+
+class _Silent:
+    """A histogram child that records nothing: latency histograms switched off (`histograms=False`)."""
+
+    def observe(self, amount: float) -> None:
+        return None
+
+
+Observer = Histogram | _Silent
+
+
+@dataclass(slots=True)
+class WsRouteMetrics:
+    """AWS's WebSocket API metrics of one route, bound once (a label lookup per message showed in profiles)."""
+
+    messages: Counter
+    client_errors: Counter
+    integration_errors: Counter
+    execution_errors: Counter
+    integration_latency: Observer
+
+
+@dataclass(slots=True)
+class HttpRouteMetrics:
+    """AWS's HTTP API metrics of one route."""
+
+    count: Counter
+    client_errors: Counter
+    server_errors: Counter
+    latency: Observer
+    integration_latency: Observer
+
+    def answered(self, status: int, seconds: float) -> None:
+        self.count.inc()
+        if 400 <= status < 500:
+            self.client_errors.inc()
+        elif status >= 500:
+            self.server_errors.inc()
+        self.latency.observe(seconds)
 
 
 class Metrics:
-    """Counters keyed by (name, label) pairs; one dict increment per event."""
+    """Every metric of one node. `registry` is what `/metrics` renders; `value` reads one back (tests)."""
 
-    def __init__(self) -> None:
-        self.counters: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self.gauges: dict[str, Callable[[], float]] = {}
+    def __init__(self, api: str = "wsgwlocal0", stage: str = "dev", *, histograms: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.node = {"api": api, "stage": stage, "version": wsgw_version()}
+        self.histograms = histograms
+        reg = self.registry
 
-    def inc(self, name: str, label: str = "", amount: int = 1) -> None:
-        self.counters[(name, label)] += amount
+        def counter(name: str, doc: str, *labels: str, dims: tuple[str, ...] = NODE_LABELS) -> Counter:
+            return Counter(name, doc, (*dims, *labels), registry=reg)
 
-    def value(self, name: str, label: str = "") -> int:
-        return self.counters.get((name, label), 0)
+        def histogram(name: str, doc: str, buckets: tuple[float, ...] = LATENCY_BUCKETS,
+                      dims: tuple[str, ...] = AWS_DIMENSIONS) -> Histogram:
+            return Histogram(name, doc, dims, buckets=buckets, registry=reg)
 
-    def gauge(self, name: str, read: Callable[[], float]) -> None:
-        self.gauges[name] = read
+        # --- AWS/ApiGateway, WebSocket APIs (dimensions ApiId, Stage, Route) ---
+        self.ws_connect = counter("wsgw_websocket_ConnectCount", "Messages sent to the $connect route "
+                                  "integration (CloudWatch ConnectCount)", dims=AWS_DIMENSIONS)
+        self.ws_messages = counter("wsgw_websocket_MessageCount", "Messages sent to the API, from or to clients "
+                                   "(CloudWatch MessageCount; pushes under route @connections)", dims=AWS_DIMENSIONS)
+        self.ws_integration_errors = counter("wsgw_websocket_IntegrationError", "Requests whose integration "
+                                             "answered 4XX/5XX or an invalid result (CloudWatch IntegrationError)",
+                                             dims=AWS_DIMENSIONS)
+        self.ws_client_errors = counter("wsgw_websocket_ClientError", "Requests answered 4XX by the gateway before "
+                                        "the integration ran (CloudWatch ClientError)", dims=AWS_DIMENSIONS)
+        self.ws_execution_errors = counter("wsgw_websocket_ExecutionError", "Errors calling the integration: "
+                                           "exceptions, timeouts (CloudWatch ExecutionError)", dims=AWS_DIMENSIONS)
+        self.ws_integration_latency = histogram("wsgw_websocket_IntegrationLatency_seconds", "From calling the "
+                                                "integration to its answer (CloudWatch IntegrationLatency)")
+        # --- AWS/ApiGateway, HTTP APIs (dimensions ApiId, Stage, Route) ---
+        self.http_count = counter("wsgw_http_Count", "REST front requests (CloudWatch Count)", dims=AWS_DIMENSIONS)
+        self.http_4xx = counter("wsgw_http_4xx", "REST front 4XX answers (CloudWatch 4xx)", dims=AWS_DIMENSIONS)
+        self.http_5xx = counter("wsgw_http_5xx", "REST front 5XX answers (CloudWatch 5xx)", dims=AWS_DIMENSIONS)
+        self.http_latency = histogram("wsgw_http_Latency_seconds", "From receiving a REST request to answering it "
+                                      "(CloudWatch Latency)")
+        self.http_integration_latency = histogram("wsgw_http_IntegrationLatency_seconds", "From calling a REST "
+                                                  "route's integration to its answer (CloudWatch IntegrationLatency)")
+        counter("wsgw_http_CacheHitCount", "API cache hits (CloudWatch CacheHitCount); wsgw has no response cache, "
+                "kept at 0 so dashboards built for AWS find it", dims=AWS_DIMENSIONS)
+        counter("wsgw_http_CacheMissCount", "API cache misses (CloudWatch CacheMissCount); always 0, see "
+                "CacheHitCount", dims=AWS_DIMENSIONS)
+        # --- wsgw's own ---
+        self.opened = counter("wsgw_connections_opened", "WebSocket connections accepted after $connect")
+        self.refused = counter("wsgw_connections_refused", "WebSocket handshakes refused, by HTTP status", "status")
+        self.closed = counter("wsgw_connections_closed", "WebSocket connections ended ($disconnect scheduled)")
+        self.orphan_disconnects = counter("wsgw_orphan_disconnects", "$disconnect run for connections of dead "
+                                          "nodes")
+        self.received = counter("wsgw_messages_received", "Messages received from clients")
+        self.sent = counter("wsgw_messages_sent", "Frames sent to clients (route responses, pushes, errors)")
+        self.dropped = counter("wsgw_messages_dropped", "Messages received but not handled, by reason", "reason")
+        self.integration_errors = counter("wsgw_integration_errors", "Integration calls that failed, by kind", "kind")
+        self.throttled = counter("wsgw_throttled", "Requests refused by throttling (Too Many Requests), by scope",
+                                 "scope")
+        self.route_misses = counter("wsgw_route_misses", "Messages that matched no route and no $default")
+        self.pushes = counter("wsgw_pushes", "@connections POSTs, by result (delivered, gone)", "result")
+        self.http_requests = counter("wsgw_http_requests", "HTTP requests answered (all paths), by status", "status")
+        self.http_refused = counter("wsgw_http_refused", "REST requests refused by an authorizer, by status",
+                                    "status")
+        self.slow_consumers = counter("wsgw_slow_consumer_closes", "Connections closed 1008 because their send "
+                                      "buffer passed maxSendBufferBytes")
+        self.group_publishes = counter("wsgw_group_publishes", "Frames published to a group (any node's members)")
+        self.group_recoveries = counter("wsgw_group_recoveries", "Group joins with since=N, by whether the history "
+                                        "still held what was missed", "recovered")
+        self.redis_roundtrip = Histogram("wsgw_redis_roundtrip_seconds", "Redis round trip of the node's "
+                                         "heartbeat", NODE_LABELS, buckets=REDIS_BUCKETS, registry=reg)
+        self._open = Gauge("wsgw_connections_open", "WebSocket connections open on this node", NODE_LABELS,
+                           registry=reg)
+        self._queued = Gauge("wsgw_queue_depth", "Messages waiting in this node's per-connection inboxes",
+                             NODE_LABELS, registry=reg)
+        self._authorizers: Callable[[], Iterable[tuple[str, int, int]]] = lambda: ()
+        reg.register(_AuthorizerCacheCollector(self))
+        self._ws_routes: dict[str, WsRouteMetrics] = {}
+        self._http_routes: dict[str, HttpRouteMetrics] = {}
+        self.connects = self.ws_connect.labels(**self.node, route="$connect")
+        self.group_messages = self.ws_messages.labels(**self.node, route=GROUPS)
+        self.pushed_messages = self.ws_messages.labels(**self.node, route=PUSHES)
+        self.delivered = self.pushes.labels(**self.node, result="delivered")
+        self.gone = self.pushes.labels(**self.node, result="gone")
+        self.received_one = self.received.labels(**self.node)
+        self.sent_one = self.sent.labels(**self.node)
 
-    def render(self) -> str:
-        lines: list[str] = []
-        seen: set[str] = set()
-        for (name, label), value in sorted(self.counters.items()):
-            if name not in seen:
-                seen.add(name)
-                lines.append(f"# HELP {name} {HELP.get(name, name)}")
-                lines.append(f"# TYPE {name} counter")
-            labels = "{" + label + "}" if label else ""
-            lines.append(f"{name}{labels} {value}")
-        for name, read in sorted(self.gauges.items()):
-            lines.append(f"# TYPE {name} gauge")
-            lines.append(f"{name} {read()}")
-        return "\n".join(lines) + "\n"
+    # ----- reading state at scrape time (nothing on the hot path) ----------------------------------
+
+    def gauges(self, open_connections: Callable[[], float], queue_depth: Callable[[], float]) -> None:
+        self._open.labels(**self.node).set_function(open_connections)
+        self._queued.labels(**self.node).set_function(queue_depth)
+
+    def authorizer_caches(self, read: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        """`read` gives (authorizer name, cache hits, calls made) for each authorizer, at scrape time."""
+        self._authorizers = read
+
+    # ----- children bound once ---------------------------------------------------------------------
+
+    def ws_route(self, route: str) -> WsRouteMetrics:
+        """The WebSocket metrics of a configured route key (or UNMATCHED)."""
+        bound = self._ws_routes.get(route)
+        if bound is None:
+            labels = {**self.node, "route": route}
+            bound = self._ws_routes[route] = WsRouteMetrics(
+                self.ws_messages.labels(**labels), self.ws_client_errors.labels(**labels),
+                self.ws_integration_errors.labels(**labels), self.ws_execution_errors.labels(**labels),
+                self._observer(self.ws_integration_latency, labels))
+        return bound
+
+    def http_route(self, route: str) -> HttpRouteMetrics:
+        """The HTTP API metrics of a configured REST route key (or UNMATCHED)."""
+        bound = self._http_routes.get(route)
+        if bound is None:
+            labels = {**self.node, "route": route}
+            bound = self._http_routes[route] = HttpRouteMetrics(
+                self.http_count.labels(**labels), self.http_4xx.labels(**labels), self.http_5xx.labels(**labels),
+                self._observer(self.http_latency, labels), self._observer(self.http_integration_latency, labels))
+        return bound
+
+    def _observer(self, histogram: Histogram, labels: dict[str, str]) -> Observer:
+        return histogram.labels(**labels) if self.histograms else _Silent()
+
+    def answered(self, status: int) -> None:
+        """An HTTP answer of any path (REST, @connections, /health, a refused handshake)."""
+        self.http_requests.labels(**self.node, status=str(status)).inc()
+
+    def count(self, counter: Counter, amount: float = 1, **labels: str) -> None:
+        """Increment a wsgw counter of this node by its own labels (kind=, scope=, status= …)."""
+        counter.labels(**self.node, **labels).inc(amount)
+
+    # ----- output ----------------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def value(self, name: str, **labels: str) -> float:
+        """One sample's value (0 when never set): `value("wsgw_pushes_total", result="gone")`."""
+        found = self.registry.get_sample_value(name, {**self.node, **labels})
+        return 0.0 if found is None else found
+
+
+class _AuthorizerCacheCollector(Collector):
+    """wsgw_authorizer_cache_hits_total / _calls_total, read from the authorizers when scraped."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.metrics.node
+        names = [*NODE_LABELS, "authorizer"]
+        hits = CounterMetricFamily("wsgw_authorizer_cache_hits", "Authorizer decisions answered from the cache",
+                                   labels=names)
+        calls = CounterMetricFamily("wsgw_authorizer_calls", "Authorizer invocations made (cache misses)",
+                                    labels=names)
+        for name, hit, called in self.metrics._authorizers():
+            values = [node["api"], node["stage"], node["version"], name]
+            hits.add_metric(values, hit)
+            calls.add_metric(values, called)
+        yield hits
+        yield calls

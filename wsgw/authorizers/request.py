@@ -66,6 +66,7 @@ class RequestAuthorizer(Authorizer):
         # evaluated once per ARN, not once per connect. The decision is held so its id stays unique.
         self._verdicts: dict[tuple[int, str], tuple[AuthorizerDecision, bool]] = {}
         self._verdicts_max = cache_max_entries
+        self.cache_hits = 0                # decisions answered from the cache (the node's metrics read both)
         self.calls = 0                     # invocations made (cache hits and shared calls excluded)
 
     @classmethod
@@ -100,6 +101,7 @@ class RequestAuthorizer(Authorizer):
         else:
             cached = self.cache.get(key)
             if cached is not None:
+                self.cache_hits += 1
                 return self._decide(cached, request, 0)
             task = self._inflight.get(key)
             if task is None:

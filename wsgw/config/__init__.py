@@ -44,6 +44,7 @@ from wsgw.errors import ConfigError
 if TYPE_CHECKING:
     from wsgw.http_config import HttpApiSpec
 from wsgw.group_config import JOIN_ROUTES, GroupsConfig, parse_groups
+from wsgw.observe.settings import ObserveSettings, parse_observe
 
 DEFAULT_SELECTION = "$request.body.action"
 # Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
@@ -54,7 +55,7 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management", "groups",
+    "management", "groups", "accessLogSettings", "tracing",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -146,6 +147,7 @@ class ApiConfig:
     domain_name: str | None = None        # requestContext.domainName behind a load balancer, e.g. chat.example.com
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: TlsConfig | None = None          # the config's `tls:`; --tls/--certfile/--keyfile win over it
+    observe: ObserveSettings = field(default_factory=ObserveSettings)   # accessLogSettings, tracing
     groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
 
 
@@ -366,6 +368,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         environment=string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), base_dir, problems),
         groups=parse_groups(raw.get("groups"), problems.add, routes),
+        observe=parse_observe(raw, problems.problems),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

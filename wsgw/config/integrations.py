@@ -100,7 +100,16 @@ class GroupOptions:
     exclude_self: bool = False
 
 
-IntegrationOptions = PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions | GroupOptions
+@dataclass(frozen=True, slots=True)
+class StaticOptions:
+    """`static`: files below `root` (relative to the config file's folder) served on a REST route."""
+
+    root: str
+    cache_seconds: int = 0
+
+
+IntegrationOptions = (PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions | GroupOptions
+                      | StaticOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +312,18 @@ def _group(r: _Reader) -> GroupOptions | None:
     return GroupOptions(selector, exclude)
 
 
+def _static(r: _Reader) -> StaticOptions | None:
+    root = r.raw.get("root")
+    if not isinstance(root, str) or not root:
+        r.problem("root", "must name a folder, e.g. root: web/")
+        return None
+    cache = r.raw.get("cacheSeconds", 0)
+    if isinstance(cache, bool) or not isinstance(cache, int) or cache < 0:
+        r.problem("cacheSeconds", "must be a whole number of seconds >= 0")
+        return None
+    return StaticOptions(root, cache)
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationType:
     """The option names one integration type takes, and the parser that reads them."""
@@ -320,6 +341,7 @@ INTEGRATION_SCHEMAS: dict[str, IntegrationType] = {
     "aws_lambda": IntegrationType(frozenset({"functionArn", "endpointUrl", "region", "qualifier",
                                              "connectTimeoutMs"}), _aws_lambda),
     "group": IntegrationType(frozenset({"group", "excludeSelf"}), _group),
+    "static": IntegrationType(frozenset({"root", "cacheSeconds"}), _static),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import perf_counter
 from urllib.parse import parse_qsl
 
 from wsgw.authorizers import Authorizer, WebSocketAuthRequest, run_authorizer, status_message
@@ -23,6 +24,7 @@ from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
 from wsgw.integrations.calls import Failure, report_failure
 from wsgw.metrics import Metrics
+from wsgw.observe.access_log import AccessLog, Record
 from wsgw.registry import Registry, RegistryUnavailable
 from wsgw.request import HttpRequest
 from wsgw.throttle import Throttler
@@ -57,40 +59,58 @@ class ConnectFlow:
     epoch_ms: Callable[[], int]
     accepting: Callable[[], bool]
     forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
+    access: AccessLog | None = None
     # the group joins a $connect handler asked for, applied once the connection is open (gateway/groups.py)
     joins: Callable[[Connection, list[tuple[str, int | None]]], Awaitable[None]] | None = None
 
     async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
+        record: Record = {"eventType": "CONNECT", "routeKey": "$connect"}
         if not self.accepting():
-            return ConnectOutcome(503, "Service Unavailable: the node is shutting down")
-        connection_id = new_id()
-        self.local.connecting[connection_id] = []
-        try:
-            refused, info, subprotocol, greeting = await self._decide(hs, connection_id)
-            if refused is not None:
-                return refused
-            assert info is not None
-            return await self._admit(info, sink, subprotocol, greeting)
-        finally:
-            self.local.connecting.pop(connection_id, None)
+            outcome = ConnectOutcome(503, "Service Unavailable: the node is shutting down")
+        else:
+            connection_id = new_id()
+            self.local.connecting[connection_id] = []
+            try:
+                refused, info, subprotocol, greeting = await self._decide(hs, connection_id, record)
+                if refused is not None:
+                    outcome = refused
+                else:
+                    assert info is not None
+                    outcome = await self._admit(info, sink, subprotocol, greeting)
+            finally:
+                self.local.connecting.pop(connection_id, None)
+        if self.access is not None:
+            record["status"] = outcome.status
+            if outcome.status >= 400:
+                record["error.message"] = outcome.body.split(":")[0][:200] if outcome.body else None
+            record["identity.sourceIp"] = hs.source_ip
+            record["identity.userAgent"] = hs.header("user-agent")
+            self.access.write(record)
+        return outcome
 
-    async def _decide(self, hs: HttpRequest, connection_id: str
+    async def _decide(self, hs: HttpRequest, connection_id: str, record: Record
                       ) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None, str]:
-        """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet."""
+        """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet.
+        `record` gathers the access log's variables."""
         api = self.api
         started = self.epoch_ms()
         info = ConnectionInfo(connection_id, started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
                               api.stage, api.api_id, None)
+        record["connectionId"] = info.connection_id
+        record["requestTimeEpoch"] = started
         query = parse_qsl(hs.query_string, keep_blank_values=True)
         offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
+        metrics = self.metrics
+        metrics.connects.inc()
         if not self.throttle.admit_route("$connect"):
-            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
-            self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
+            metrics.count(metrics.throttled, scope="route")
+            self._refused(429, client_error=True)
             return ConnectOutcome(429, TOO_MANY), None, None, ""
         subprotocol: str | None = None
         consumed: tuple[str, ...] = ()          # subprotocols that carried a token: never answered
         request_id = new_id()
+        record["requestId"] = request_id
         if route is not None and route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
             request = WebSocketAuthRequest(
@@ -98,27 +118,34 @@ class ConnectFlow:
                 method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
             outcome = await run_authorizer(authorizer, request)
             if not outcome.allowed:
-                self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
+                self._refused(outcome.status, client_error=outcome.status < 500)
                 return ConnectOutcome(outcome.status, outcome.message or status_message(outcome.status)), \
                     None, None, ""
             info.authorizer = outcome.context
+            record["authorizer"] = outcome.context
             subprotocol = outcome.subprotocol
             consumed = outcome.consumed
         if route is None:
             return None, info, subprotocol, ""
         event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)
+        called = perf_counter()
         try:
-            raw = await self.dispatcher.invoke(route, event, request_id)
+            try:
+                raw = await self.dispatcher.invoke(route, event, request_id)
+            finally:
+                record["integrationLatency"] = round((perf_counter() - called) * 1000)
             result = read_integration_result(raw)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"$connect {info.connection_id}", route.timeout_s,
                                      request_id)
+            self.dispatcher.count_failure("$connect", failure)
             if failure is Failure.TIMEOUT:
                 return ConnectOutcome(504, "Endpoint request timed out"), None, None, ""
-            self.metrics.inc("wsgw_connections_refused_total", 'status="502"')
+            self._refused(502)
             return ConnectOutcome(502, "Internal server error"), None, None, ""
         if not 200 <= result.status_code < 300:
-            self.metrics.inc("wsgw_connections_refused_total", f'status="{result.status_code}"')
+            self._refused(result.status_code)
+            self.metrics.ws_route("$connect").integration_errors.inc()
             return ConnectOutcome(result.status_code, result.body or ""), None, None, ""
         chosen = _header(result.headers, "sec-websocket-protocol")
         if chosen is not None and subprotocol is None:
@@ -137,27 +164,33 @@ class ConnectFlow:
         table entry comes after the 101 so that no pushed frame can precede the handshake response.
         """
         if not self.accepting():                 # $connect finished after shutdown began: too late to admit
-            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self._refused(503)
             return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
         conn = Connection(info, sink, self.monotonic())
         try:
             await self.registry.register(conn.record(self.local.node_id))
         except RegistryUnavailable:
             log.warning("refusing %s: registry unavailable", info.connection_id)
-            self.metrics.inc("wsgw_connections_refused_total", 'status="503"')
+            self._refused(503)
             self.forget(info.connection_id)      # the write may have landed before the error
             return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
         if not sink.accept(subprotocol):          # the client vanished while $connect ran
             self.forget(info.connection_id)
             return ConnectOutcome(GONE)
         self.local.add(conn)
-        self.metrics.inc("wsgw_connections_opened_total")
+        self.metrics.count(self.metrics.opened)
         joins = self.local.connecting.pop(info.connection_id, None)
         if joins and self.joins is not None:
             await self.joins(conn, joins)
         if greeting:                              # the $connect route response, right behind the 101
             sink.send(greeting)
         return ConnectOutcome(101, conn=conn)
+
+    def _refused(self, status: int, client_error: bool = False) -> None:
+        """Count a refused handshake; `client_error` when the gateway refused before the integration ran."""
+        self.metrics.count(self.metrics.refused, status=str(status))
+        if client_error:
+            self.metrics.ws_route("$connect").client_errors.inc()
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

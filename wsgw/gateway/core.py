@@ -35,6 +35,7 @@ from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
 from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Metrics
+from wsgw.observe.access_log import AccessLog
 from wsgw.registry import ConnectionRecord, Registry
 from wsgw.registry.base import Member
 from wsgw.request import HttpRequest
@@ -63,11 +64,15 @@ class Gateway:
         self.authorizers: dict[str, Authorizer] = (authorizers if authorizers is not None
                                                    else build_authorizers(api, self.resources))
         self.throttle = throttle if throttle is not None else build_throttler(api, time.monotonic)
-        self.metrics = Metrics()
+        # WSGW_METRICS_HISTOGRAMS=0 keeps every count but skips latency histograms (loadtest/observe_cost.py)
+        self.metrics = Metrics(api.api_id, api.stage, histograms=os.environ.get("WSGW_METRICS_HISTOGRAMS") != "0")
         self.local = LocalTable(self.node_id, self.metrics)
-        self.metrics.gauge("wsgw_connections", lambda: float(len(self.local)))
+        self.metrics.gauges(lambda: float(len(self.local)), self._queue_depth)
+        self.metrics.authorizer_caches(self._authorizer_caches)
+        registry.roundtrip_observer = self.metrics.redis_roundtrip.labels(**self.metrics.node).observe
         self.workers: set[asyncio.Task[None]] = set()      # $disconnect workers and deregistrations
         self.accepting = False
+        self.access: AccessLog | None = None
         self.deadlines = Deadlines()
         self.dispatcher = Dispatcher(api, self.routes, self.throttle, self.deadlines, self.metrics,
                                      self.local.__contains__, self.epoch_ms)
@@ -81,6 +86,12 @@ class Gateway:
         self.connect_flow.joins = self.groups.admitted
         self.groups.member_route = self._member_route
         self.resources.shared[GROUP_PUBLISHER] = self.groups      # relay routes (integrations/group.py)
+
+    def _queue_depth(self) -> float:
+        return float(sum(len(conn.inbox) for conn in self.local.connections.values()))
+
+    def _authorizer_caches(self) -> list[tuple[str, int, int]]:
+        return [(name, getattr(a, "cache_hits", 0), getattr(a, "calls", 0)) for name, a in self.authorizers.items()]
 
     @property
     def connections(self) -> dict[str, Connection]:
@@ -111,7 +122,7 @@ class Gateway:
             # $disconnect runs within the grace period instead of after a long queue of handler calls.
             dropped = self.inboxes.drop_queued(conn)
             if dropped:
-                self.metrics.inc("wsgw_messages_dropped_total", 'reason="shutdown"', dropped)
+                self.metrics.count(self.metrics.dropped, dropped, reason="shutdown")
                 log.warning("shutdown: %d queued message(s) of %s not handled", dropped, conn.info.connection_id)
             self.close_connection(conn, 1001, "Going away")
         deadline = time.monotonic() + grace_seconds
@@ -163,13 +174,13 @@ class Gateway:
         conn.last_active_ms = at
         conn.last_active = self.now()
         self.registry.touch(conn.info.connection_id, at)
-        self.metrics.inc("wsgw_messages_received_total")
+        self.metrics.received_one.inc()
         if not self.throttle.admit_message(conn.info.connection_id):
-            self.metrics.inc("wsgw_throttled_total", 'scope="connection"')
+            self.metrics.count(self.metrics.throttled, scope="connection")
             self.dispatcher.send_error(conn, TOO_MANY, fast_id())
             return
         if not self.inboxes.push(conn, body, is_base64, at):
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="queue_full"')
+            self.metrics.count(self.metrics.integration_errors, kind="queue_full")
             self.dispatcher.send_error(conn, TOO_MANY, fast_id())
 
     def close_connection(self, conn: Connection, code: int, reason: str, report: str | None = None) -> None:
@@ -182,7 +193,7 @@ class Gateway:
         admitted connection, after its queued messages, with the code close_code decides."""
         if self.local.remove(conn.info.connection_id) is None:
             return
-        self.metrics.inc("wsgw_connections_closed_total")
+        self.metrics.count(self.metrics.closed)
         self.throttle.forget(conn.info.connection_id)
         conn.close_decided = close_code(conn.close_decided, received, sent)
         self.groups.closed(conn.info.connection_id)
@@ -196,7 +207,7 @@ class Gateway:
     async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
         """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node,
         with the groups it already removed the connection from (their leave notices and $leave calls go first)."""
-        self.metrics.inc("wsgw_orphan_disconnects_total")
+        self.metrics.count(self.metrics.orphan_disconnects)
         info = ConnectionInfo(record.connection_id, record.connected_at_ms, record.source_ip, record.user_agent,
                               record.domain_name, self.api.stage, self.api.api_id, record.authorizer)
         if groups:
@@ -232,11 +243,22 @@ class Gateway:
     async def post(self, connection_id: str, data: bytes) -> bool:
         """Deliver to a connection wherever it is; True only once a socket took the frame."""
         if self.local.deliver(connection_id, data):
-            self.metrics.inc("wsgw_pushes_total", 'result="delivered"')
-            return True
-        delivered = connection_id not in self.local and await self.registry.deliver(connection_id, data)
-        self.metrics.inc("wsgw_pushes_total", 'result="delivered"' if delivered else 'result="gone"')
+            self.metrics.delivered.inc()
+            delivered = True
+        else:
+            delivered = connection_id not in self.local and await self.registry.deliver(connection_id, data)
+            (self.metrics.delivered if delivered else self.metrics.gone).inc()
+        if self.access is not None:
+            self.access.write({"eventType": "PUSH", "routeKey": "@connections", "connectionId": connection_id,
+                               "status": 200 if delivered else 410, "requestTimeEpoch": self.epoch_ms(),
+                               "responseLength": len(data)})
         return delivered
+
+    def use_access_log(self, access: AccessLog | None) -> None:
+        """Write access log records from now on (None: stop)."""
+        self.access = access
+        self.dispatcher.access = access
+        self.connect_flow.access = access
 
     async def get(self, connection_id: str) -> ConnectionRecord | None:
         return self.local.lookup(connection_id) or await self.registry.lookup(connection_id)
@@ -275,7 +297,7 @@ class Gateway:
         conn = self.local.remove(connection_id)    # gone from the table: on_closed will do nothing
         if conn is None:
             return False
-        self.metrics.inc("wsgw_connections_closed_total")
+        self.metrics.count(self.metrics.closed)
         self.throttle.forget(connection_id)
         self.groups.closed(connection_id, drop=True)
         conn.inbox.clear()

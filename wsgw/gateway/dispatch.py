@@ -7,6 +7,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from wsgw.aws.ids import fast_id, new_id
@@ -19,7 +20,8 @@ from wsgw.gateway.routes import Route, RouteTable
 from wsgw.group_events import group_event
 from wsgw.integrations import Refused
 from wsgw.integrations.calls import Failure, invoke, report_failure
-from wsgw.metrics import Metrics
+from wsgw.metrics import UNMATCHED, Metrics
+from wsgw.observe.access_log import AccessLog
 from wsgw.throttle import Throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -42,20 +44,32 @@ class Dispatcher:
         self.metrics = metrics
         self.is_open = is_open             # connection id → still in the local table (route responses)
         self.epoch_ms = epoch_ms
+        self.access: AccessLog | None = None
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()
         route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
         if route is None:
-            self.metrics.inc("wsgw_route_misses_total")
+            self.metrics.count(self.metrics.route_misses)
+            counted = self.metrics.ws_route(UNMATCHED)
+            counted.messages.inc()
+            counted.client_errors.inc()
             self.send_error(conn, FORBIDDEN, request_id)
+            if self.access is not None:
+                self._log_message(conn, None, request_id, 403, at_ms, FORBIDDEN)
             return
+        counted = self.metrics.ws_route(route.key)
+        counted.messages.inc()
         if not self.throttle.admit_route(route.key):
-            self.metrics.inc("wsgw_throttled_total", 'scope="route"')
+            self.metrics.count(self.metrics.throttled, scope="route")
+            counted.client_errors.inc()
             self.send_error(conn, TOO_MANY, request_id)
+            if self.access is not None:
+                self._log_message(conn, route.key, request_id, 429, at_ms, TOO_MANY)
             return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
                               request_id, fast_id(), at_ms)
+        started = perf_counter()
         try:
             raw = await self.invoke(route, event, request_id, conn.worker)
             if route.route_response:
@@ -63,13 +77,31 @@ class Dispatcher:
                 if result.body is not None and self.is_open(conn.info.connection_id):
                     data = base64.b64decode(result.body) if result.is_base64 else result.body
                     if conn.sink.send(data):
-                        self.metrics.inc("wsgw_messages_sent_total")
+                        self.metrics.sent_one.inc()
+                        counted.messages.inc()
         except Refused:
             self.send_error(conn, FORBIDDEN, request_id)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
                                      route.timeout_s, request_id)
-            self.send_error(conn, TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR, request_id)
+            self.count_failure(route.key, failure)
+            answer = TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR
+            self.send_error(conn, answer, request_id)
+            if self.access is not None:
+                self._log_message(conn, route.key, request_id, 504 if failure is Failure.TIMEOUT else 500, at_ms,
+                                  answer, started)
+            return
+        if self.access is not None:
+            self._log_message(conn, route.key, request_id, 200, at_ms, None, started)
+
+    def _log_message(self, conn: Connection, route_key: str | None, request_id: str, status: int, at_ms: int,
+                     error: str | None, started: float | None = None) -> None:
+        assert self.access is not None
+        self.access.write({
+            "eventType": "MESSAGE", "routeKey": route_key, "connectionId": conn.info.connection_id,
+            "requestId": request_id, "status": status, "requestTimeEpoch": at_ms, "error.message": error,
+            "identity.sourceIp": conn.info.source_ip, "authorizer": conn.info.authorizer,
+            "integrationLatency": None if started is None else round((perf_counter() - started) * 1000, 3)})
 
     def message_failed(self, conn: Connection, request_id: str) -> None:
         """A message failed outside its handler call: answered like a failed handler."""
@@ -77,22 +109,44 @@ class Dispatcher:
 
     async def invoke(self, route: Route, event: dict[str, Any], request_id: str,
                      task: asyncio.Task[Any] | None = None) -> object:
-        """Call a route's integration under its timeout ($connect, messages, $disconnect)."""
-        return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
-                            self.deadlines.within, task)
+        """Call a route's integration under its timeout ($connect, messages, $disconnect); its latency is
+        IntegrationLatency whatever the outcome."""
+        started = perf_counter()
+        try:
+            return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                                self.deadlines.within, task)
+        finally:
+            self.metrics.ws_route(route.key).integration_latency.observe(perf_counter() - started)
+
+    def count_failure(self, route_key: str, failure: Failure) -> None:
+        """AWS's split: an invalid result is the integration's error, anything else an error calling it."""
+        counted = self.metrics.ws_route(route_key)
+        (counted.integration_errors if failure is Failure.INVALID_RESULT else counted.execution_errors).inc()
 
     async def run_disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
         route = self.routes.disconnect
         if route is None:
             return
         request_id = new_id()
-        event = disconnect_event(info, code, reason, self.api.stage_variables or None, request_id, self.epoch_ms())
+        at = self.epoch_ms()
+        event = disconnect_event(info, code, reason, self.api.stage_variables or None, request_id, at)
+        started = perf_counter()
+        status = 200
         try:
             await self.invoke(route, event, request_id)
         except Exception:
             log.exception("$disconnect handler failed (connection %s, requestId %s)", info.connection_id,
                           request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
+            self.metrics.count(self.metrics.integration_errors, kind="disconnect")
+            self.metrics.ws_route("$disconnect").execution_errors.inc()
+            status = 500
+        if self.access is not None:
+            self.access.write({
+                "eventType": "DISCONNECT", "routeKey": "$disconnect", "connectionId": info.connection_id,
+                "requestId": request_id, "status": status, "requestTimeEpoch": at,
+                "identity.sourceIp": info.source_ip, "authorizer": info.authorizer,
+                "disconnectStatusCode": code, "disconnectReason": reason or None,
+                "integrationLatency": round((perf_counter() - started) * 1000, 3)})
 
     async def run_member_route(self, route: Route, info: ConnectionInfo, event: str, group: str, reason: str,
                                since: int | None) -> None:
@@ -108,4 +162,4 @@ class Dispatcher:
 
     def send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):
-            self.metrics.inc("wsgw_messages_sent_total")
+            self.metrics.sent_one.inc()

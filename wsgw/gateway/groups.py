@@ -242,7 +242,7 @@ class Groups:
         if replayed is not None:
             outcome["replayed"] = replayed
         conn.sink.send(orjson.dumps(outcome))
-        self.metrics.inc("wsgw_group_recoveries_total", f'recovered="{str(replayed is not None).lower()}"')
+        self.metrics.count(self.metrics.group_recoveries, recovered=str(replayed is not None).lower())
         return {"joined": True, **outcome}
 
     async def leave_local(self, group: str, connection_id: str) -> bool | None:
@@ -322,8 +322,9 @@ class Groups:
         payload = envelope(group, stamp.seq, data) if policy.envelope else data
         local = self.table.deliver(group, encode_frame(payload), exclude, stamp.seq)
         remote = await self.registry.fan_out(group, payload, exclude, stamp)
-        self.metrics.inc("wsgw_group_publishes_total")
-        self.metrics.inc("wsgw_messages_sent_total", amount=local)
+        self.metrics.count(self.metrics.group_publishes)
+        self.metrics.sent_one.inc(local)
+        self.metrics.group_messages.inc(local)
         return local + remote
 
     def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
@@ -331,7 +332,8 @@ class Groups:
         if group not in self.table.members:
             return 0
         sent = self.table.deliver(group, encode_frame(frame), exclude, seq)
-        self.metrics.inc("wsgw_messages_sent_total", amount=sent)
+        self.metrics.sent_one.inc(sent)
+        self.metrics.group_messages.inc(sent)
         return sent
 
     def _joined(self, group: str, policy: GroupPolicy, member: Member, info: ConnectionInfo,

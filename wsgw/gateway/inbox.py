@@ -81,7 +81,7 @@ class Inboxes:
                     request_id = fast_id()
                     log.exception("handling a message of %s failed (requestId %s)", conn.info.connection_id,
                                   request_id)
-                    self.metrics.inc("wsgw_integration_errors_total", 'kind="internal"')
+                    self.metrics.count(self.metrics.integration_errors, kind="internal")
                     self.message_failed(conn, request_id)
                 if conn.reading_paused and len(conn.inbox) <= INBOX_LOW_WATER:
                     conn.reading_paused = False

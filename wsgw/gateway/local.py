@@ -56,7 +56,8 @@ class LocalTable:
         if conn is None:
             return False
         if conn.sink.send(data):
-            self.metrics.inc("wsgw_messages_sent_total")
+            self.metrics.sent_one.inc()
+            self.metrics.pushed_messages.inc()
             return True
         return False
 
@@ -67,7 +68,9 @@ class LocalTable:
         for conn in self.connections.values():
             if conn.sink.send_encoded(frame):
                 sent += 1
-        self.metrics.inc("wsgw_messages_sent_total", amount=sent)
+        if sent:
+            self.metrics.sent_one.inc(sent)
+            self.metrics.pushed_messages.inc(sent)
         return sent
 
     def lookup(self, connection_id: str) -> ConnectionRecord | None:

@@ -40,7 +40,10 @@ def invoke(integration: Integration, make_context: ContextFactory, event: dict[s
 
 
 class Failure(Enum):
-    """Why a call gave no usable result; the value is the `kind` label of wsgw_integration_errors_total."""
+    """Why a call gave no usable result; the value is the `kind` label of wsgw_integration_errors_total.
+
+    AWS's metrics split them: an invalid result is the integration's error (IntegrationError), the others
+    are errors calling it (ExecutionError)."""
 
     TIMEOUT = "timeout"
     INVALID_RESULT = "invalid_result"
@@ -58,5 +61,5 @@ def report_failure(exc: Exception, metrics: Metrics, what: str, timeout_s: float
     else:
         log.error("%s failed (requestId %s)", what, request_id, exc_info=exc)
         failure = Failure.ERROR
-    metrics.inc("wsgw_integration_errors_total", f'kind="{failure.value}"')
+    metrics.count(metrics.integration_errors, kind=failure.value)
     return failure

@@ -14,6 +14,8 @@ import aiohttp
 from yarl import URL
 
 from wsgw.integrations.base import IntegrationFailed, Resources
+from wsgw.observe.tracing import enabled as tracing_enabled
+from wsgw.observe.tracing import trace_headers
 
 SESSION_KEY = "http.session"
 MAX_REDIRECTS = 5
@@ -55,6 +57,8 @@ async def send(session: aiohttp.ClientSession, method: str, url: URL, body: byte
     The read timeout raises TimeoutError, which the gateway reports as AWS's timeout frame.
     """
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+    if tracing_enabled():              # continue the connect/message span in the backend (W3C and X-Ray)
+        headers = {**headers, **trace_headers()}
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         try:

@@ -13,6 +13,7 @@ Each call runs with its function's Lambda-like environment.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from wsgw.errors import ConfigError
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.environment import function_environment, function_scope
 from wsgw.integrations.modules import import_from
+from wsgw.observe.tracing import enabled as tracing_enabled
 
 
 def import_handler(reference: str, base_dir: Path, key: str) -> Callable[..., Any]:
@@ -87,7 +89,9 @@ class PythonIntegration(Integration):
         if self.hung >= self.max_hung:
             raise IntegrationFailed(f"{self.function_name}: {self.hung} timed-out calls are still running "
                                     f"(maxHungCalls {self.max_hung}); refusing new calls until they return")
-        call = self.executor.submit(self._in_scope, event, context)
+        # With tracing on, the thread runs in a copy of this context so the handler sees the current span.
+        call = (self.executor.submit(contextvars.copy_context().run, self._in_scope, event, context)
+                if tracing_enabled() else self.executor.submit(self._in_scope, event, context))
         try:
             return await asyncio.wrap_future(call)
         except asyncio.CancelledError:         # timed out (or shutting down) while waiting for the thread

@@ -7,7 +7,7 @@ are NOT local — in the memory registry there are none, in the Redis one they l
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -123,6 +123,9 @@ class LocalNode(Protocol):
 
 class Registry(ABC):
     """One small interface, one implementation per file (memory, redis)."""
+
+    #: Told the round trip (seconds) of each heartbeat to a shared store; the node's metrics set it.
+    roundtrip_observer: Callable[[float], None] | None = None
 
     name: str
 

@@ -277,6 +277,8 @@ class RedisRegistry(Registry):
         now_ms = int(time.time() * 1000)
         sent = time.monotonic()
         state = await self.store.heartbeat(node_id, now_ms, int(self.options.node_ttl * 1000))
+        if self.roundtrip_observer is not None:
+            self.roundtrip_observer(time.monotonic() - sent)
         if node_id != self.node_id:              # a concurrent heartbeat already started the re-join
             return
         if state < 0:

@@ -25,7 +25,8 @@ from wsgw.gateway.routes import function_name_for
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
-from wsgw.metrics import Metrics
+from wsgw.metrics import UNMATCHED, Metrics
+from wsgw.observe.access_log import AccessLog, Record
 from wsgw.request import HttpRequest
 from wsgw.rest.cors import CorsConfig, is_preflight, strip_cors
 from wsgw.rest.events import http_event, parse_query, read_http_result
@@ -71,6 +72,7 @@ class RestFront:
         self.throttle = throttle
         self.metrics = metrics
         self.deadline = deadline
+        self.access: AccessLog | None = None
         routes: list[tuple[Any, RestRoute]] = []
         for route in spec.routes:
             integration = build_integration(route.integration, api, resources, function_name_for(api, route.key))
@@ -91,6 +93,7 @@ class RestFront:
         """Answer `request` whose path below the stage is `rest_path` ('/' for the stage root)."""
         if not self.table and self.cors is None:
             return None
+        started = time.perf_counter()
         problem = self._head_problem(request)
         if problem is not None:
             return problem
@@ -105,48 +108,76 @@ class RestFront:
         except BadPath as exc:
             return self._with_cors(message(400, f"Bad Request: {exc}"), origin)
         found = self.table.match(request.method, segments)
-        if found is None:
+        record: Record = {"requestTimeEpoch": time.time_ns() // 1_000_000}
+        if found is None:       # the router answers 404 (or 426 at the stage root)
+            self.metrics.http_route(UNMATCHED).answered(404, time.perf_counter() - started)
+            if self.access is not None:
+                self._log(request, record, None, 404, 0, started)
             return None
-        response = await self._run(request, found.value, found.path_parameters, query, segments)
+        response = await self._run(request, found.value, found.path_parameters, query, segments, record)
+        self.metrics.http_route(found.value.key).answered(response.status, time.perf_counter() - started)
+        if self.access is not None:
+            self._log(request, record, found.value.key, response.status, len(response.body), started)
         return self._with_cors(response, origin)
+
+    def _log(self, request: HttpRequest, record: Record, route_key: str | None, status: int, length: int,
+             started: float) -> None:
+        """The access log record of one REST request: method, path (never the query), status, latencies."""
+        assert self.access is not None
+        record.update({"eventType": "HTTP", "routeKey": route_key, "httpMethod": request.method,
+                       "path": request.raw_path, "protocol": "HTTP/1.1", "status": status,
+                       "responseLength": length, "identity.sourceIp": request.source_ip,
+                       "identity.userAgent": request.header("user-agent"),
+                       "responseLatency": round((time.perf_counter() - started) * 1000, 3)})
+        self.access.write(record)
 
     # ----- one matched request ---------------------------------------------------------------------
 
     async def _run(self, request: HttpRequest, route: RestRoute, params: dict[str, str],
-                   query: list[tuple[str, str]], segments: list[str]) -> HttpResponse:
+                   query: list[tuple[str, str]], segments: list[str], record: Record) -> HttpResponse:
         api = self.api
         request_id = new_id()
+        record["requestId"] = request_id
         now = time.time_ns() // 1_000_000
         event = http_event(request, route_key=route.key, path_parameters=params, query=query, stage=api.stage,
                            stage_variables=api.stage_variables or None, api_id=api.api_id,
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
         if not self.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
-            self.metrics.inc("wsgw_throttled_total", 'scope="http"')
+            self.metrics.count(self.metrics.throttled, scope="http")
             return message(429, "Too Many Requests", trace)
         if route.authorizer is not None:
-            refused = await self._authorize(route, request, event, query, segments, request_id, now)
-            if refused is not None:
-                refused.headers.extend(trace)
-                return refused
+            authorized = await self._authorize(route, request, event, query, segments, request_id, now)
+            if isinstance(authorized, HttpResponse):
+                authorized.headers.extend(trace)
+                return authorized
+            record["authorizer"] = authorized
         if route.validator is not None:
             invalid = validate_body(route.validator, request)
             if invalid is not None:
                 return message(400, invalid, trace)
+        called = time.perf_counter()
         try:
-            raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
-                               self.deadline)
+            try:
+                raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                                   self.deadline)
+            finally:
+                latency = time.perf_counter() - called
+                self.metrics.http_route(route.key).integration_latency.observe(latency)
+                record["integrationLatency"] = round(latency * 1000, 3)
             result = read_http_result(raw)
         except Exception as exc:
             failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s, request_id)
+            record["error.message"] = _FAILURE_ANSWERS[failure][1]
             return message(*_FAILURE_ANSWERS[failure], trace)
         headers = result.headers + trace
         return HttpResponse(result.status, result.body, headers)
 
     async def _authorize(self, route: RestRoute, request: HttpRequest, event: dict[str, Any],
                          query: list[tuple[str, str]], segments: list[str], request_id: str,
-                         now: int) -> HttpResponse | None:
-        """Run the route's authorizer; on Allow put its context into requestContext.authorizer."""
+                         now: int) -> HttpResponse | dict[str, object] | None:
+        """Run the route's authorizer; on Allow put its context into requestContext.authorizer (and return
+        it, for the access log); else the refusal."""
         assert route.authorizer is not None
         api = self.api
         info = ConnectionInfo(request_id, now, request.source_ip, request.header("user-agent"),
@@ -156,12 +187,13 @@ class RestFront:
                                event)
         outcome = await run_authorizer(route.authorizer, auth)
         if not outcome.allowed:
-            self.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
+            self.metrics.count(self.metrics.http_refused, status=str(outcome.status))
             status = outcome.status if outcome.status in (401, 403) else 500
             return message(status, status_message(status))
         context = event["requestContext"]
         assert isinstance(context, dict)
         context["authorizer"] = authorizer_context(route.authorizer_type, outcome.context)
+        return outcome.context
         return None
 
     # ----- helpers ---------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ import asyncio
 import socket
 from dataclasses import dataclass
 
+from wsgw.config import ApiConfig
+from wsgw.observe.access_log import AccessLog
+from wsgw.observe.settings import TracingSettings
+from wsgw.observe.tracing import Tracing
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node
@@ -34,6 +38,10 @@ class GatewayServer:
         self.gateway = node.gateway
         self.rest = node.rest
         self.router = node.router
+        self.access = access_log_for(self.api)
+        self.gateway.use_access_log(self.access)
+        self.rest.access = self.access
+        self.tracing = self._traced(self.api.observe.tracing)
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
@@ -42,6 +50,8 @@ class GatewayServer:
     async def start(self) -> None:
         if self.node.trust is not None:
             self.node.trust.write()          # the file handlers' AWS_CA_BUNDLE points at
+        if self.access is not None:
+            self.access.start()
         await self.gateway.start()
         loop = asyncio.get_running_loop()
         if self.tls is not None and self.tls.mode == "both":
@@ -85,6 +95,38 @@ class GatewayServer:
                 conn.transport.close()
         if self.server is not None:
             await self.server.wait_closed()
+        if self.access is not None:         # after every $disconnect: their lines are written too
+            await asyncio.to_thread(self.access.stop)
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.close)
+
+    def _traced(self, settings: TracingSettings | None) -> Tracing | None:
+        """With `tracing:` set, wrap the entry points in spans: connect, message, integration call, push and
+        REST request (the otel extra is imported only here)."""
+        if settings is None:
+            return None
+        tracing = Tracing(settings)
+        gateway, dispatcher = self.gateway, self.gateway.dispatcher
+        gateway.connect = tracing.wrap("websocket.connect", gateway.connect)  # type: ignore[method-assign, assignment]
+        gateway.inboxes.handle_message = tracing.wrap(
+            "websocket.message", gateway.inboxes.handle_message,
+            lambda conn, *_: {"wsgw.connection_id": conn.info.connection_id})
+        dispatcher.invoke = tracing.wrap(  # type: ignore[method-assign, assignment]
+            "integration.call", dispatcher.invoke, lambda route, *_: {"wsgw.route_key": route.key})
+        gateway.post = tracing.wrap(  # type: ignore[method-assign, assignment]
+            "websocket.push", gateway.post, lambda connection_id, *_: {"wsgw.connection_id": connection_id})
+        self.rest.handle = tracing.wrap(  # type: ignore[method-assign, assignment]
+            "http.request", self.rest.handle, lambda request, *_: {"http.method": request.method})
+        return tracing
+
+
+def access_log_for(api: ApiConfig) -> AccessLog | None:
+    """The stage's access log when `accessLogSettings` is set; its lines name the API and stage."""
+    settings = api.observe.access_log
+    if settings is None:
+        return None
+    return AccessLog(settings, {"apiId": api.api_id, "stage": api.stage, "accountId": api.account_id},
+                     api.base_dir)
 
 
 def _family(host: str) -> socket.AddressFamily:

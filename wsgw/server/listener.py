@@ -236,7 +236,7 @@ class HttpConnection(asyncio.Protocol):
                 except Exception:
                     log.exception("HTTP %s %s failed", request.method, request.raw_path)
                     response = plain_error(500, "Internal Server Error")
-                self.ctx.gateway.metrics.inc("wsgw_http_requests_total", f'status="{response.status}"')
+                self.ctx.gateway.metrics.answered(response.status)
                 if self.lost or self.transport is None:
                     return
                 self.transport.write(response.serialize(request.keep_alive, request.method == "HEAD"))
@@ -280,7 +280,7 @@ class HttpConnection(asyncio.Protocol):
         """Answer once and close: used for anything that leaves the HTTP stream unusable."""
         if self.transport is None or self.transport.is_closing():
             return
-        self.ctx.gateway.metrics.inc("wsgw_http_requests_total", f'status="{response.status}"')
+        self.ctx.gateway.metrics.answered(response.status)
         self.transport.write(response.serialize(keep_alive=False))
         self.transport.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from wsgw.gateway import Gateway
+from wsgw.metrics import CONTENT_TYPE
 from wsgw.request import HttpRequest
 from wsgw.rest.front import RestFront
 from wsgw.server.connections_api import ConnectionsApi, too_large
@@ -38,8 +39,7 @@ class HttpRouter:
         if path == "/health":
             return self.health()
         if path == "/metrics":
-            return HttpResponse(200, self.gateway.metrics.render().encode(),
-                                [("Content-Type", "text/plain; version=0.0.4")])
+            return HttpResponse(200, self.gateway.metrics.render(), [("Content-Type", CONTENT_TYPE)])
         parts = path.split("/")
         if len(parts) >= 2 and unquote(parts[1]) == self.stage:
             if len(parts) >= 3 and parts[2] == "@groups":

@@ -83,7 +83,7 @@ class WebSocketProtocol(asyncio.Protocol):
         parsed = protocol.events_received()
         if not parsed or not isinstance(parsed[0], Request):
             refusal = plain_error(400, "Bad Request: invalid WebSocket handshake")
-            self.gateway.metrics.inc("wsgw_http_requests_total", f'status="{refusal.status}"')
+            self.gateway.metrics.answered(refusal.status)
             transport.write(refusal.serialize(keep_alive=False))
             transport.close()
             return False
@@ -209,6 +209,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.transport.get_write_buffer_size() + size <= self.gateway.limits.max_send_buffer_bytes:
             return True
         log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
+        self.gateway.metrics.count(self.gateway.metrics.slow_consumers)
         if self.conn is not None:
             self.conn.decide_close(1008, "Slow consumer")
         self.protocol.fail(1008, "Slow consumer")
