@@ -103,8 +103,7 @@ def on_connect(event: dict[str, Any], context: Any) -> dict[str, Any]:
         room = room_of(event, query["room"])
         if room is None:
             return {"statusCode": 400, "body": "room: 1-64 letters, digits, '_', '.' or '-'"}
-        pusher(endpoint_of(event)).join(group_of(room), event["requestContext"]["connectionId"],
-                                        since_of(query.get("since")))
+        join_room(endpoint_of(event), room, event["requestContext"]["connectionId"], since_of(query.get("since")))
     return {"statusCode": 200}
 
 
@@ -118,11 +117,18 @@ def join(event: dict[str, Any], context: Any) -> dict[str, Any]:
     room = room_of(event, body.get("room"))
     if room is None:
         return reply({"type": "error", "message": "room: 1-64 letters, digits, '_', '.' or '-'"})
-    outcome = pusher(endpoint_of(event)).join(group_of(room), event["requestContext"]["connectionId"],
-                                              since_of(body.get("since")))
+    connection_id = event["requestContext"]["connectionId"]
+    outcome = join_room(endpoint_of(event), room, connection_id, since_of(body.get("since")))
     if outcome is None:                      # the client left meanwhile
         return {"statusCode": 200}
     return reply({"type": "joined", "room": room})
+
+
+def join_room(endpoint: str, room: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+    """Put a connection in a room (this API's WebSocket `join`, `?room=` on connect, and the web chat's REST
+    join all come here). With `since` the gateway first replays what the room said after that seq. None when
+    the connection is gone."""
+    return pusher(endpoint).join(group_of(room), connection_id, since)
 
 
 def leave(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -170,8 +176,12 @@ def who(event: dict[str, Any], context: Any) -> dict[str, Any]:
     room = room_of(event, body_of(event).get("room"))
     if room is None:
         return reply({"type": "error", "message": "no such room"})
-    names = sorted({str(m.get("principalId") or m["connectionId"]) for m in members_of(endpoint_of(event), room)})
-    return reply({"type": "who", "room": room, "names": names})
+    return reply({"type": "who", "room": room, "names": names_in(endpoint_of(event), room)})
+
+
+def names_in(endpoint: str, room: str) -> list[str]:
+    """Who is in a room: one name per user, however many connections (tabs, nodes) they have."""
+    return sorted({str(m.get("principalId") or m["connectionId"]) for m in members_of(endpoint, room)})
 
 
 def members_of(endpoint: str, room: str) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """The web chat in a real browser: Debian's chromium driven by Playwright (never a downloaded browser).
-Two pages join, see each other's presence and chat, then survive a node restart."""
+Two pages join, see each other's presence and chat, then survive a node restart; the node runs on Redis, so
+the room's history outlives it and a page opened after the restart is shown what was said before."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def node() -> Iterator[GatewayProcess]:
-    process = GatewayProcess(ROOT / "wsgw.yaml", port=free_port())
+def node(redis_url: str) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(ROOT / "wsgw.yaml", "--redis", redis_url, port=free_port())
     process.start()
     try:
         yield process
@@ -63,5 +64,15 @@ def test_two_pages_join_chat_and_see_presence_then_survive_a_restart(node: Gatew
             ada.get_by_test_id("message").fill("still here")
             ada.get_by_test_id("send").click()
             expect(bob.get_by_test_id("log")).to_contain_text("ada: still here")
+            expect(bob.get_by_test_id("log").locator("li", has_text="bob: hello from bob")).to_have_count(1)
+
+            cyd = browser.new_page()                     # joins after the restart: the room's history is replayed
+            cyd.goto(url)
+            cyd.get_by_test_id("name").fill("cyd")
+            cyd.get_by_test_id("join").click()
+            expect(cyd.get_by_test_id("log")).to_contain_text("bob: hello from bob")
+            expect(cyd.get_by_test_id("log")).to_contain_text("ada: still here")
+            expect(cyd.get_by_test_id("presence")).to_contain_text("ada")
+            expect(ada.get_by_test_id("log")).to_contain_text("cyd joined")
         finally:
             browser.close()

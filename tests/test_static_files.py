@@ -11,8 +11,11 @@ import pytest
 
 from tests.helpers import api_from, raw_http, serve
 from wsgw.config import IntegrationSpec
+from wsgw.config.integrations import StaticOptions
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
 from wsgw.integrations.static import StaticIntegration
+from wsgw.server.node import build_node
 
 
 @pytest.fixture
@@ -65,7 +68,7 @@ async def test_nothing_outside_the_root_or_hidden_is_ever_served(site: Path, pat
 
 
 def test_the_integration_refuses_traversal_by_itself(site: Path) -> None:
-    spec = IntegrationSpec("static", {"root": "web"}, 1000, "http.routes.x.integration")
+    spec = IntegrationSpec("static", StaticOptions("web"), 1000, "http.routes.x.integration")
     static = StaticIntegration.from_spec(spec, api_from(api(site), site), None, "f")  # type: ignore[arg-type]
     for bad in ("../outside.txt", "sub/../../outside.txt", "escape.txt", "up/outside.txt", ".env", "a\x00b",
                 "..\\outside.txt", "/../outside.txt"):
@@ -77,6 +80,5 @@ def test_a_root_that_is_not_a_folder_is_a_config_error(site: Path) -> None:
     raw = api(site)
     raw["http"]["routes"]["GET /"]["integration"]["root"] = "nope"
     with pytest.raises(ConfigError) as caught:
-        from wsgw.server.app import GatewayServer
-        GatewayServer(api_from(raw, site), port=0)
+        build_node(api_from(raw, site), NodeConfig(host="127.0.0.1", port=0))
     assert "root" in str(caught.value)

@@ -2,15 +2,21 @@
 // WebSocket API. A plain ES module: no build step; types are JSDoc (editors and `tsc --checkJs` read them).
 //
 //   import { WsgwClient } from "/dev/lib/wsgw-client.js";
-//   const client = new WsgwClient("ws://127.0.0.1:8080/dev", { query: { name: "ada" } });
+//   const client = new WsgwClient("ws://127.0.0.1:8080/dev", { query: { name: "ada" }, joinGroup });
 //   client.on("message", (data, envelope) => ...);   // `data.type`, or "*" for every frame
+//   client.on("presence", (notice) => ...);           // {group, event: "join"|"leave", connectionId, principalId}
 //   await client.connect();
-//   await client.join("lobby");                       // asks the app's join route; resumed after reconnects
-//   client.send("say", { room: "lobby", text: "hi" });
+//   await client.join("room:lobby");                  // joinGroup asks the app; resumed after reconnects
+//   client.send("sendmessage", { room: "lobby", text: "hi" });
 //
-// Reconnects with exponential backoff and full jitter; after a reconnect it joins its groups again with
-// `since` = the last seq it saw, so the server replays what was missed (envelopes {group, seq, data}).
-// An application-level heartbeat (`{"action": "ping"}` by default) finds dead connections that TCP does not.
+// Groups are wsgw's (docs/groups.md): a group with `envelope: true` delivers {"group", "seq", "data"}; the
+// client remembers the last seq of each group it joined and, after a reconnect, joins again with
+// `since` = that seq so the gateway replays what was missed (in order, before live frames, without
+// duplicates), then says {"group", "recovered": true|false}. recovered false: the history no longer reaches
+// back (trimmed, expired, or the node restarted on the in-memory registry, whose numbering starts again at 1);
+// the client then simply follows the seqs it receives from there on, and the app reloads what it shows.
+// Reconnects with exponential backoff and full jitter. An application-level heartbeat (`{"action": "ping"}`
+// by default) finds dead connections that TCP does not.
 
 /**
  * @typedef {object} ClientOptions
@@ -18,10 +24,11 @@
  * @property {string} [tokenParam] query parameter for the token (default "token")
  * @property {Record<string, string>} [query] other query parameters (e.g. { name: "ada" })
  * @property {string[]} [protocols] WebSocket subprotocols to offer
- * @property {(group: string, connectionId: string, since: number) => Promise<unknown>} [joinGroup]
- *   asks the application's own server route to add this connection to a group; default: POST
- *   `{httpBase}/rooms/{group}/members/{connectionId}?since=N` with `joinBody`
- * @property {Record<string, unknown>} [joinBody] JSON body of the default join request
+ * @property {(group: string, connectionId: string, since: number | null) => Promise<unknown>} [joinGroup]
+ *   adds this connection to a group, replaying after `since` when it is a number; resolves with the join's
+ *   answer. Browsers give a route of their own API here (management paths are for servers); the default
+ *   is the management API itself, `PUT {httpBase}/@groups/{group}/members/{connectionId}?since=N`, which
+ *   answers only callers within the API's management.allowFrom (a service on the same host or network)
  * @property {string} [helloAction] action whose route answers `{"type":"hello","connectionId":...}` ("hello")
  * @property {string} [heartbeatAction] action sent as heartbeat ("ping"); null disables it
  * @property {number} [heartbeatMs] heartbeat interval (25000)
@@ -48,7 +55,7 @@ export class WsgwClient {
     };
     /** @type {WebSocket | null} */ this.socket = null;
     /** @type {string | null} */ this.connectionId = null;
-    /** @type {Map<string, number>} group -> last seq seen */ this.groups = new Map();
+    /** @type {Map<string, number | null>} group -> last seq seen (null: none yet) */ this.groups = new Map();
     /** @type {Map<string, Set<Function>>} */ this.handlers = new Map();
     this.attempt = 0;
     this.closedByUser = false;
@@ -60,7 +67,9 @@ export class WsgwClient {
 
   /**
    * Subscribe: `open` (connectionId), `close` ({code, reason}), `reconnecting` ({attempt, delayMs}),
-   * `resumed` ({group, since, answer}), a `data.type` such as `message`, or `*` for every frame.
+   * `resumed` ({group, since, answer}: a join, first or after a reconnect, was answered), `presence` (a
+   * group's join/leave notice), `recovered` ({group, recovered, replayed?}: what a join with since replayed),
+   * a `data.type` such as `message` (the data of an envelope, or a bare frame), or `*` for every frame.
    * @param {string} type
    * @param {Function} fn called with (data, envelope | null)
    * @returns {() => void} unsubscribe
@@ -86,7 +95,7 @@ export class WsgwClient {
     return url.toString();
   }
 
-  /** http(s) base of the stage, for the default join route. */
+  /** http(s) base of the stage, for the default join. */
   httpBase() {
     return this.url.replace(/^ws/, "http").replace(/[?#].*$/, "").replace(/\/$/, "");
   }
@@ -136,14 +145,15 @@ export class WsgwClient {
   }
 
   /**
-   * Join a group through the application's join route; remembered and resumed after reconnects.
-   * @param {string} group
-   * @returns {Promise<unknown>} the route's answer
+   * Join a group; remembered and resumed (with since = the last seq seen) after reconnects.
+   * @param {string} group the group's name, e.g. "room:lobby"
+   * @param {{since?: number}} [options] since: replay what the group kept after this seq (0: all it kept)
+   * @returns {Promise<unknown>} the join's answer (null when not connected yet: joined on connect)
    */
-  async join(group) {
-    if (!this.groups.has(group)) this.groups.set(group, 0);
-    if (!this.connectionId) return null;      // joined on the next hello
-    return this._join(group, this.groups.get(group) ?? 0);
+  async join(group, options = {}) {
+    if (!this.groups.has(group) || typeof options.since === "number") this.groups.set(group, options.since ?? null);
+    if (!this.connectionId) return null;
+    return this._join(group, this.groups.get(group) ?? null);
   }
 
   /** Close for good (no reconnect). */
@@ -164,29 +174,22 @@ export class WsgwClient {
     return true;
   }
 
-  /** @param {string} group @param {number} since */
+  /** @param {string} group @param {number | null} since */
   async _join(group, since) {
     const id = /** @type {string} */ (this.connectionId);
-    const ask = this.options.joinGroup ?? ((g, c, s) => this._defaultJoin(g, c, s));
+    const ask = this.options.joinGroup ?? ((g, c, s) => this._managementJoin(g, c, s));
     const answer = await ask(group, id, since);
-    // A server that lost its history (restarted without a shared store) counts from 0 again: follow it,
-    // or every new frame would look already seen.
-    const seq = /** @type {any} */ (answer)?.seq;
-    if (typeof seq === "number" && seq < (this.groups.get(group) ?? 0)) this.groups.set(group, seq);
     this.emit("resumed", { group, since, answer });
     return answer;
   }
 
-  /** @param {string} group @param {string} id @param {number} since */
-  async _defaultJoin(group, id, since) {
+  /** @param {string} group @param {string} id @param {number | null} since */
+  async _managementJoin(group, id, since) {
     const doFetch = this.options.fetch ?? globalThis.fetch;
-    const url = `${this.httpBase()}/rooms/${encodeURIComponent(group)}/members/${encodeURIComponent(id)}` +
-      `?since=${since}`;
-    const response = await doFetch(url, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify(this.options.joinBody ?? {}),
-    });
-    const body = await response.json();
+    const url = `${this.httpBase()}/@groups/${encodeURIComponent(group)}/members/${encodeURIComponent(id)}` +
+      (since === null ? "" : `?since=${since}`);
+    const response = await doFetch(url, { method: "PUT" });
+    const body = await response.json().catch(() => null);
     if (!response.ok) throw new Error(`join ${group}: ${response.status} ${body?.message ?? ""}`);
     return body;
   }
@@ -209,15 +212,21 @@ export class WsgwClient {
       return;
     }
     if (data && data.action === "pong") return;
-    /** @type {Envelope | null} */
-    let envelope = null;
-    if (data && typeof data.group === "string" && typeof data.seq === "number" && "data" in data) {
-      envelope = data;
-      const last = this.groups.get(data.group) ?? 0;
-      if (data.seq <= last) return;          // already seen (a replay overlapping live frames)
-      this.groups.set(data.group, data.seq);
-      data = data.data;
+    if (data && typeof data.group === "string") {
+      if (typeof data.seq === "number" && "data" in data) {          // an envelope: its seq is where we are
+        const envelope = /** @type {Envelope} */ (data);
+        if (this.groups.has(envelope.group)) this.groups.set(envelope.group, envelope.seq);
+        this._dispatch(envelope.data, envelope);
+        return;
+      }
+      if (typeof data.recovered === "boolean") { this.emit("recovered", data); return; }
+      if (data.event === "join" || data.event === "leave") { this.emit("presence", data); return; }
     }
+    this._dispatch(data, null);
+  }
+
+  /** @param {any} data @param {Envelope | null} envelope */
+  _dispatch(data, envelope) {
     this.emit("*", data, envelope);
     if (data && typeof data.type === "string") this.emit(data.type, data, envelope);
   }
