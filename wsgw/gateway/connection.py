@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import TYPE_CHECKING
 
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway.sink import SocketSink
 from wsgw.registry.base import ConnectionRecord
+
+if TYPE_CHECKING:
+    from wsgw.gateway.inspect import ConnectionTap
 
 CloseFrame = tuple[int, str]
 
@@ -20,7 +24,7 @@ class Connection:
 
     __slots__ = (
         "close_decided", "inbox", "info", "last_active", "last_active_ms", "last_seen", "opened_at",
-        "ping_sent_at", "reading_paused", "sink", "worker",
+        "ping_sent_at", "reading_paused", "sink", "tap", "worker",
     )
 
     def __init__(self, info: ConnectionInfo, sink: SocketSink, now: float) -> None:
@@ -35,6 +39,7 @@ class Connection:
         self.worker: asyncio.Task[None] | None = None
         self.reading_paused = False
         self.close_decided: CloseFrame | None = None   # what $disconnect reports when our side ended it
+        self.tap: ConnectionTap | None = None           # inspectors tailing it (wsgw/gateway/inspect.py)
 
     @property
     def id(self) -> str:

@@ -157,6 +157,8 @@ class Gateway:
 
     def on_message(self, conn: Connection, data: str | bytes) -> None:
         """A complete message arrived: text (str, valid UTF-8) or binary (bytes)."""
+        if conn.tap is not None:
+            conn.tap.copy("in", data)
         if isinstance(data, str):
             self._enqueue(conn, data, False)
         elif not self.api.binary_as_base64:       # AWS refuses binary frames unless the API opts into base64
@@ -193,6 +195,8 @@ class Gateway:
         admitted connection, after its queued messages, with the code close_code decides."""
         if self.local.remove(conn.info.connection_id) is None:
             return
+        if conn.tap is not None:
+            conn.tap.closed()
         self.metrics.count(self.metrics.closed)
         self.throttle.forget(conn.info.connection_id)
         conn.close_decided = close_code(conn.close_decided, received, sent)

@@ -18,6 +18,7 @@ import orjson
 
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway.connection import Connection
+from wsgw.gateway.inspect import Watcher, group_event
 from wsgw.gateway.local import LocalTable, encode_frame
 from wsgw.group_config import GroupPolicy, GroupsConfig
 from wsgw.metrics import Metrics
@@ -131,6 +132,7 @@ class Groups:
         self.track = track
         self.table = GroupTable()
         # (event "join"/"leave", connection, group, reason, since) → call the $join/$leave route (set by Gateway)
+        self.taps: dict[str, list[Watcher]] = {}      # group → inspectors tailing it (wsgw/gateway/inspect.py)
         self.member_route: Callable[[str, ConnectionInfo, str, str, int | None], None] | None = None
 
     def is_member(self, group: str, connection_id: str) -> bool:
@@ -321,6 +323,8 @@ class Groups:
         stamp = await self.registry.stamp(group, data, policy.history, self.epoch_ms())
         payload = envelope(group, stamp.seq, data) if policy.envelope else data
         local = self.table.deliver(group, encode_frame(payload), exclude, stamp.seq)
+        if self.taps:
+            self._copy(group, payload, stamp.seq)
         remote = await self.registry.fan_out(group, payload, exclude, stamp)
         self.metrics.count(self.metrics.group_publishes)
         self.metrics.sent_one.inc(local)
@@ -332,9 +336,19 @@ class Groups:
         if group not in self.table.members:
             return 0
         sent = self.table.deliver(group, encode_frame(frame), exclude, seq)
+        if self.taps:
+            self._copy(group, frame, seq)
         self.metrics.sent_one.inc(sent)
         self.metrics.group_messages.inc(sent)
         return sent
+
+    def _copy(self, group: str, payload: bytes, seq: int | None) -> None:
+        """A frame of a group some inspector tails (what its members got, publishes of this node and others')."""
+        watchers = self.taps.get(group)
+        if watchers:
+            event = group_event(group, payload, seq, self.epoch_ms())
+            for watcher in watchers:
+                watcher.put(event)
 
     def _joined(self, group: str, policy: GroupPolicy, member: Member, info: ConnectionInfo,
                 since: int | None) -> None:
@@ -363,6 +377,8 @@ class Groups:
             stamp = await self.registry.stamp(group, b"", None, self.epoch_ms())
             payload = orjson.dumps(notice)
             self.table.deliver(group, encode_frame(payload), notice["connectionId"], None)
+            if self.taps:
+                self._copy(group, payload, None)
             await self.registry.fan_out(group, payload, notice["connectionId"], stamp)
         except Exception as exc:
             log.warning("presence notice for %s failed: %r", group, exc)

@@ -44,7 +44,7 @@ class GatewayServer:
         self.tracing = self._traced(self.api.observe.tracing)
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
-                                       self.open_sockets)
+                                       self.open_sockets, self.router.inspector.open)
         self.server: asyncio.Server | None = None
 
     async def start(self) -> None:

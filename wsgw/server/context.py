@@ -23,9 +23,15 @@ class OpenSocket(Protocol):
         ...
 
 
+# (upgrade request, transport, bytes already read, open sockets) → the refusal to answer, or None once a management
+# WebSocket (the inspector, wsgw/server/inspector.py) took the transport over
+OpenManagement = Callable[[HttpRequest, asyncio.Transport, bytes, set[OpenSocket]], HttpResponse | None]
+
+
 @dataclass(slots=True)
 class ListenerContext:
     gateway: Gateway
     handle_http: Callable[[HttpRequest], Awaitable[HttpResponse]]
     body_limit_for: Callable[[str], tuple[int, HttpResponse]]   # raw path → (limit, 413 response)
     open_sockets: set[OpenSocket]
+    open_inspector: OpenManagement | None = None                # upgrades to /{stage}/@inspect/ws

@@ -254,7 +254,11 @@ class HttpConnection(asyncio.Protocol):
     async def _upgrade(self, request: HttpRequest, rest: bytes) -> None:
         gateway = self.ctx.gateway
         stage = gateway.api.stage
-        if request.method != "GET" or unquote(request.raw_path).rstrip("/") != f"/{stage}":
+        path = unquote(request.raw_path).rstrip("/")
+        if request.method == "GET" and path == f"/{stage}/@inspect/ws" and self.ctx.open_inspector is not None:
+            self._upgrade_inspector(request, rest)
+            return
+        if request.method != "GET" or path != f"/{stage}":
             self._fail(plain_error(404, f"Not Found: WebSocket connections go to /{stage}"))
             return
         problem = handshake_problem(request)
@@ -273,6 +277,18 @@ class HttpConnection(asyncio.Protocol):
         backlog = rest + b"".join(self.pending)
         self.pending.clear()
         ws.attach(outcome.conn, backlog)
+
+    def _upgrade_inspector(self, request: HttpRequest, rest: bytes) -> None:
+        """The management WebSocket of the inspector: no $connect, not a gateway connection."""
+        assert self.transport is not None and self.ctx.open_inspector is not None
+        problem = handshake_problem(request)
+        backlog = rest + b"".join(self.pending)
+        self.pending.clear()
+        refused = problem or self.ctx.open_inspector(request, self.transport, backlog, self.ctx.open_sockets)
+        if refused is not None:
+            self._fail(refused)
+            return
+        self.ctx.open_sockets.discard(self)
 
     # ----- helpers ---------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Dispatch of plain HTTP requests: health, metrics, the @connections API, then the REST front."""
+"""Dispatch of plain HTTP requests: health, metrics, the @connections, @groups and @inspect paths, then the REST
+front."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from wsgw.rest.front import RestFront
 from wsgw.server.connections_api import ConnectionsApi, too_large
 from wsgw.server.groups_api import GroupsApi
 from wsgw.server.http import HttpResponse, plain_error
+from wsgw.server.inspector import InspectorDoor
 
 
 class HttpRouter:
@@ -24,6 +26,7 @@ class HttpRouter:
         self.limits = gateway.api.limits
         self.rest = rest
         self.groups = GroupsApi(gateway, self.connections)
+        self.inspector = InspectorDoor(gateway, self.connections)
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
         """How large a body this path accepts, and the 413 it answers beyond that."""
@@ -53,6 +56,8 @@ class HttpRouter:
                 return await self.connections.handle(request, parts[3])
             if len(parts) == 3 and parts[2] == "@broadcast":
                 return await self.connections.broadcast(request)
+            if len(parts) == 3 and parts[2] == "@inspect":
+                return self.inspector.page(request)
             answer = await self.rest.handle(request, "/" + "/".join(parts[2:]))
             if answer is not None:
                 return answer
