@@ -389,3 +389,41 @@ functions:
         load_api(service)
     problems = getattr(refused.value, "problems", None) or getattr(refused.value, "errors", [])
     assert any("scopes" in str(p) for p in problems), problems
+
+
+def test_serverless_logs_become_the_stage_access_log_and_execution_logs_are_named() -> None:
+    doc = yaml.safe_load(SLS.read_text())
+    doc["provider"]["logs"] = {
+        "websocket": {"level": "INFO", "fullExecutionData": True,
+                      "format": '{"id": "$context.requestId", "route": "$context.routeKey"}'},
+        "httpApi": True,
+        "restApi": True,
+    }
+    path = SLS.with_name("logs-serverless.yml")
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        loaded = load_document(path)
+    finally:
+        path.unlink()
+    assert loaded.raw["accessLogSettings"] == {
+        "destination": "stdout", "format": '{"id": "$context.requestId", "route": "$context.routeKey"}'}
+    warned = {w.key: w.message for w in loaded.warnings}
+    assert "execution logs are not written" in warned["provider.logs.websocket.level"]
+    assert "provider.logs.websocket.fullExecutionData" in warned
+    assert "no REST API (v1)" in warned["provider.logs.restApi"]
+    assert not any("access logs are not written" in message for message in warned.values())
+    api = parse_api(without_authorizers(loaded.raw), loaded.base_dir)
+    assert api.observe.access_log is not None and api.observe.access_log.format is not None
+
+
+def test_serverless_websocket_logs_without_access_logging_write_none() -> None:
+    doc = yaml.safe_load(SLS.read_text())
+    doc["provider"]["logs"] = {"websocket": {"accessLogging": False, "executionLogging": True}}
+    path = SLS.with_name("nologs-serverless.yml")
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        loaded = load_document(path)
+    finally:
+        path.unlink()
+    assert "accessLogSettings" not in loaded.raw
+    assert {w.key for w in loaded.warnings} >= {"provider.logs.websocket.executionLogging"}

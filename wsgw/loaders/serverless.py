@@ -1,7 +1,8 @@
 """A Serverless Framework service (serverless.yml) → the raw wsgw.yaml mapping.
 
 Read: `service`, `provider` (runtime, stage, region, environment, memorySize, timeout,
-websocketsApiRouteSelectionExpression, httpApi.cors / httpApi.authorizers), `functions.*` (handler, runtime,
+websocketsApiRouteSelectionExpression, httpApi.cors / httpApi.authorizers, logs.websocket / logs.httpApi as the
+stage's access log on stdout), `functions.*` (handler, runtime,
 environment, memorySize, timeout, name, events: websocket — route, routeResponseSelectionExpression,
 authorizer name/identitySource — and httpApi), `custom`/`params` for variables. Everything else is reported:
 errors when the API would be served differently than on AWS, warnings when ignoring it is harmless locally.
@@ -30,7 +31,7 @@ QUIET_TOP = {"service", "provider", "functions", "custom", "params", "package", 
              "configValidationMode", "variablesResolutionMode", "deprecationNotificationMode",
              "disabledDeprecations", "unresolvedVariablesNotificationMode", "outputs", "console", "dashboard"}
 PROVIDER_USED = {"name", "runtime", "stage", "region", "environment", "memorySize", "timeout",
-                 "websocketsApiRouteSelectionExpression", "httpApi"}
+                 "websocketsApiRouteSelectionExpression", "httpApi", "logs"}
 PROVIDER_QUIET = {"websocketsApiName", "websocketsDescription", "stackName", "apiName", "profile", "deploymentBucket",
                   "deploymentPrefix", "stackTags", "tags", "versionFunctions", "lambdaHashingVersion",
                   "architecture", "logRetentionInDays", "deploymentMethod", "apiGateway", "endpointType"}
@@ -42,9 +43,15 @@ PROVIDER_WARN = {
     "vpc": "no VPC locally; handlers reach what this machine reaches",
     "layers": "Lambda layers are not mounted locally; install the layer's packages into the environment",
     "tracing": "X-Ray tracing is not emulated",
-    "logs": "API Gateway access logs are not written; wsgw logs to stderr",
-    "websocketsApiLogs": "API Gateway access logs are not written; wsgw logs to stderr",
     "kmsKeyArn": "environment variables are not encrypted locally",
+}
+WEBSOCKET_LOG_KEYS = {"accessLogging", "format", "level", "executionLogging", "fullExecutionData"}
+EXECUTION_LOGS = ("execution logs are not written locally (wsgw's own log is on stderr: --log-level, "
+                  "--log-format)")
+LOGS_WARN = {
+    "restApi": "no REST API (v1) is served locally",
+    "lambda": "Lambda's log settings are not applied locally: handlers log to wsgw's stderr",
+    "frameworkLambda": "Lambda's log settings are not applied locally: handlers log to wsgw's stderr",
 }
 FUNCTION_USED = {"handler", "runtime", "environment", "memorySize", "timeout", "name", "events"}
 FUNCTION_QUIET = {"description", "package", "tags", "architecture", "logRetentionInDays", "module"}
@@ -143,6 +150,47 @@ class _Service:
         environment = self.environment(self.provider.get("environment"), "provider.environment")
         if environment:
             raw["environment"] = environment
+        self.read_logs()
+
+    def read_logs(self) -> None:
+        """`provider.logs.websocket` / `.httpApi` → the stage's `accessLogSettings` (one access log for both, on
+        stdout instead of a CloudWatch log group, in their `format` when one is given)."""
+        logs = self.provider.get("logs")
+        if logs is None:
+            return
+        if not isinstance(logs, dict):
+            self.out.error("provider.logs", "must be a mapping (websocket, httpApi, ...)")
+            return
+        formats: dict[str, str | None] = {}
+        for kind, value in logs.items():
+            key = f"provider.logs.{kind}"
+            if kind in LOGS_WARN:
+                self.out.warn(key, LOGS_WARN[kind] + "; ignored")
+                continue
+            if kind not in ("websocket", "httpApi"):
+                self.out.warn(key, "not supported locally; ignored")
+                continue
+            if value is None or value is False:
+                continue
+            settings: dict[str, Any] = {} if value is True else value if isinstance(value, dict) else {"": value}
+            known = WEBSOCKET_LOG_KEYS if kind == "websocket" else {"format"}
+            for name in settings:
+                if name not in known:
+                    self.out.warn(f"{key}.{name}" if name else key, "not supported locally; ignored")
+                elif name in ("level", "executionLogging", "fullExecutionData"):
+                    self.out.warn(f"{key}.{name}", EXECUTION_LOGS + "; ignored")
+            if settings.get("accessLogging", True) is False:
+                continue
+            fmt = settings.get("format")
+            formats[kind] = fmt if isinstance(fmt, str) else None
+        if not formats:
+            return
+        websocket, http = formats.get("websocket"), formats.get("httpApi")
+        if websocket and http and websocket != http:
+            self.out.warn("provider.logs.httpApi.format", "wsgw writes one access log per stage: the websocket "
+                                                          "format is used for REST requests too")
+        chosen = websocket or http
+        self.out.raw["accessLogSettings"] = {"destination": "stdout", **({"format": chosen} if chosen else {})}
 
     def read_functions(self) -> None:
         functions = self.doc.get("functions") or {}
