@@ -71,13 +71,17 @@ class RawClient:
         return client
 
     async def frame(self) -> bytes:
-        _, second = await self.reader.readexactly(2)
-        length = second & 0x7F
-        if length == 126:
-            length = int.from_bytes(await self.reader.readexactly(2), "big")
-        elif length == 127:
-            length = int.from_bytes(await self.reader.readexactly(8), "big")
-        return await self.reader.readexactly(length)
+        """The next data frame's payload; control frames (the node's keepalive pings on a slow run) are skipped."""
+        while True:
+            first, second = await self.reader.readexactly(2)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif length == 127:
+                length = int.from_bytes(await self.reader.readexactly(8), "big")
+            payload = await self.reader.readexactly(length)
+            if not first & 0x08:
+                return payload
 
     def close(self) -> None:
         self.writer.close()
