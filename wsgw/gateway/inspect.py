@@ -148,7 +148,7 @@ class Inspector:
     def snapshot(self) -> Event:
         """This node's connections (with their groups) and the groups its connections are in."""
         gateway = self.gateway
-        member_of = gateway.groups.table.of
+        groups_of = gateway.groups.local_groups_of
         connections = [{
             "connectionId": conn.id,
             "principalId": (conn.info.authorizer or {}).get("principalId"),
@@ -156,10 +156,9 @@ class Inspector:
             "userAgent": conn.info.user_agent,
             "connectedAt": conn.info.connected_at_ms,
             "lastActiveAt": conn.last_active_ms,
-            "groups": sorted(member_of.get(conn.id, ())),
+            "groups": groups_of(conn.id),
         } for conn in gateway.local.all()]
-        groups = [{"group": group, "localMembers": len(members)}
-                  for group, members in sorted(gateway.groups.table.members.items())]
+        groups = [{"group": group, "localMembers": count} for group, count in gateway.groups.local_counts()]
         return {"type": "snapshot", "node": gateway.node_id, "stage": gateway.api.stage,
                 "connections": connections, "groups": groups}
 
