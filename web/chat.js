@@ -54,7 +54,7 @@ async function join() {
     client.on("reconnecting", ({ delayMs }) => { $("status").textContent = `reconnecting in ${delayMs} ms`; });
     client.on("resumed", ({ group, answer }) => { if (group === `room:${room}` && answer?.names) presence(answer.names); });
     client.on("recovered", ({ group, recovered }) => {
-      if (!recovered && group === `room:${room}`) line("(some messages from while you were away are no longer kept)", "sys");
+      if (!recovered && group === `room:${room}`) line("(earlier messages are no longer kept)", "sys");
     });
     client.on("message", (data, envelope) => { if (envelope?.group === `room:${room}`) line(`${data.from}: ${data.text}`); });
     client.on("presence", (notice) => {
