@@ -14,6 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsgw.config.access import (
+    DEFAULT_API_KEY_SELECTION,
+    ApiKeySpec,
+    ManagementConfig,
+    UsagePlanSpec,
+    parse_api_key_selection,
+    parse_api_keys,
+    parse_management,
+    parse_route_access,
+    parse_usage_plans,
+)
 from wsgw.config.authorizers import (
     AUTHORIZER_OPTIONS,
     AuthorizerOptions,
@@ -54,11 +65,11 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management", "groups",
+    "management", "groups", "apiKeys", "usagePlans", "apiKeySelectionExpression",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
-              "throttling", "environment"}
+              "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes"}
 AUTHORIZER_TYPES = set(AUTHORIZER_OPTIONS)
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
@@ -67,6 +78,9 @@ class RouteSpec:
     authorizer: str | None
     route_response: bool
     throttling: BucketSpec | None = None
+    api_key_required: bool = False                       # $connect only (as on AWS)
+    authorization_scopes: tuple[str, ...] | None = None  # $connect: a JWT/Cognito token must carry one
+    authorization_type: str = "NONE"                     # $connect: NONE or AWS_IAM (a SigV4-signed handshake)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +161,10 @@ class ApiConfig:
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: TlsConfig | None = None          # the config's `tls:`; --tls/--certfile/--keyfile win over it
     groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
+    management: ManagementConfig = field(default_factory=lambda: ManagementConfig(DEFAULT_MANAGEMENT_ALLOW))
+    api_keys: dict[str, ApiKeySpec] = field(default_factory=dict)
+    usage_plans: dict[str, UsagePlanSpec] = field(default_factory=dict)
+    api_key_selection: str = DEFAULT_API_KEY_SELECTION
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -186,8 +204,12 @@ def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict
             problems.add(f"{key}.routeResponse", "must be true or false")
             respond = False
         throttling = parse_bucket(route.get("throttling"), f"{key}.throttling", problems)
+        access = parse_route_access(route, key, authorizer, problems)
+        if route_key != "$connect" and (access[0] or access[2] != "NONE"):
+            problems.add(f"{key}.{'apiKeyRequired' if access[0] else 'authorizationType'}",
+                         "WebSocket APIs check API keys and IAM on $connect only; move it there")
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling)
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access)
     return routes
 
 
@@ -340,17 +362,17 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
     if domain is not None and (not isinstance(domain, str) or not re.match(r"^[A-Za-z0-9.\[\]:-]{1,253}$", domain)):
         problems.add("domainName", "must be a host name with an optional port, e.g. chat.example.com or 10.0.0.5:8080")
         domain = None
-    allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
-    management = raw.get("management")
-    if management is not None:
-        if not isinstance(management, dict) or set(management) - {"allowFrom"}:
-            problems.add("management", "must be a mapping with 'allowFrom: [CIDR, ...]'")
-        else:
-            allow_from = _parse_networks(management.get("allowFrom", []), problems)
+    management = parse_management(raw.get("management"), DEFAULT_MANAGEMENT_ALLOW, base_dir, problems,
+                                  _parse_networks)
+    usage_plans = parse_usage_plans(raw.get("usagePlans"), problems)
     api = ApiConfig(
         base_dir=base_dir,
         domain_name=domain,
-        management_allow_from=allow_from,
+        management_allow_from=management.allow_from,
+        management=management,
+        usage_plans=usage_plans,
+        api_keys=parse_api_keys(raw.get("apiKeys"), usage_plans, base_dir, problems),
+        api_key_selection=parse_api_key_selection(raw.get("apiKeySelectionExpression"), problems),
         stage=stage,
         route_selection_expression=expression,
         stage_variables=stage_variables,
