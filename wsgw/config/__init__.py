@@ -28,8 +28,10 @@ from wsgw.config.access import (
 from wsgw.config.authorizers import (
     AUTHORIZER_OPTIONS,
     AuthorizerOptions,
+    CognitoAuthorizerOptions,
     JwtAuthorizerOptions,
     RequestAuthorizerOptions,
+    TokenAuthorizerOptions,
     parse_authorizer_options,
 )
 from wsgw.config.common import Collector, did_you_mean, string_map
@@ -224,11 +226,12 @@ def _parse_identity_sources(raw: Any, key: str, problems: Collector) -> tuple[st
     for item in items:
         for part in (p.strip() for p in item.split(",")):
             if not re.match(
-                r"^(route\.request\.(header|querystring)\.|\$request\.(header|querystring)\.|stageVariables\.|context\.)\S+$",
+                r"^(route\.request\.(header|querystring)\.|\$request\.(header|querystring)\.|method\.request\.header\."
+                r"|stageVariables\.|context\.)\S+$",
                 part,
             ):
                 problems.add(key, f"'{part}' is not route.request.header.X, route.request.querystring.X, "
-                             "stageVariables.X or context.X")
+                             "$request.header.X, method.request.header.X, stageVariables.X or context.X")
                 continue
             sources.append(part)
     return tuple(sources)
@@ -250,15 +253,16 @@ def _parse_authorizers(raw: Any, problems: Collector, context: OptionContext) ->
         if kind not in AUTHORIZER_TYPES:
             problems.add(f"{key}.type", f"'{kind}' is not one of: " + ", ".join(sorted(AUTHORIZER_TYPES)))
             continue
-        integration = parse_integration(spec, key, problems, context) if kind == "request" else None
-        ttl = spec.get("resultTtlInSeconds", 300 if kind == "request" else 0)
+        lambda_kind = kind in ("request", "token")
+        integration = parse_integration(spec, key, problems, context) if lambda_kind else None
+        ttl = spec.get("resultTtlInSeconds", 300 if lambda_kind else 0)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 3600:
             problems.add(f"{key}.resultTtlInSeconds", "must be a whole number from 0 to 3600 (0 turns the cache off)")
             ttl = 0
         sources = _parse_identity_sources(spec.get("identitySource"), f"{key}.identitySource", problems)
         options, option_problems = parse_authorizer_options(str(name), kind, spec, ttl, sources)
         problems.problems.extend(option_problems)
-        if options is not None and (integration is not None or kind != "request"):
+        if options is not None and (integration is not None or not lambda_kind):
             result[str(name)] = AuthorizerSpec(str(name), kind, sources, ttl, integration, options)
     return result
 
@@ -412,6 +416,7 @@ __all__ = [
     "AuthorizerSpec",
     "AwsLambdaOptions",
     "BucketSpec",
+    "CognitoAuthorizerOptions",
     "Collector",
     "GroupOptions",
     "HttpOptions",
@@ -426,6 +431,7 @@ __all__ = [
     "RequestAuthorizerOptions",
     "RouteSpec",
     "TlsConfig",
+    "TokenAuthorizerOptions",
     "load_api",
     "parse_api",
     "parse_integration",

@@ -191,7 +191,7 @@ def parse_usage_plans(raw: Any, problems: Collector) -> dict[str, UsagePlanSpec]
                 elif period not in QUOTA_PERIODS:
                     problems.add(f"{key}.quota.period", "must be DAY, WEEK or MONTH")
                 else:
-                    quota = QuotaSpec(limit, period)     # type: ignore[arg-type]
+                    quota = QuotaSpec(limit, period)
         plans[str(name)] = UsagePlanSpec(str(name), throttle, quota)
     return plans
 

@@ -84,7 +84,7 @@ class ConnectFlow:
         query = parse_qsl(hs.query_string, keep_blank_values=True)
         offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
-        if not self.throttle.admit_route("$connect"):
+        if not await self.throttle.admit("$connect"):
             self.metrics.inc("wsgw_throttled_total", 'scope="route"')
             self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
             return ConnectOutcome(429, TOO_MANY), None, None, ""

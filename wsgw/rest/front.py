@@ -121,7 +121,7 @@ class RestFront:
                            stage_variables=api.stage_variables or None, api_id=api.api_id,
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
-        if not self.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
+        if not await self.throttle.admit(route.key, "http"):   # its own bucket, else the stage's
             self.metrics.inc("wsgw_throttled_total", 'scope="http"')
             return message(429, "Too Many Requests", trace)
         if route.authorizer is not None:

@@ -80,7 +80,8 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         authorizers = attempt(lambda: build_authorizers(api, resources))
         gateway = Gateway(api, registry, node_id=config.node_id, resources=resources,
                           routes=routes or RouteTable(replace(api, routes={}), resources),
-                          authorizers=authorizers or {}, throttle=build_throttler(api, time.monotonic))
+                          authorizers=authorizers or {},
+                          throttle=build_throttler(api, time.monotonic, registry.counters()))
         rest = attempt(lambda: RestFront(api, api.http or HttpApiSpec(), resources=resources,
                                          authorizers=gateway.authorizers, throttle=gateway.throttle,
                                          metrics=gateway.metrics, deadline=gateway.deadlines.within))
