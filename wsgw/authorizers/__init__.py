@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wsgw.authorizers.base import Authorizer, AuthOutcome, run_authorizer, status_message
+from wsgw.authorizers.cognito import CognitoAuthorizer
 from wsgw.authorizers.fronts import AuthRequest, Front, RestAuthRequest, WebSocketAuthRequest
 from wsgw.authorizers.jwt import JwtAuthorizer
 from wsgw.authorizers.request import RequestAuthorizer
@@ -12,7 +13,7 @@ from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.integrations.base import Resources
 
 AUTHORIZER_TYPES: dict[str, type[Authorizer]] = {
-    cls.type_name: cls for cls in (RequestAuthorizer, TokenAuthorizer, JwtAuthorizer)
+    cls.type_name: cls for cls in (RequestAuthorizer, TokenAuthorizer, JwtAuthorizer, CognitoAuthorizer)
 }
 
 

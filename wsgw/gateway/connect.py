@@ -95,7 +95,8 @@ class ConnectFlow:
             authorizer = self.authorizers[route.authorizer]
             request = WebSocketAuthRequest(
                 info, hs.headers, query, api.stage_variables, request_id, started, "$connect",
-                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
+                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered,
+                required_scopes=api.routes["$connect"].authorization_scopes)
             outcome = await run_authorizer(authorizer, request)
             if not outcome.allowed:
                 self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')

@@ -22,7 +22,7 @@ from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
 from wsgw.gateway.routes import function_name_for
-from wsgw.http_config import HttpApiSpec
+from wsgw.http_config import HttpApiSpec, HttpRouteSpec
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
 from wsgw.metrics import Metrics
@@ -52,6 +52,7 @@ class RestRoute:
     authorizer_type: str
     validator: Validator | None
     make_context: ContextFactory
+    spec: HttpRouteSpec
 
 
 def message(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
@@ -78,7 +79,7 @@ class RestFront:
             kind = api.authorizers[route.authorizer].type if route.authorizer else ""
             routes.append((route.pattern, RestRoute(
                 route.key, integration, route.integration.timeout_ms / 1000, authorizer, kind, route.validator,
-                LambdaContext.factory(integration.function_name, api.region, api.account_id))))
+                LambdaContext.factory(integration.function_name, api.region, api.account_id), route)))
         self.table: RouteTable[RestRoute] = RouteTable(routes)
 
     async def close(self) -> None:
@@ -153,7 +154,7 @@ class RestFront:
                               request.domain_name, api.stage, api.api_id)
         arn = route_arn(api.region, api.account_id, api.api_id, api.stage, request.method, segments)
         auth = RestAuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
-                               event)
+                               event, required_scopes=route.spec.authorization_scopes)
         outcome = await run_authorizer(route.authorizer, auth)
         if not outcome.allowed:
             self.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
