@@ -22,6 +22,7 @@ from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
 from wsgw.gateway.local import LocalTable
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
+from wsgw.gateway.usage import UsagePlans
 from wsgw.integrations.calls import Failure, report_failure
 from wsgw.metrics import Metrics
 from wsgw.registry import Registry, RegistryUnavailable
@@ -61,6 +62,7 @@ class ConnectFlow:
     # the group joins a $connect handler asked for, applied once the connection is open (gateway/groups.py)
     joins: Callable[[Connection, list[tuple[str, int | None]]], Awaitable[None]] | None = None
     iam: IamVerifier | None = None        # SigV4 of an `authorizationType: AWS_IAM` $connect (server/node.py)
+    usage: UsagePlans | None = None       # API keys of an `apiKeyRequired` $connect
 
     async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         if not self.accepting():
@@ -112,6 +114,11 @@ class ConnectFlow:
             info.authorizer = outcome.context
             subprotocol = outcome.subprotocol
             consumed = outcome.consumed
+        if spec is not None and spec.api_key_required and self.usage is not None:
+            over = await self.usage.admit(self.usage.presented(hs.headers, info.authorizer))
+            if over is not None:
+                self.metrics.inc("wsgw_connections_refused_total", f'status="{over[0]}"')
+                return ConnectOutcome(*over), None, None, ""
         if route is None:
             return None, info, subprotocol, ""
         event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)

@@ -17,11 +17,13 @@ import orjson
 from jsonschema.protocols import Validator
 
 from wsgw.authorizers import Authorizer, RestAuthRequest, run_authorizer, status_message
+from wsgw.authorizers.iam import IamVerifier
 from wsgw.aws.ids import method_arn, new_id
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
 from wsgw.gateway.routes import function_name_for
+from wsgw.gateway.usage import UsagePlans
 from wsgw.http_config import HttpApiSpec, HttpRouteSpec
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
@@ -65,13 +67,15 @@ class RestFront:
 
     def __init__(self, api: ApiConfig, spec: HttpApiSpec, *, resources: Resources,
                  authorizers: Mapping[str, Authorizer], throttle: Throttler, metrics: Metrics,
-                 deadline: Deadline) -> None:
+                 deadline: Deadline, usage: UsagePlans | None = None) -> None:
         self.api = api
         self.spec = spec
         self.cors: CorsConfig | None = spec.cors
         self.throttle = throttle
         self.metrics = metrics
         self.deadline = deadline
+        self.usage = usage
+        self.iam: IamVerifier | None = None       # AWS_IAM routes' verifier (server/node.py sets it)
         routes: list[tuple[Any, RestRoute]] = []
         for route in spec.routes:
             integration = build_integration(route.integration, api, resources, function_name_for(api, route.key))
@@ -125,11 +129,23 @@ class RestFront:
         if not await self.throttle.admit(route.key, "http"):   # its own bucket, else the stage's
             self.metrics.inc("wsgw_throttled_total", 'scope="http"')
             return message(429, "Too Many Requests", trace)
+        if route.spec.authorization_type == "AWS_IAM":
+            refused = self._signed(request, event)
+            if refused is not None:
+                refused.headers.extend(trace)
+                return refused
         if route.authorizer is not None:
             refused = await self._authorize(route, request, event, query, segments, request_id, now)
             if refused is not None:
                 refused.headers.extend(trace)
                 return refused
+        if route.spec.api_key_required and self.usage is not None:
+            context = event["requestContext"]
+            authorizer = context.get("authorizer", {}).get("lambda") if isinstance(context, dict) else None
+            over = await self.usage.admit(self.usage.presented(request.headers, authorizer))
+            if over is not None:
+                self.metrics.inc("wsgw_api_key_refused_total", f'status="{over[0]}"')
+                return message(*over, trace)
         if route.validator is not None:
             invalid = validate_body(route.validator, request)
             if invalid is not None:
@@ -163,6 +179,22 @@ class RestFront:
         context = event["requestContext"]
         assert isinstance(context, dict)
         context["authorizer"] = authorizer_context(route.authorizer_type, outcome.context)
+        return None
+
+    def _signed(self, request: HttpRequest, event: dict[str, Any]) -> HttpResponse | None:
+        """AWS_IAM on a REST route: the request must carry a valid SigV4 signature (API Gateway's 403s)."""
+        from wsgw.aws.sigv4 import SignatureError
+
+        if self.iam is None:
+            return message(500, "Internal Server Error")
+        try:
+            caller = self.iam.verify(request)
+        except SignatureError as exc:
+            self.metrics.inc("wsgw_http_refused_total", 'status="403"')
+            return HttpResponse.aws_error(exc.status, exc.error_type, exc.message)
+        context = event["requestContext"]
+        assert isinstance(context, dict)
+        context["authorizer"] = {"iam": {"accessKey": caller.access_key_id, "accountId": self.api.account_id}}
         return None
 
     # ----- helpers ---------------------------------------------------------------------------------
