@@ -131,5 +131,5 @@ def test_config_problems_name_their_keys() -> None:
     text = str(caught.value)
     assert "apiKeys.short.value" in text and "apiKeys.short.usagePlan" in text
     assert "usagePlans.bad.quota.period" in text
-    with pytest.raises(ConfigError, match="routes.\\$default.apiKeyRequired"):
+    with pytest.raises(ConfigError, match=r"routes\.\$default\.apiKeyRequired"):
         api_from({"routes": {"$default": {"handler": "testapp:ok", "apiKeyRequired": True}}})

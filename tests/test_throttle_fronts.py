@@ -86,6 +86,6 @@ async def test_node_scope_stays_per_node(redis_url: str) -> None:
         "throttling": {"rateLimit": 0.001, "burstLimit": 1},
         "routes": {"$connect": {"handler": "testapp:ok"}, "$default": {"handler": "testapp:echo"}},
     }
-    async with serve(raw, redis_url=redis_url) as one, serve(raw, redis_url=redis_url) as two:
-        async with connect(one.urls.websocket), connect(two.urls.websocket):
-            pass
+    async with serve(raw, redis_url=redis_url) as one, serve(raw, redis_url=redis_url) as two, \
+            connect(one.urls.websocket), connect(two.urls.websocket):
+        pass
