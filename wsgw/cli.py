@@ -119,7 +119,8 @@ def check(args: argparse.Namespace) -> int:
         return 0
     api = site.first()
     stages = [s for a in site.apis.values() for s in a.stages.values()]
-    if len(stages) == 1 and stages[0].canary is None and len(site.apis) == 1:
+    if len(stages) == 1 and stages[0].canary is None and len(site.apis) == 1 \
+            and next(iter(site.apis.values())).versions.get("default") == "(inline)":
         http_routes = len(api.http.routes) if api.http is not None else 0
         print(f"{args.config}: ok ({loaded.kind}: {len(api.routes)} routes, {http_routes} HTTP routes, "
               f"{len(api.authorizers)} authorizers{f', {len(loaded.warnings)} warnings' if loaded.warnings else ''})")
