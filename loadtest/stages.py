@@ -26,7 +26,8 @@ import yaml
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLER = "VERSION = {version!r}\n\ndef on_default(event, context):\n    return {{'statusCode': 200, 'body': VERSION}}\n"
+HANDLER = ("VERSION = {version!r}\n\n"
+           "def on_default(event, context):\n    return {{'statusCode': 200, 'body': VERSION}}\n")
 
 
 def write_versions(root: Path) -> dict[str, str]:

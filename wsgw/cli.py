@@ -320,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         if config.workers > 1:
             from wsgw.workers import supervise
 
+            if args.pid_file is not None:         # SIGHUP to the supervisor reloads every worker
+                args.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
             return supervise(config.workers, config.host, config.port, _child_args(args),
                              env={"WSGW_REDIS_URL": args.redis})
         sys.path.insert(0, str(api.base_dir))
