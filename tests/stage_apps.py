@@ -1,5 +1,5 @@
 """Versions of one chat API written into a temporary folder: each version its own folder with the same
-`handlers/chat.py` (so that same-named modules must stay apart), logging every call to a file."""
+`stagehandlers/chat.py` (so that same-named modules must stay apart), logging every call to a file."""
 
 from __future__ import annotations
 
@@ -54,18 +54,18 @@ def write_version(root: Path, version: str, log: Path, api_name: str = "chat", n
                   **extra: Any) -> str:
     """`root/<version>/api.yaml` and its handlers; returns the path relative to root."""
     folder = root / version
-    (folder / "handlers").mkdir(parents=True, exist_ok=True)
-    (folder / "handlers" / "__init__.py").write_text("", encoding="utf-8")
-    (folder / "handlers" / "chat.py").write_text(HANDLER.format(version=version), encoding="utf-8")
+    (folder / "stagehandlers").mkdir(parents=True, exist_ok=True)
+    (folder / "stagehandlers" / "__init__.py").write_text("", encoding="utf-8")
+    (folder / "stagehandlers" / "chat.py").write_text(HANDLER.format(version=version), encoding="utf-8")
     routes: dict[str, Any] = {
-        "$connect": {"handler": "handlers.chat:on_connect"},
-        "$default": {"handler": "handlers.chat:on_default", "routeResponse": True},
-        "$disconnect": {"handler": "handlers.chat:on_disconnect"},
+        "$connect": {"handler": "stagehandlers.chat:on_connect"},
+        "$default": {"handler": "stagehandlers.chat:on_default", "routeResponse": True},
+        "$disconnect": {"handler": "stagehandlers.chat:on_disconnect"},
     }
     if new_route:
-        routes["new"] = {"handler": "handlers.chat:on_new", "routeResponse": True}
+        routes["new"] = {"handler": "stagehandlers.chat:on_new", "routeResponse": True}
     raw = {"environment": {"STAGE_LOG": str(log), "API_NAME": api_name}, "routes": routes,
-           "http": {"routes": {"GET /info": {"handler": "handlers.chat:on_get"}}}, **extra}
+           "http": {"routes": {"GET /info": {"handler": "stagehandlers.chat:on_get"}}}, **extra}
     (folder / "api.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     return f"{version}/api.yaml"
 

@@ -225,7 +225,7 @@ async def test_a_broken_reload_is_refused_and_the_node_keeps_serving(tmp_path: P
             with pytest.raises(ConfigError) as refused:
                 await server.reload(load_site(path)[0])
             assert "stages.prod.version" in str(refused.value)
-            (tmp_path / "v1" / "bad.yaml").write_text("routes: {$default: {handler: handlers.chat:gone}}\n")
+            (tmp_path / "v1" / "bad.yaml").write_text("routes: {$default: {handler: stagehandlers.chat:gone}}\n")
             write_site(path, {"versions": {"v1": "v1/bad.yaml"}, "stages": {"prod": {"version": "v1"}}})
             with pytest.raises(ConfigError) as refused:
                 await server.reload(load_site(path)[0])
