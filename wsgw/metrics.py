@@ -1,19 +1,19 @@
 """One node's metrics, the one home of every metric name: AWS's CloudWatch metrics for WebSocket and HTTP
 APIs under their CloudWatch names (so dashboards and alarms carry over), plus wsgw's own.
 
-prometheus_client keeps the values and renders the exposition format; each node has its own
-CollectorRegistry (several gateways run in one test process). Labels are AWS's dimensions (api, stage,
-route) plus wsgw's version; `route` is always a configured route key or a fixed word (`$unmatched`,
-`@connections`), never a connection id or a raw path, so cardinality stays bounded. Hot paths use children
-bound once per route (`ws_route`, `http_route`); latencies are histograms in seconds.
+prometheus_client keeps the values and renders the exposition format; each deployment has its own
+CollectorRegistry (several gateways run in one process: a Site's stages and versions, tests). Labels are AWS's
+dimensions (api, stage, route) plus the deployment's version (`default` for a single file) and
+`canary="true"` on a stage's canary side, so a canary can be compared with the version it may replace.
+`route` is always a configured route key or a fixed word (`$unmatched`, `@connections`), never a connection
+id or a raw path, so cardinality stays bounded. Hot paths use children bound once per route (`ws_route`,
+`http_route`); latencies are histograms in seconds. `render_all` joins several deployments into one text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _package_version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -28,15 +28,27 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
-AWS_DIMENSIONS = ("api", "stage", "version", "route")
+DEFAULT_VERSION = "default"     # a single file's one version (wsgw.config.site.DEFAULT_VERSION)
 NODE_LABELS = ("api", "stage", "version")
 
 
-def wsgw_version() -> str:
-    try:
-        return _package_version("wsgw")
-    except PackageNotFoundError:     # run from a source tree that was never installed
-        return "0+unknown"
+@dataclass(frozen=True, slots=True)
+class Dimensions:
+    """The labels every metric of one deployment carries: which API, stage and version (and canary side)."""
+
+    api: str = "wsgwlocal0"
+    stage: str = "dev"
+    version: str = DEFAULT_VERSION
+    canary: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*NODE_LABELS, "canary") if self.canary else NODE_LABELS
+
+    @property
+    def values(self) -> dict[str, str]:
+        found = {"api": self.api, "stage": self.stage, "version": self.version}
+        return {**found, "canary": "true"} if self.canary else found
 
 
 class _Silent:
@@ -82,45 +94,49 @@ class HttpRouteMetrics:
 class Metrics:
     """Every metric of one node. `registry` is what `/metrics` renders; `value` reads one back (tests)."""
 
-    def __init__(self, api: str = "wsgwlocal0", stage: str = "dev", *, histograms: bool = True) -> None:
+    def __init__(self, api: str = "wsgwlocal0", stage: str = "dev", version: str = DEFAULT_VERSION, *,
+                 canary: bool = False, histograms: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.node = {"api": api, "stage": stage, "version": wsgw_version()}
+        self.dimensions = Dimensions(api, stage, version, canary)
+        self.node = self.dimensions.values
         self.histograms = histograms
         reg = self.registry
+        node_labels = self.dimensions.names
+        aws_dimensions = (*node_labels, "route")
 
-        def counter(name: str, doc: str, *labels: str, dims: tuple[str, ...] = NODE_LABELS) -> Counter:
+        def counter(name: str, doc: str, *labels: str, dims: tuple[str, ...] = node_labels) -> Counter:
             return Counter(name, doc, (*dims, *labels), registry=reg)
 
         def histogram(name: str, doc: str, buckets: tuple[float, ...] = LATENCY_BUCKETS,
-                      dims: tuple[str, ...] = AWS_DIMENSIONS) -> Histogram:
+                      dims: tuple[str, ...] = aws_dimensions) -> Histogram:
             return Histogram(name, doc, dims, buckets=buckets, registry=reg)
 
         # --- AWS/ApiGateway, WebSocket APIs (dimensions ApiId, Stage, Route) ---
         self.ws_connect = counter("wsgw_websocket_ConnectCount", "Messages sent to the $connect route "
-                                  "integration (CloudWatch ConnectCount)", dims=AWS_DIMENSIONS)
+                                  "integration (CloudWatch ConnectCount)", dims=aws_dimensions)
         self.ws_messages = counter("wsgw_websocket_MessageCount", "Messages sent to the API, from or to clients "
-                                   "(CloudWatch MessageCount; pushes under route @connections)", dims=AWS_DIMENSIONS)
+                                   "(CloudWatch MessageCount; pushes under route @connections)", dims=aws_dimensions)
         self.ws_integration_errors = counter("wsgw_websocket_IntegrationError", "Requests whose integration "
                                              "answered 4XX/5XX or an invalid result (CloudWatch IntegrationError)",
-                                             dims=AWS_DIMENSIONS)
+                                             dims=aws_dimensions)
         self.ws_client_errors = counter("wsgw_websocket_ClientError", "Requests answered 4XX by the gateway before "
-                                        "the integration ran (CloudWatch ClientError)", dims=AWS_DIMENSIONS)
+                                        "the integration ran (CloudWatch ClientError)", dims=aws_dimensions)
         self.ws_execution_errors = counter("wsgw_websocket_ExecutionError", "Errors calling the integration: "
-                                           "exceptions, timeouts (CloudWatch ExecutionError)", dims=AWS_DIMENSIONS)
+                                           "exceptions, timeouts (CloudWatch ExecutionError)", dims=aws_dimensions)
         self.ws_integration_latency = histogram("wsgw_websocket_IntegrationLatency_seconds", "From calling the "
                                                 "integration to its answer (CloudWatch IntegrationLatency)")
         # --- AWS/ApiGateway, HTTP APIs (dimensions ApiId, Stage, Route) ---
-        self.http_count = counter("wsgw_http_Count", "REST front requests (CloudWatch Count)", dims=AWS_DIMENSIONS)
-        self.http_4xx = counter("wsgw_http_4xx", "REST front 4XX answers (CloudWatch 4xx)", dims=AWS_DIMENSIONS)
-        self.http_5xx = counter("wsgw_http_5xx", "REST front 5XX answers (CloudWatch 5xx)", dims=AWS_DIMENSIONS)
+        self.http_count = counter("wsgw_http_Count", "REST front requests (CloudWatch Count)", dims=aws_dimensions)
+        self.http_4xx = counter("wsgw_http_4xx", "REST front 4XX answers (CloudWatch 4xx)", dims=aws_dimensions)
+        self.http_5xx = counter("wsgw_http_5xx", "REST front 5XX answers (CloudWatch 5xx)", dims=aws_dimensions)
         self.http_latency = histogram("wsgw_http_Latency_seconds", "From receiving a REST request to answering it "
                                       "(CloudWatch Latency)")
         self.http_integration_latency = histogram("wsgw_http_IntegrationLatency_seconds", "From calling a REST "
                                                   "route's integration to its answer (CloudWatch IntegrationLatency)")
         counter("wsgw_http_CacheHitCount", "API cache hits (CloudWatch CacheHitCount); wsgw has no response cache, "
-                "kept at 0 so dashboards built for AWS find it", dims=AWS_DIMENSIONS)
+                "kept at 0 so dashboards built for AWS find it", dims=aws_dimensions)
         counter("wsgw_http_CacheMissCount", "API cache misses (CloudWatch CacheMissCount); always 0, see "
-                "CacheHitCount", dims=AWS_DIMENSIONS)
+                "CacheHitCount", dims=aws_dimensions)
         # --- wsgw's own ---
         self.opened = counter("wsgw_connections_opened", "WebSocket connections accepted after $connect")
         self.refused = counter("wsgw_connections_refused", "WebSocket handshakes refused, by HTTP status", "status")
@@ -138,17 +154,22 @@ class Metrics:
         self.http_requests = counter("wsgw_http_requests", "HTTP requests answered (all paths), by status", "status")
         self.http_refused = counter("wsgw_http_refused", "REST requests refused by an authorizer, by status",
                                     "status")
+        self.api_key_refused = counter("wsgw_api_key_refused", "REST requests refused by API keys and usage "
+                                       "plans (403 no or unknown key, 429 throttled or over quota), by status",
+                                       "status")
+        self.management_refused = counter("wsgw_management_refused", "Management API calls refused by "
+                                          "management.auth (IAM signature checks), by AWS error type", "type")
         self.slow_consumers = counter("wsgw_slow_consumer_closes", "Connections closed 1008 because their send "
                                       "buffer passed maxSendBufferBytes")
         self.group_publishes = counter("wsgw_group_publishes", "Frames published to a group (any node's members)")
         self.group_recoveries = counter("wsgw_group_recoveries", "Group joins with since=N, by whether the history "
                                         "still held what was missed", "recovered")
         self.redis_roundtrip = Histogram("wsgw_redis_roundtrip_seconds", "Redis round trip of the node's "
-                                         "heartbeat", NODE_LABELS, buckets=REDIS_BUCKETS, registry=reg)
-        self._open = Gauge("wsgw_connections_open", "WebSocket connections open on this node", NODE_LABELS,
+                                         "heartbeat", node_labels, buckets=REDIS_BUCKETS, registry=reg)
+        self._open = Gauge("wsgw_connections_open", "WebSocket connections open on this node", node_labels,
                            registry=reg)
         self._queued = Gauge("wsgw_queue_depth", "Messages waiting in this node's per-connection inboxes",
-                             NODE_LABELS, registry=reg)
+                             node_labels, registry=reg)
         self._authorizers: Callable[[], Iterable[tuple[str, int, int]]] = lambda: ()
         reg.register(_AuthorizerCacheCollector(self))
         self._ws_routes: dict[str, WsRouteMetrics] = {}
@@ -224,14 +245,38 @@ class _AuthorizerCacheCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         node = self.metrics.node
-        names = [*NODE_LABELS, "authorizer"]
+        names = [*node, "authorizer"]
         hits = CounterMetricFamily("wsgw_authorizer_cache_hits", "Authorizer decisions answered from the cache",
                                    labels=names)
         calls = CounterMetricFamily("wsgw_authorizer_calls", "Authorizer invocations made (cache misses)",
                                     labels=names)
         for name, hit, called in self.metrics._authorizers():
-            values = [node["api"], node["stage"], node["version"], name]
+            values = [*node.values(), name]
             hits.add_metric(values, hit)
             calls.add_metric(values, called)
         yield hits
         yield calls
+
+
+def render_all(parts: Iterable[Metrics]) -> bytes:
+    """Several deployments' metrics (a Site's stages, versions and canaries) as one exposition: one HELP/TYPE per
+    family, each sample carrying its own deployment's labels."""
+    merged = CollectorRegistry(auto_describe=False)
+    merged.register(_Merged(list(parts)))
+    return generate_latest(merged)
+
+
+class _Merged(Collector):
+    def __init__(self, parts: list[Metrics]) -> None:
+        self.parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for metrics in self.parts:
+            for family in metrics.registry.collect():
+                into = families.get(family.name)
+                if into is None:
+                    into = families[family.name] = Metric(family.name, family.documentation, family.type,
+                                                          family.unit)
+                into.samples.extend(family.samples)
+        yield from families.values()

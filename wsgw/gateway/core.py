@@ -34,7 +34,7 @@ from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
 from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
-from wsgw.metrics import Metrics
+from wsgw.metrics import Dimensions, Metrics
 from wsgw.observe.access_log import AccessLog
 from wsgw.registry import ConnectionRecord, Registry
 from wsgw.registry.base import Member
@@ -50,7 +50,7 @@ class Gateway:
     def __init__(self, api: ApiConfig, registry: Registry, node_id: str | None = None,
                  resources: Resources | None = None, clock: Clock | None = None, *,
                  routes: RouteTable | None = None, authorizers: dict[str, Authorizer] | None = None,
-                 throttle: Throttler | None = None) -> None:
+                 throttle: Throttler | None = None, dimensions: Dimensions | None = None) -> None:
         """The parts come built from wsgw.server.node.build_node; given none, they are built here."""
         clock = clock or Clock()
         self.api = api
@@ -65,7 +65,9 @@ class Gateway:
                                                    else build_authorizers(api, self.resources))
         self.throttle = throttle if throttle is not None else build_throttler(api, time.monotonic)
         # WSGW_METRICS_HISTOGRAMS=0 keeps every count but skips latency histograms (loadtest/observe_cost.py)
-        self.metrics = Metrics(api.api_id, api.stage, histograms=os.environ.get("WSGW_METRICS_HISTOGRAMS") != "0")
+        dims = dimensions or Dimensions(api.api_id, api.stage)
+        self.metrics = Metrics(dims.api, dims.stage, dims.version, canary=dims.canary,
+                               histograms=os.environ.get("WSGW_METRICS_HISTOGRAMS") != "0")
         self.local = LocalTable(self.node_id, self.metrics)
         self.metrics.gauges(lambda: float(len(self.local)), self._queue_depth)
         self.metrics.authorizer_caches(self._authorizer_caches)

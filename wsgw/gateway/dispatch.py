@@ -60,7 +60,7 @@ class Dispatcher:
             return
         counted = self.metrics.ws_route(route.key)
         counted.messages.inc()
-        if not self.throttle.admit_route(route.key):
+        if not await self.throttle.admit(route.key):
             self.metrics.count(self.metrics.throttled, scope="route")
             counted.client_errors.inc()
             self.send_error(conn, TOO_MANY, request_id)

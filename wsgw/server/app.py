@@ -1,5 +1,5 @@
-"""One running node: a built Node (wsgw.server.node.build_node) plus a listening socket; started by the CLI
-and by tests (port 0)."""
+"""One running node: a built Node (wsgw.server.node.build_node), or a Site of several APIs, stages and
+versions (wsgw.server.site), plus its listening sockets; started by the CLI and by tests (port 0)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ import socket
 from dataclasses import dataclass
 
 from wsgw.config import ApiConfig
+from wsgw.config.site import SiteConfig
+from wsgw.errors import ConfigError
+from wsgw.gateway import Gateway
 from wsgw.observe.access_log import AccessLog
-from wsgw.observe.settings import TracingSettings
 from wsgw.observe.tracing import Tracing
+from wsgw.rest.front import RestFront
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node
+from wsgw.server.router import HttpRouter
+from wsgw.server.site import Site
 
 
 @dataclass(slots=True)
@@ -24,53 +29,110 @@ class Urls:
 
 
 class GatewayServer:
-    """Owns the listening socket; `start()` returns once the node accepts connections."""
+    """Owns the listening sockets; `start()` returns once the node accepts connections.
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.api = node.api
-        self.config = node.config
-        self.tls = node.config.tls
+    `node`, `api`, `gateway`, `rest` and `router` are the first stage's (the only one in the single-API form)."""
+
+    def __init__(self, node: Node | Site) -> None:
+        self.site = node if isinstance(node, Site) else Site.of_node(node)
+        self.config = self.site.node_config
+        self.tls = self.config.tls
         self.dual: DualAcceptor | None = None
-        self.host = node.config.host
-        self.port = node.config.port
-        self.reuse_port = node.config.reuse_port
-        self.gateway = node.gateway
-        self.rest = node.rest
-        self.router = node.router
-        self.access = access_log_for(self.api)
-        self.gateway.use_access_log(self.access)
-        self.rest.access = self.access
-        self.tracing = self._traced(self.api.observe.tracing)
+        self.duals: list[DualAcceptor] = []
+        self.host = self.config.host
+        self.port = self.config.port
+        self.ports: dict[str, int] = {}          # API name → its own port, once listening
+        self.reuse_port = self.config.reuse_port
         self.open_sockets: set[OpenSocket] = set()
-        self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
-                                       self.open_sockets, self.router.inspector.open)
+        self.contexts: dict[int | None, ListenerContext] = {}
+        for port in [*sorted({a.port for a in self.site.routing.apis.values() if a.port}), None]:
+            front = self.site.front(port)
+            self.contexts[port] = ListenerContext(front.gateway(), front.handle, front.body_limit_for,
+                                                  self.open_sockets, front.open_inspector, front.pick)
+        self.context = self.contexts[None]
         self.server: asyncio.Server | None = None
+        self.servers: list[asyncio.Server] = []
+
+    @property
+    def node(self) -> Node:
+        return self.site.routing.first.node
+
+    @property
+    def api(self) -> ApiConfig:
+        return self.node.api
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.node.gateway
+
+    @property
+    def rest(self) -> RestFront:
+        return self.node.rest
+
+    @property
+    def router(self) -> HttpRouter:
+        return self.node.router
+
+    @property
+    def access(self) -> AccessLog | None:
+        """The first stage's access log (each deployment writes its own, opened when it starts)."""
+        return self.node.access
+
+    @property
+    def tracing(self) -> Tracing | None:
+        """The first stage's tracer (each deployment wraps its own entry points when it starts)."""
+        return self.node.tracing
+
+    async def reload(self, config: SiteConfig) -> list[str]:
+        """Serve `config` from now on (new connections and requests); ConfigError, and nothing changes, when it
+        cannot be served. Open connections stay on the version they started on."""
+        lines = await self.site.apply(config)
+        for port, context in self.contexts.items():
+            context.gateway = self.site.front(port).gateway()
+        return lines
 
     async def start(self) -> None:
-        if self.node.trust is not None:
-            self.node.trust.write()          # the file handlers' AWS_CA_BUNDLE points at
-        if self.access is not None:
-            self.access.start()
-        await self.gateway.start()
+        await self.site.start()
+        for port in self.contexts:
+            if port is not None:
+                await self._listen(port)
+        await self._listen(None)
+
+    async def _listen(self, port_key: int | None) -> None:
+        context = self.contexts[port_key]
+        port = self.port if port_key is None else port_key
         loop = asyncio.get_running_loop()
+        handshake = self.api.limits.handshake_timeout_seconds
         if self.tls is not None and self.tls.mode == "both":
-            sock = socket.create_server((self.host, self.port), family=_family(self.host),
+            sock = socket.create_server((self.host, port), family=_family(self.host),
                                         backlog=self.config.listener.backlog, reuse_port=self.reuse_port)
-            self.dual = DualAcceptor(sock, lambda: HttpConnection(self.context), self.tls.context,
-                                     self.api.limits.handshake_timeout_seconds)
-            self.dual.start()
-            self.port = sock.getsockname()[1]
-            return
-        self.server = await loop.create_server(
-            lambda: HttpConnection(self.context), self.host, self.port,
-            reuse_port=self.reuse_port or None, backlog=self.config.listener.backlog,
-            ssl=self.tls.context if self.tls is not None else None,
-            ssl_handshake_timeout=self.api.limits.handshake_timeout_seconds if self.tls is not None else None,
-        )
-        sock = self.server.sockets[0]
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.port = sock.getsockname()[1]
+            dual = DualAcceptor(sock, lambda: HttpConnection(context), self.tls.context, handshake)
+            dual.start()
+            self.duals.append(dual)
+            bound = sock.getsockname()[1]
+        else:
+            try:
+                server = await loop.create_server(
+                    lambda: HttpConnection(context), self.host, port,
+                    reuse_port=self.reuse_port or None, backlog=self.config.listener.backlog,
+                    ssl=self.tls.context if self.tls is not None else None,
+                    ssl_handshake_timeout=handshake if self.tls is not None else None,
+                )
+            except OSError as exc:
+                raise ConfigError.single("port" if port_key is None else f"port {port}",
+                                         f"cannot listen on {self.host}:{port} ({exc.strerror})") from None
+            self.servers.append(server)
+            sock = server.sockets[0]
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            bound = sock.getsockname()[1]
+        if port_key is None:
+            self.port = bound
+            self.server = self.servers[-1] if self.servers and not self.duals else None
+            self.dual = self.duals[-1] if self.duals else None
+        else:
+            for api in self.site.routing.apis.values():
+                if api.port == port_key:
+                    self.ports[api.name] = bound
 
     @property
     def urls(self) -> Urls:
@@ -81,52 +143,19 @@ class GatewayServer:
                     f"{http}://{host}:{self.port}/health")
 
     async def stop(self) -> None:
-        """Stop accepting, close every socket with 1001, run every $disconnect."""
-        if self.server is not None:
-            self.server.close()
-        if self.dual is not None:
-            await self.dual.close()
+        """Stop accepting, close every socket with 1001, run every $disconnect (every stage and version)."""
+        for server in self.servers:
+            server.close()
+        for dual in self.duals:
+            await dual.close()
         for conn in list(self.open_sockets):
             conn.shutdown()
-        await self.gateway.shutdown(self.config.gateway.shutdown_grace_seconds)
-        await self.rest.close()
+        await self.site.stop(self.config.gateway.shutdown_grace_seconds)
         for conn in list(self.open_sockets):
             if conn.transport is not None:
                 conn.transport.close()
-        if self.server is not None:
-            await self.server.wait_closed()
-        if self.access is not None:         # after every $disconnect: their lines are written too
-            await asyncio.to_thread(self.access.stop)
-        if self.tracing is not None:
-            await asyncio.to_thread(self.tracing.close)
-
-    def _traced(self, settings: TracingSettings | None) -> Tracing | None:
-        """With `tracing:` set, wrap the entry points in spans: connect, message, integration call, push and
-        REST request (the otel extra is imported only here)."""
-        if settings is None:
-            return None
-        tracing = Tracing(settings)
-        gateway, dispatcher = self.gateway, self.gateway.dispatcher
-        gateway.connect = tracing.wrap("websocket.connect", gateway.connect)  # type: ignore[method-assign, assignment]
-        gateway.inboxes.handle_message = tracing.wrap(
-            "websocket.message", gateway.inboxes.handle_message,
-            lambda conn, *_: {"wsgw.connection_id": conn.info.connection_id})
-        dispatcher.invoke = tracing.wrap(  # type: ignore[method-assign, assignment]
-            "integration.call", dispatcher.invoke, lambda route, *_: {"wsgw.route_key": route.key})
-        gateway.post = tracing.wrap(  # type: ignore[method-assign, assignment]
-            "websocket.push", gateway.post, lambda connection_id, *_: {"wsgw.connection_id": connection_id})
-        self.rest.handle = tracing.wrap(  # type: ignore[method-assign, assignment]
-            "http.request", self.rest.handle, lambda request, *_: {"http.method": request.method})
-        return tracing
-
-
-def access_log_for(api: ApiConfig) -> AccessLog | None:
-    """The stage's access log when `accessLogSettings` is set; its lines name the API and stage."""
-    settings = api.observe.access_log
-    if settings is None:
-        return None
-    return AccessLog(settings, {"apiId": api.api_id, "stage": api.stage, "accountId": api.account_id},
-                     api.base_dir)
+        for server in self.servers:
+            await server.wait_closed()
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -18,14 +18,20 @@ from pathlib import Path
 from typing import TypeVar
 
 from wsgw.authorizers import build_authorizers
+from wsgw.authorizers.iam import build_iam_verifier
 from wsgw.config import ApiConfig
 from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import RouteTable
+from wsgw.gateway.usage import build_usage
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
+from wsgw.metrics import Dimensions
+from wsgw.observe.access_log import AccessLog
+from wsgw.observe.settings import TracingSettings
+from wsgw.observe.tracing import Tracing
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.rest.front import RestFront
 from wsgw.server.router import HttpRouter
@@ -46,14 +52,62 @@ class Node:
     rest: RestFront
     router: HttpRouter
     trust: TrustBundle | None      # the local CA's bundle to write at start, when the node serves a dev CA
+    access: AccessLog | None = None    # accessLogSettings' writer: opened at start (it opens its destination)
+    tracing: Tracing | None = None     # made at start (an exporter runs a thread); `wsgw check` makes neither
 
     def discard(self) -> None:
         """Release what building made, for a node that never starts (`wsgw check`)."""
         self.resources.executor.shutdown(wait=False, cancel_futures=True)
 
+    def start_observing(self) -> None:
+        """Open the stage's access log and wrap the entry points in spans, as this deployment configures."""
+        self.access = access_log_for(self.api)
+        if self.access is not None:
+            self.gateway.use_access_log(self.access)
+            self.rest.access = self.access
+            self.access.start()
+        if self.api.observe.tracing is not None and self.tracing is None:
+            self.tracing = traced(self.gateway, self.rest, self.api.observe.tracing)
 
-def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None) -> Node:
-    """Build every part; ConfigError lists every problem of every part (routes, authorizers, the REST front)."""
+    def stop_observing(self) -> None:
+        """Blocking (run in a thread): write the queued access log lines and flush the spans."""
+        if self.access is not None:
+            self.access.stop()
+        if self.tracing is not None:
+            self.tracing.close()
+
+
+def access_log_for(api: ApiConfig) -> AccessLog | None:
+    """The stage's access log when `accessLogSettings` is set; its lines name the API and stage."""
+    settings = api.observe.access_log
+    if settings is None:
+        return None
+    return AccessLog(settings, {"apiId": api.api_id, "stage": api.stage, "accountId": api.account_id},
+                     api.base_dir)
+
+
+def traced(gateway: Gateway, rest: RestFront, settings: TracingSettings) -> Tracing:
+    """Spans around one deployment's entry points: connect, message, integration call, push and REST request
+    (the otel extra is imported only here)."""
+    tracing = Tracing(settings)
+    dispatcher = gateway.dispatcher
+    gateway.connect = tracing.wrap("websocket.connect", gateway.connect)  # type: ignore[method-assign, assignment]
+    gateway.inboxes.handle_message = tracing.wrap(
+        "websocket.message", gateway.inboxes.handle_message,
+        lambda conn, *_: {"wsgw.connection_id": conn.info.connection_id})
+    dispatcher.invoke = tracing.wrap(  # type: ignore[method-assign, assignment]
+        "integration.call", dispatcher.invoke, lambda route, *_: {"wsgw.route_key": route.key})
+    gateway.post = tracing.wrap(  # type: ignore[method-assign, assignment]
+        "websocket.push", gateway.post, lambda connection_id, *_: {"wsgw.connection_id": connection_id})
+    rest.handle = tracing.wrap(  # type: ignore[method-assign, assignment]
+        "http.request", rest.handle, lambda request, *_: {"http.method": request.method})
+    return tracing
+
+
+def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None, *,
+               dimensions: Dimensions | None = None) -> Node:
+    """Build every part; ConfigError lists every problem of every part (routes, authorizers, the REST front).
+    `dimensions` label the metrics with the deployment a Site builds (API, stage, version, canary)."""
     tls = config.tls
     trust = trust_bundle(tls.dev_ca, os.environ) if tls is not None and tls.dev_ca is not None else None
     extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
@@ -78,16 +132,25 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         # Each part is built even when another failed, so that one run lists every problem of the API.
         routes = attempt(lambda: RouteTable(api, resources))
         authorizers = attempt(lambda: build_authorizers(api, resources))
+        iam = attempt(lambda: build_iam_verifier(api, os.environ))
+        usage = attempt(lambda: build_usage(api, registry.counters(), os.environ))
         gateway = Gateway(api, registry, node_id=config.node_id, resources=resources,
                           routes=routes or RouteTable(replace(api, routes={}), resources),
-                          authorizers=authorizers or {}, throttle=build_throttler(api, time.monotonic))
+                          authorizers=authorizers or {},
+                          throttle=build_throttler(api, time.monotonic, registry.counters()),
+                          dimensions=dimensions)
         rest = attempt(lambda: RestFront(api, api.http or HttpApiSpec(), resources=resources,
                                          authorizers=gateway.authorizers, throttle=gateway.throttle,
-                                         metrics=gateway.metrics, deadline=gateway.deadlines.within))
+                                         metrics=gateway.metrics, deadline=gateway.deadlines.within,
+                                         usage=usage))
+        gateway.connect_flow.iam = iam
+        gateway.connect_flow.usage = usage
+        if rest is not None:
+            rest.iam = iam
         if problems:
             raise ConfigError(problems)
     except BaseException:
         resources.executor.shutdown(wait=False, cancel_futures=True)
         raise
     assert rest is not None
-    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest), trust)
+    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust)
