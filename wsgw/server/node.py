@@ -26,6 +26,7 @@ from wsgw.gateway.routes import RouteTable
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
+from wsgw.integrations.redis_stream import REGISTRY_URL_KEY
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.rest.front import RestFront
 from wsgw.server.router import HttpRouter
@@ -59,6 +60,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
     extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
     resources = Resources(executor=ThreadPoolExecutor(config.gateway.handler_threads, "wsgw-handler"),
                           environment=node_environment(api, os.environ, Path.home(), extra))
+    resources.shared[REGISTRY_URL_KEY] = config.redis_url    # redis_stream's default (integrations/redis_stream.py)
     problems: list[ConfigProblem] = []
 
     def attempt(make: Callable[[], T]) -> T | None:
