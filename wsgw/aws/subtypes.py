@@ -70,6 +70,11 @@ def _put_events(params: dict[str, Any]) -> dict[str, Any]:
     return {"Entries": [params]}
 
 
+def _start_execution(params: dict[str, Any]) -> dict[str, Any]:
+    """Step Functions' API spells its members in camelCase; the subtype's parameters are AWS's PascalCase."""
+    return {name[0].lower() + name[1:]: value for name, value in params.items()}
+
+
 def _invoke_event(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "InvocationType": "Event"}
 
@@ -90,7 +95,7 @@ SUBTYPES: dict[str, Subtype] = {s.name: s for s in (
             frozenset({"StreamName", "Data", "PartitionKey"})),
     Subtype("StepFunctions-StartExecution", "stepfunctions", "StartExecution",
             {"StateMachineArn": "str", "Name": "str", "Input": "jsontext", "Region": "str"},
-            frozenset({"StateMachineArn"})),
+            frozenset({"StateMachineArn"}), _start_execution),
     Subtype("SNS-Publish", "sns", "Publish",
             {"TopicArn": "str", "TargetArn": "str", "Message": "str", "Subject": "str", "MessageAttributes": "json",
              "MessageGroupId": "str", "MessageDeduplicationId": "str", "Region": "str"},

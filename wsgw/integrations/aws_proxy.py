@@ -83,7 +83,7 @@ class AwsProxyIntegration(Integration):
         if isinstance(body, str):
             body = body.encode()
         headers = {str(k): str(v) for k, v in serialized.get("headers", {}).items()}
-        if body and "Content-Type" not in headers:
+        if body and "Content-Type" not in headers and self.operation.metadata["protocol"] in ("query", "ec2"):
             headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
         return serialized["method"], url, body, headers
 
