@@ -43,6 +43,7 @@ from wsgw.errors import ConfigError
 
 if TYPE_CHECKING:
     from wsgw.http_config import HttpApiSpec
+from wsgw.config.consumers import ConsumerSpec, parse_consumers
 from wsgw.group_config import JOIN_ROUTES, GroupsConfig, parse_groups
 
 DEFAULT_SELECTION = "$request.body.action"
@@ -54,7 +55,7 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management", "groups",
+    "management", "groups", "consumers",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -147,6 +148,7 @@ class ApiConfig:
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: TlsConfig | None = None          # the config's `tls:`; --tls/--certfile/--keyfile win over it
     groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
+    consumers: tuple[ConsumerSpec, ...] = ()   # pushes from workers via queues (wsgw/config/consumers.py)
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -366,6 +368,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         environment=string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), base_dir, problems),
         groups=parse_groups(raw.get("groups"), problems.add, routes),
+        consumers=parse_consumers(raw.get("consumers"), problems.add),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

@@ -7,6 +7,7 @@ import asyncio
 import socket
 from dataclasses import dataclass
 
+from wsgw.consumers import Consumers
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node
@@ -38,11 +39,13 @@ class GatewayServer:
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
         self.server: asyncio.Server | None = None
+        self.consumers = Consumers(node.api.consumers, node.gateway, node.config.redis_url, node.gateway.node_id)
 
     async def start(self) -> None:
         if self.node.trust is not None:
             self.node.trust.write()          # the file handlers' AWS_CA_BUNDLE points at
         await self.gateway.start()
+        await self.consumers.start()          # pushes from workers through queues (wsgw/consumers/)
         loop = asyncio.get_running_loop()
         if self.tls is not None and self.tls.mode == "both":
             sock = socket.create_server((self.host, self.port), family=_family(self.host),
@@ -72,6 +75,7 @@ class GatewayServer:
 
     async def stop(self) -> None:
         """Stop accepting, close every socket with 1001, run every $disconnect."""
+        await self.consumers.stop()
         if self.server is not None:
             self.server.close()
         if self.dual is not None:
