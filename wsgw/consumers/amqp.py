@@ -30,7 +30,7 @@ class AmqpConsumer:
         self.attempts: dict[str, int] = {}
 
     async def start(self) -> None:
-        self.connection = await aio_pika.connect_robust(self.spec.url or "", timeout=5,
+        self.connection = await aio_pika.connect_robust(self.spec.url or "", timeout=5, reconnect_interval=0.5,
                                                         client_properties={"connection_name": "wsgw-consumer"})
         channel = await self.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)

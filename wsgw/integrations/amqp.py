@@ -26,7 +26,8 @@ AmqpLink = tuple[AbstractRobustConnection, AbstractRobustChannel]
 def amqp_link(url: str) -> Shared[AmqpLink]:
     """One robust connection and confirm-mode channel to `url` (a failed first connect is retried next call)."""
     async def open_client() -> AmqpLink:
-        connection = await aio_pika.connect_robust(url, timeout=5, client_properties={"connection_name": "wsgw"})
+        connection = await aio_pika.connect_robust(url, timeout=5, reconnect_interval=0.5,
+                                                   client_properties={"connection_name": "wsgw"})
         channel = await connection.channel(publisher_confirms=True)
         return connection, channel
 

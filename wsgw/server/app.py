@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 
 from wsgw.consumers import Consumers
+from wsgw.integrations.redis_stream import REGISTRY_URL_KEY
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node
@@ -39,7 +40,8 @@ class GatewayServer:
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
         self.server: asyncio.Server | None = None
-        self.consumers = Consumers(node.api.consumers, node.gateway, node.config.redis_url, node.gateway.node_id)
+        self.consumers = Consumers(node.api.consumers, node.gateway, node.resources.shared.get(REGISTRY_URL_KEY),
+                                   node.gateway.node_id)
 
     async def start(self) -> None:
         if self.node.trust is not None:

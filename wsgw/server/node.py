@@ -28,6 +28,7 @@ from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
 from wsgw.integrations.redis_stream import REGISTRY_URL_KEY
 from wsgw.registry import MemoryRegistry, Registry, open_registry
+from wsgw.registry.redis_wire import RedisOptions
 from wsgw.rest.front import RestFront
 from wsgw.server.router import HttpRouter
 from wsgw.throttle import build_throttler
@@ -53,6 +54,16 @@ class Node:
         self.resources.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _plain_redis_url(url: str | None) -> str | None:
+    """The registry's Redis URL without wsgw's own options, for redis-py clients of streams; None off Redis."""
+    if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    try:
+        return RedisOptions.from_url(url).url
+    except ValueError:
+        return None      # open_registry reports it
+
+
 def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None) -> Node:
     """Build every part; ConfigError lists every problem of every part (routes, authorizers, the REST front)."""
     tls = config.tls
@@ -60,7 +71,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
     extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
     resources = Resources(executor=ThreadPoolExecutor(config.gateway.handler_threads, "wsgw-handler"),
                           environment=node_environment(api, os.environ, Path.home(), extra))
-    resources.shared[REGISTRY_URL_KEY] = config.redis_url    # redis_stream's default (integrations/redis_stream.py)
+    resources.shared[REGISTRY_URL_KEY] = _plain_redis_url(config.redis_url)    # redis_stream's default, consumers'
     problems: list[ConfigProblem] = []
 
     def attempt(make: Callable[[], T]) -> T | None:
