@@ -6,6 +6,7 @@ are handled one at a time, in order."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nats
@@ -23,16 +24,34 @@ class NatsConsumer:
         self.spec = spec
         self.target = target
         self.client: NatsClient | None = None
+        self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # The first connect retries too, so a gateway starting before NATS still consumes once it is up.
+        try:
+            await self._connect()
+        except Exception as exc:   # a gateway starting before NATS consumes once NATS is up
+            log.warning("consumer %s: NATS at %s unavailable (%s); retrying in the background", self.spec.source,
+                        self.spec.url, exc)
+            self.task = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _connect(self) -> None:
         self.client = await nats.connect(self.spec.url or "", connect_timeout=2, allow_reconnect=True,
-                                         max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-                                         retry_on_failed_connect=True, name="wsgw-consumer")
+                                         max_reconnect_attempts=-1, reconnect_time_wait=0.25, name="wsgw-consumer")
         await self.client.subscribe(self.spec.source, queue=self.spec.group, cb=self._handle,
                                     pending_msgs_limit=65536)
 
+    async def _retry(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self._connect()
+                return
+            except Exception:
+                continue
+
     async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
         if self.client is not None and not self.client.is_closed:
             await self.client.close()
 
