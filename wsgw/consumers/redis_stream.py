@@ -71,8 +71,7 @@ class RedisStreamConsumer:
                 reply: Any = await self.client.xreadgroup(self.spec.group, self.consumer, {self.spec.source: ">"},
                                                      count=BATCH, block=BLOCK_MS)
                 for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        await self._handle(entry_id, fields)
+                    await self._handle_batch(entries)
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -91,21 +90,32 @@ class RedisStreamConsumer:
         assert self.client is not None
         reply = await self.client.xautoclaim(self.spec.source, self.spec.group, self.consumer, CLAIM_IDLE_MS,
                                              "0-0", count=BATCH)
+        entries = []
         for entry_id, fields in reply[1] if len(reply) > 1 else []:
             if fields is None:
                 continue
             pending = await self.client.xpending_range(self.spec.source, self.spec.group, entry_id, entry_id, 1)
             delivered = int(pending[0]["times_delivered"]) if pending else 1
             self.attempts[entry_id] = max(self.attempts.get(entry_id, 0), delivered - 1)
-            await self._handle(entry_id, fields)
+            entries.append((entry_id, fields))
+        await self._handle_batch(entries)
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _handle_batch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Each push in order; results, dead letters and XACKs of the batch go in one pipeline once its frames
+        were written (or their connections found gone)."""
         assert self.client is not None
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id, fields in entries:
+            await self._handle(pipe, entry_id, fields)
+        if len(pipe):
+            await pipe.execute()
+
+    async def _handle(self, pipe: Any, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         source_id = entry_id.decode()
         try:
             push = read_fields(fields, self.spec.max_bytes)
         except Poison as exc:
-            await self._dead(entry_id, fields, str(exc))
+            self._dead(pipe, entry_id, fields, str(exc))
             return
         try:
             outcome = await deliver(self.target, push)
@@ -114,26 +124,21 @@ class RedisStreamConsumer:
         except Exception as exc:       # the registry could not say: left pending, claimed again later
             attempts = self.attempts[entry_id] = self.attempts.get(entry_id, 0) + 1
             if attempts >= self.spec.max_attempts:
-                await self._dead(entry_id, fields, f"not delivered after {attempts} attempts: {exc}")
+                self._dead(pipe, entry_id, fields, f"not delivered after {attempts} attempts: {exc}")
             else:
                 log.warning("push %s from %s not delivered (%s); it will be retried", source_id, self.spec.source,
                             exc)
             return
         self.attempts.pop(entry_id, None)
-        pipe = self.client.pipeline(transaction=False)
         if self.spec.results:
             pipe.xadd(self.spec.results, {"result": orjson.dumps(result(push, outcome, source_id))},
                       maxlen=RESULTS_MAX_LEN, approximate=True)
         pipe.xack(self.spec.source, self.spec.group, entry_id)
-        await pipe.execute()
 
-    async def _dead(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
-        assert self.client is not None
+    def _dead(self, pipe: Any, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
         log.warning("push %s from %s dead-lettered: %s", entry_id.decode(), self.spec.source, reason)
         self.attempts.pop(entry_id, None)
-        pipe = self.client.pipeline(transaction=False)
         if self.spec.dead_letter:
             entry: dict[Any, Any] = {**fields, **dead_letter(reason, entry_id.decode())}
             pipe.xadd(self.spec.dead_letter, entry, maxlen=RESULTS_MAX_LEN, approximate=True)
         pipe.xack(self.spec.source, self.spec.group, entry_id)
-        await pipe.execute()
