@@ -143,3 +143,21 @@ async def test_amqp_pushes_are_acked_after_delivery_and_answered_on_reply_to(red
         for name in (queue_name, dead):
             await channel.queue_delete(name)
         await connection.close()
+
+
+async def test_a_push_to_a_group_reaches_members_on_another_node(redis_url: str, nats_server: NatsServer) -> None:
+    import aiohttp
+
+    subject = unique("push").replace("-", ".")
+    consumer = {"type": "nats", "subject": subject, "url": nats_server.url}
+    worker = await nats.connect(nats_server.url)
+    try:
+        async with two_nodes(redis_url, [consumer]) as (a, _b, ws, conn_id), aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{a.port}/dev/@groups/room-1/members/{conn_id}"
+            async with http.put(url) as response:
+                assert response.status == 200
+            reply = await worker.request(subject, orjson.dumps({"group": "room-1", "data": {"hi": 1}}), timeout=5)
+            assert json.loads(reply.data) == {"id": None, "group": "room-1", "status": "delivered", "delivered": 1}
+            assert json.loads(await ws.recv()) == {"hi": 1}
+    finally:
+        await worker.close()
