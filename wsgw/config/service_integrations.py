@@ -350,10 +350,11 @@ def parse_amqp(r: _Reader) -> AmqpOptions | None:
     url = _url(r, "url", ("amqp", "amqps"), DEFAULT_AMQP_URL)
     exchange = _string(r, "exchange", default="") or ""
     routing_key = _string(r, "routingKey", required=True)
+    persistent, mandatory, template, headers = (_flag(r, "persistent", True), _flag(r, "mandatory", True),
+                                                _template(r), r.headers())
     if routing_key is None:
         return None
-    return AmqpOptions(url or DEFAULT_AMQP_URL, exchange, routing_key, _flag(r, "persistent", True),
-                       _flag(r, "mandatory", True), _template(r), r.headers())
+    return AmqpOptions(url or DEFAULT_AMQP_URL, exchange, routing_key, persistent, mandatory, template, headers)
 
 
 def string_values(raw: Mapping[str, Any]) -> dict[str, str]:
