@@ -262,3 +262,35 @@ def test_kinesis_data_is_base64_on_the_wire(moto_url: str) -> None:
     method, _url, body, headers = integration.request({"body": "abc", "requestContext": {}})  # type: ignore[attr-defined]
     assert method == "POST" and headers["X-Amz-Target"] == "Kinesis_20131202.PutRecord"
     assert json.loads(body)["Data"] == base64.b64encode(b"abc").decode()
+
+
+async def test_a_role_in_credentials_is_assumed_and_signs_the_request(moto_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"ShardId": "shardId-0", "SequenceNumber": "1"})
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSOURCE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "source-secret")
+    try:
+        api = ws_api({"type": "AWS_PROXY", "integrationSubtype": "Kinesis-PutRecord",
+                      "endpointUrl": f"http://127.0.0.1:{port}",
+                      "credentials": "arn:aws:iam::123456789012:role/gateway",
+                      "requestParameters": {"StreamName": "s", "Data": "$request.body", "PartitionKey": "k"}})
+        async with serve(api) as server, connect(server.urls.websocket) as ws:
+            await ws.send("x")
+            assert json.loads(await ws.recv())["SequenceNumber"] == "1"
+        [authorization] = seen
+        assert "Credential=ASIA" in authorization       # STS's temporary keys, not the source ones
+    finally:
+        await runner.cleanup()
