@@ -161,3 +161,38 @@ async def test_a_push_to_a_group_reaches_members_on_another_node(redis_url: str,
             assert json.loads(await ws.recv()) == {"hi": 1}
     finally:
         await worker.close()
+
+
+async def test_consumers_take_pushes_again_after_redis_and_nats_restart(redis_server: Any,
+                                                                        nats_server: NatsServer) -> None:
+    stream, subject = unique("push"), unique("push").replace("-", ".")
+    consumers = [{"type": "redis_stream", "stream": stream, "url": redis_server.url},
+                 {"type": "nats", "subject": subject, "url": nats_server.url}]
+    async with serve({"routes": ROUTES, "consumers": consumers}) as node, connect(node.urls.websocket) as ws:
+        conn_id = await wait_for(lambda: next(iter(node.gateway.connections), None))
+        client = redis_server.client()
+        client.xadd(stream, {"connectionId": conn_id, "data": "before"})
+        assert await asyncio.wait_for(ws.recv(), 5) == "before"
+        redis_server.stop()
+        nats_server.stop()
+        redis_server.start()
+        nats_server.start()
+        client = redis_server.client()
+        client.xadd(stream, {"connectionId": conn_id, "data": "redis after"})
+        assert await asyncio.wait_for(ws.recv(), 10) == "redis after"
+        worker = await nats.connect(nats_server.url)
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:       # until the gateway's client has reconnected and subscribed again
+                try:
+                    reply = await worker.request(subject, orjson.dumps({"connectionId": conn_id, "data": "nats after"}),
+                                                 timeout=0.5)
+                    break
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.1)
+            assert json.loads(reply.data)["status"] == "delivered"
+            assert await asyncio.wait_for(ws.recv(), 5) == "nats after"
+        finally:
+            await worker.close()
+            client.close()
