@@ -158,17 +158,16 @@ async def test_each_stage_has_its_own_inspector(tmp_path: Path) -> None:
     v1 = write_version(tmp_path, "v1", log)
     path = write_site(tmp_path / "wsgw.yaml", {"versions": {"v1": v1}, "stages": {
         "prod": {"version": "v1"}, "beta": {"version": "v1"}}})
-    async with serve_site(path) as server, aiohttp.ClientSession() as http:
-        async with connect(ws_url(server, "beta")) as ws:
-            await ask(ws)
-            beta = next(iter(server.site.routing.apis["default"].stages["beta"].main.gateway.connections))
-            for stage, expected in (("beta", [beta]), ("prod", [])):
-                async with http.get(f"http://127.0.0.1:{server.port}/{stage}/@inspect") as reply:
-                    assert reply.status == 200 and "text/html" in reply.headers["Content-Type"]
-                async with connect(f"ws://127.0.0.1:{server.port}/{stage}/@inspect/ws") as inspector:
-                    snapshot = json.loads(await asyncio.wait_for(inspector.recv(), 5))
-                    assert snapshot["type"] == "snapshot"
-                    assert [c["connectionId"] for c in snapshot["connections"]] == expected
+    async with serve_site(path) as server, aiohttp.ClientSession() as http, connect(ws_url(server, "beta")) as ws:
+        await ask(ws)
+        beta = next(iter(server.site.routing.apis["default"].stages["beta"].main.gateway.connections))
+        for stage, expected in (("beta", [beta]), ("prod", [])):
+            async with http.get(f"http://127.0.0.1:{server.port}/{stage}/@inspect") as reply:
+                assert reply.status == 200 and "text/html" in reply.headers["Content-Type"]
+            async with connect(f"ws://127.0.0.1:{server.port}/{stage}/@inspect/ws") as inspector:
+                snapshot = json.loads(await asyncio.wait_for(inspector.recv(), 5))
+                assert snapshot["type"] == "snapshot"
+                assert [c["connectionId"] for c in snapshot["connections"]] == expected
 
 
 async def test_rest_requests_pick_the_canary_per_request(tmp_path: Path) -> None:

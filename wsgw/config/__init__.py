@@ -56,6 +56,7 @@ from wsgw.errors import ConfigError
 
 if TYPE_CHECKING:
     from wsgw.http_config import HttpApiSpec
+from wsgw.config.consumers import ConsumerSpec, parse_consumers
 from wsgw.group_config import JOIN_ROUTES, GroupsConfig, parse_groups
 from wsgw.observe.settings import ObserveSettings, parse_observe
 
@@ -69,6 +70,7 @@ TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
     "management", "groups", "accessLogSettings", "tracing", "apiKeys", "usagePlans", "apiKeySelectionExpression",
+    "consumers",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -169,6 +171,7 @@ class ApiConfig:
     api_keys: dict[str, ApiKeySpec] = field(default_factory=dict)
     usage_plans: dict[str, UsagePlanSpec] = field(default_factory=dict)
     api_key_selection: str = DEFAULT_API_KEY_SELECTION
+    consumers: tuple[ConsumerSpec, ...] = ()   # pushes from workers via queues (wsgw/config/consumers.py)
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -395,6 +398,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         tls=_parse_tls(raw.get("tls"), base_dir, problems),
         groups=parse_groups(raw.get("groups"), problems.add, routes),
         observe=parse_observe(raw, problems.problems),
+        consumers=parse_consumers(raw.get("consumers"), problems.add),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

@@ -421,9 +421,11 @@ async def _start_node(node: Node) -> None:
         node.trust.write()          # the file handlers' AWS_CA_BUNDLE points at
     node.start_observing()
     await node.gateway.start()
+    await node.consumers.start()          # pushes from workers through queues, once the gateway delivers
 
 
 async def _stop_node(node: Node, grace_seconds: float) -> None:
+    await node.consumers.stop()           # no push is taken that the node could no longer deliver
     await node.gateway.shutdown(grace_seconds)
     await node.rest.close()
     await asyncio.to_thread(node.stop_observing)    # after every $disconnect: their lines are written too
