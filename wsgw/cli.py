@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from wsgw.config import ApiConfig, TlsConfig, parse_api
 from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
-from wsgw.server.node import build_node
+from wsgw.server.node import api_host_names, build_node
 from wsgw.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
                                  "remove one of them")
     if mode is None or mode == "off":
         return None
-    return build_tls(str(mode), certfile, keyfile, args.ca_dir, args.host)
+    return build_tls(str(mode), certfile, keyfile, args.ca_dir, args.host, api_host_names(api, os.environ))
 
 
 def _child_args(args: argparse.Namespace) -> list[str]:

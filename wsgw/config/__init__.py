@@ -36,6 +36,7 @@ from wsgw.config.integrations import (
     MockOptions,
     OptionContext,
     PythonOptions,
+    RuntimeOptions,
     parse_integration,
 )
 from wsgw.config.throttling import BucketSpec, parse_bucket
@@ -403,6 +404,7 @@ __all__ = [
     "PythonOptions",
     "RequestAuthorizerOptions",
     "RouteSpec",
+    "RuntimeOptions",
     "TlsConfig",
     "load_api",
     "parse_api",

@@ -11,11 +11,12 @@ from wsgw.integrations.http import HttpIntegration
 from wsgw.integrations.http_proxy import HttpProxyIntegration
 from wsgw.integrations.mock import MockIntegration
 from wsgw.integrations.python import PythonIntegration
+from wsgw.integrations.runtime import RuntimeIntegration
 
 INTEGRATION_TYPES: dict[str, type[Integration]] = {
     cls.type_name: cls
-    for cls in (PythonIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration, AwsLambdaIntegration,
-                GroupIntegration)
+    for cls in (PythonIntegration, RuntimeIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration,
+                AwsLambdaIntegration, GroupIntegration)
 }
 
 

@@ -4,12 +4,16 @@ and by tests (port 0)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from wsgw.integrations.runtime import runtime_host
+from wsgw.runtimes import endpoint_alias
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
-from wsgw.server.node import Node
+from wsgw.server.node import Node, api_host_names
 
 
 @dataclass(slots=True)
@@ -38,6 +42,7 @@ class GatewayServer:
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
                                        self.open_sockets)
         self.server: asyncio.Server | None = None
+        self._undo_aliases: Callable[[], None] | None = None
 
     async def start(self) -> None:
         if self.node.trust is not None:
@@ -51,6 +56,7 @@ class GatewayServer:
                                      self.api.limits.handshake_timeout_seconds)
             self.dual.start()
             self.port = sock.getsockname()[1]
+            self._reach_by_api_host()
             return
         self.server = await loop.create_server(
             lambda: HttpConnection(self.context), self.host, self.port,
@@ -61,6 +67,19 @@ class GatewayServer:
         sock = self.server.sockets[0]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = sock.getsockname()[1]
+        self._reach_by_api_host()
+
+    def _reach_by_api_host(self) -> None:
+        """With the dev CA (whose certificate names the API's AWS host names), make those names reach this
+        listener from handlers: in this process (in-process Python, undone at stop) and in runtime processes.
+        Nothing else resolves differently (wsgw.runtimes.endpoint_alias; docs/lambda-runtime-api.md)."""
+        if self.tls is None or self.tls.dev_ca is None:
+            return
+        target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        aliases = tuple(endpoint_alias.EndpointAlias(name, target, self.port)
+                        for name in api_host_names(self.api, os.environ))
+        self._undo_aliases = endpoint_alias.install(aliases)
+        runtime_host(self.node.resources).configure(aliases, self.tls.dev_ca)
 
     @property
     def urls(self) -> Urls:
@@ -85,6 +104,9 @@ class GatewayServer:
                 conn.transport.close()
         if self.server is not None:
             await self.server.wait_closed()
+        if self._undo_aliases is not None:
+            self._undo_aliases()
+            self._undo_aliases = None
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +28,7 @@ from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.rest.front import RestFront
+from wsgw.runtimes.endpoint_alias import execute_api_host
 from wsgw.server.router import HttpRouter
 from wsgw.throttle import build_throttler
 from wsgw.tls.trust import TrustBundle, trust_bundle
@@ -50,6 +51,13 @@ class Node:
     def discard(self) -> None:
         """Release what building made, for a node that never starts (`wsgw check`)."""
         self.resources.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def api_host_names(api: ApiConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """AWS's host names for the API, `{apiId}.execute-api.{region}.amazonaws.com`, that handlers may build: with
+    the API's region, and with the shell's AWS_REGION when it differs (functions see that one as AWS_REGION)."""
+    regions = dict.fromkeys(r for r in (api.region, environ.get("AWS_REGION")) if r)
+    return tuple(execute_api_host(api.api_id, region) for region in regions)
 
 
 def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None) -> Node:
