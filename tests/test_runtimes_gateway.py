@@ -245,3 +245,31 @@ async def test_wsgw_check_accepts_node_and_custom_runtimes_and_names_a_missing_n
     assert missing.returncode == 2
     assert ("routes.$connect.integration.runtime: nodejs20.x needs `node` (Node.js 18 or later) on PATH: install "
             "the Debian package `nodejs`") in missing.stderr
+
+
+async def test_serverless_runtimes_at_provider_and_function_level_become_runtime_integrations(
+        tmp_path: Path) -> None:
+    (tmp_path / "app.mjs").write_text("export const handler = async () => ({ statusCode: 200 });\n")
+    custom = tmp_path / "bootstrap"
+    custom.write_text("#!/bin/sh\n")
+    custom.chmod(0o755)
+    (tmp_path / "serverless.yml").write_text("""
+service: chat
+provider: {name: aws, runtime: nodejs20.x, timeout: 4}
+functions:
+  send:
+    handler: app.handler
+    reservedConcurrency: 3
+    events: [{websocket: sendmessage}]
+  native:
+    handler: bootstrap
+    runtime: provided.al2023
+    events: [{websocket: $default}]
+""")
+    loaded = load_document(tmp_path / "serverless.yml", LoadOptions())
+    api = parse_api(loaded.raw, loaded.base_dir)
+    send, native = api.routes["sendmessage"].integration, api.routes["$default"].integration
+    assert (send.type, send.timeout_ms) == ("runtime", 4000)
+    assert (send.options.runtime, send.options.concurrency) == ("nodejs20.x", 3)  # type: ignore[union-attr]
+    assert native.options.runtime == "provided.al2023"                         # type: ignore[union-attr]
+    assert not [w for w in loaded.warnings if "oncurrency" in w.key]
