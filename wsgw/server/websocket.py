@@ -52,9 +52,9 @@ class WebSocketProtocol(asyncio.Protocol):
     )
 
     def __init__(self, ctx: ListenerContext, transport: asyncio.Transport, flow: FlowControl,
-                 request: HttpRequest) -> None:
+                 request: HttpRequest, gateway: Gateway | None = None) -> None:
         self.ctx = ctx
-        self.gateway: Gateway = ctx.gateway
+        self.gateway: Gateway = gateway or ctx.gateway      # the connection's (API, stage, version) for life
         self.transport = transport
         self.flow = flow
         self.request = request
