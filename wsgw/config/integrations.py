@@ -18,12 +18,24 @@ from urllib.parse import urlsplit
 import orjson
 
 from wsgw.config.common import Collector, did_you_mean, string_map
+from wsgw.config.service_integrations import (
+    AmqpOptions,
+    AwsProxyOptions,
+    AwsServiceOptions,
+    NatsOptions,
+    RedisStreamOptions,
+    parse_amqp,
+    parse_aws,
+    parse_aws_proxy,
+    parse_nats,
+    parse_redis_stream,
+)
 from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
 
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
 HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-TYPE_NAMES = "python, runtime, mock, http, http_proxy, aws_lambda, group"
+TYPE_NAMES = "python, runtime, mock, http, http_proxy, aws_lambda, group, AWS, AWS_PROXY, redis_stream, nats, amqp"
 # Lambda runtimes served through the Runtime API (wsgw.runtimes); Python runs in-process unless `isolation: process`.
 NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
 CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
@@ -125,7 +137,8 @@ class GroupOptions:
 
 
 IntegrationOptions = (PythonOptions | RuntimeOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions
-                      | GroupOptions)
+                      | GroupOptions | AwsServiceOptions | AwsProxyOptions | RedisStreamOptions | NatsOptions
+                      | AmqpOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +424,15 @@ INTEGRATION_SCHEMAS: dict[str, IntegrationType] = {
     "aws_lambda": IntegrationType(frozenset({"functionArn", "endpointUrl", "region", "qualifier",
                                              "connectTimeoutMs"}), _aws_lambda),
     "group": IntegrationType(frozenset({"group", "excludeSelf"}), _group),
+    "aws": IntegrationType(frozenset({"uri", "httpMethod", "credentials", "requestTemplates", "endpointUrl",
+                                      "templateSelectionExpression", "passthroughBehavior", "requestParameters",
+                                      "integrationResponses", "connectTimeoutMs"}), parse_aws),
+    "aws_proxy": IntegrationType(frozenset({"integrationSubtype", "requestParameters", "credentials", "region",
+                                            "endpointUrl", "connectTimeoutMs"}), parse_aws_proxy),
+    "redis_stream": IntegrationType(frozenset({"stream", "url", "maxLen", "template"}), parse_redis_stream),
+    "nats": IntegrationType(frozenset({"url", "subject", "jetstream", "template"}), parse_nats),
+    "amqp": IntegrationType(frozenset({"url", "exchange", "routingKey", "persistent", "mandatory", "template",
+                                       "headers"}), parse_amqp),
 }
 
 
