@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from wsgw.config import ApiConfig
 from wsgw.gateway import Gateway
 from wsgw.registry import Registry, open_registry
+from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.router import HttpRouter
@@ -41,7 +42,7 @@ class GatewayServer:
         self.router = HttpRouter(self.gateway)
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
-                                       self.open_sockets)
+                                       self.open_sockets, Budgets.from_limits(api.limits))
         self.server: asyncio.Server | None = None
 
     async def start(self) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from wsgw.gateway import Gateway
+from wsgw.server.budgets import Budgets
 from wsgw.server.http import HttpRequest, HttpResponse
 
 
@@ -28,3 +29,4 @@ class ListenerContext:
     handle_http: Callable[[HttpRequest], Awaitable[HttpResponse]]
     body_limit_for: Callable[[str], tuple[int, HttpResponse]]   # raw path → (limit, 413 response)
     open_sockets: set[OpenSocket]
+    budgets: Budgets = field(default_factory=Budgets)
