@@ -32,7 +32,7 @@ from wsgw.gateway.sink import SocketSink
 from wsgw.integrations import Integration, Resources
 from wsgw.integrations.environment import prepare_environment
 from wsgw.metrics import Metrics
-from wsgw.registry import ConnectionRecord, Registry
+from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
 from wsgw.throttle import build_throttler
 
 log = logging.getLogger("wsgw.gateway")
@@ -213,6 +213,8 @@ class Gateway:
 
     async def post(self, connection_id: str, data: bytes) -> bool:
         """Deliver to a connection wherever it is; True only once a socket took the frame."""
+        if connection_id in self.local:
+            self._check_lease()
         if self.local.deliver(connection_id, data):
             self.metrics.inc("wsgw_pushes_total", 'result="delivered"')
             return True
@@ -225,7 +227,7 @@ class Gateway:
 
     async def broadcast(self, data: bytes) -> int:
         """Push to every connection of the API, on every node; how many sockets took the frame."""
-        local = self.local.broadcast(data)
+        local = self.local.broadcast(data) if self.registry.holds_lease() else 0
         return local + await self.registry.broadcast(data)
 
     async def delete(self, connection_id: str) -> bool:
@@ -233,16 +235,26 @@ class Gateway:
 
     # ----- LocalNode: what the registry reaches on this node ---------------------------------------
 
+    def _check_lease(self) -> None:
+        """Fencing: a node whose registry lease ran out (stalled past node_ttl, cut off from Redis) must not
+        act for sockets a survivor may have reaped: no frame written, no 200, no second $disconnect."""
+        if not self.registry.holds_lease():
+            self.metrics.inc("wsgw_pushes_total", 'result="fenced"')
+            raise RegistryUnavailable("this node's registry lease ran out; its connections may have been reaped")
+
     def deliver_local(self, connection_id: str, data: bytes) -> bool:
+        if connection_id in self.local:
+            self._check_lease()
         return self.local.deliver(connection_id, data)
 
     def broadcast_local(self, data: bytes) -> int:
-        return self.local.broadcast(data)
+        return self.local.broadcast(data) if self.registry.holds_lease() else 0
 
     def disconnect_local(self, connection_id: str) -> bool:
         conn = self.local.get(connection_id)
         if conn is None:
             return False
+        self._check_lease()
         self.close_connection(conn, 1000, "", report="Connection Closed Normally")
         return True
 

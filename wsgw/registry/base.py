@@ -104,5 +104,10 @@ class Registry(ABC):
         """Push to every connection held by other nodes; how many sockets took it. None elsewhere: 0."""
         return 0
 
+    def holds_lease(self) -> bool:
+        """This node may still act for its local sockets. False once its lease may have run out: a survivor
+        may have reaped them (run their $disconnect), so writing to them or answering 200 would be a lie."""
+        return True
+
     def health(self) -> dict[str, object]:
         return {"registry": self.name}

@@ -95,6 +95,9 @@ class RedisRegistry(Registry):
         """No heartbeat got through for node_ttl: a survivor may be reaping this node, so admit nothing new."""
         return time.monotonic() - self._beat_at >= self.options.node_ttl
 
+    def holds_lease(self) -> bool:
+        return not self.fenced()
+
     async def register(self, record: ConnectionRecord) -> None:
         self._refuse_unsent([record])
         await self._registrations.submit(record)

@@ -230,7 +230,10 @@ class Rpc:
 
     def _serve(self, node: LocalNode, kind: str, header: dict[str, Any], data: bytes) -> None:
         handler = HANDLERS.get(kind)
-        extra = handler(node, str(header.get("c", "")), data) if handler is not None else None
+        try:
+            extra = handler(node, str(header.get("c", "")), data) if handler is not None else None
+        except RegistryUnavailable:             # fenced: no answer, the caller times out rather than guess
+            return
         reply: dict[str, Any] = {"m": header.get("m"), **(extra or {}), "s": "gone" if extra is None else "ok"}
         reply_to = header.get("r")
         if isinstance(reply_to, str):
