@@ -9,7 +9,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.helpers import raw_http, wait_for
+from tests.helpers import APPS, ROOT, raw_http, wait_for
 from tests.redis_fixture import with_options
 from tests.test_redis_nodes import Client, event_log, health, http, nodes, post
 from tests.test_redis_reaped import disconnects_of
@@ -61,3 +61,31 @@ async def test_a_node_resumed_after_its_lease_ran_out_writes_nothing_to_reaped_s
             await fresh.close()
         assert disconnects_of(event_log, reaped.cid) == [1006]
         await pusher.close()
+
+
+async def test_a_re_joining_node_admits_and_keeps_new_connections_while_it_still_adopts_the_old_ones(
+        tmp_path: Path, event_log: Path, redis_url: str) -> None:
+    """The cause of test_redis_reaped's 1-in-5 failure: the new id's heartbeat had succeeded, the reaped socket
+    was closed, yet the node refused handshakes (503) until its adoption's last Redis call returned."""
+    url = with_options(redis_url, node_ttl=1)
+    slow = Path(__file__).parent / "fixtures" / "slow_adoption"
+    with nodes(tmp_path, event_log, url, 2, env_extra={"PYTHONPATH": f"{slow}{os.pathsep}{ROOT}{os.pathsep}{APPS}"}
+               ) as (a, b):
+        old_id = health(a)["node"]
+        reaped = await Client.open(a.ws_url)
+        assert a.proc is not None
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: disconnects_of(event_log, reaped.cid) == [1006], timeout=20)
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        await asyncio.wait_for(reaped.ws.wait_closed(), 15)
+        await wait_for(lambda: health(a)["node"] != old_id, timeout=15)
+        fresh = await Client.open(a.ws_url)                       # inside the slowed adoption: admitted
+        async with http() as session:
+            assert await post(session, b, fresh.cid, "during") == 200
+            await wait_for(lambda: any("whose $disconnect a survivor ran" in line for line in a.output), 15)
+            assert await post(session, b, fresh.cid, "after") == 200
+        await wait_for(lambda: fresh.received == ["during", "after"])
+        await fresh.close()
+        await wait_for(lambda: len(disconnects_of(event_log, fresh.cid)) == 1, timeout=10)

@@ -214,7 +214,7 @@ class Gateway:
     async def post(self, connection_id: str, data: bytes) -> bool:
         """Deliver to a connection wherever it is; True only once a socket took the frame."""
         if connection_id in self.local:
-            self._check_lease()
+            self._check_lease(connection_id)
         if self.local.deliver(connection_id, data):
             self.metrics.inc("wsgw_pushes_total", 'result="delivered"')
             return True
@@ -235,16 +235,16 @@ class Gateway:
 
     # ----- LocalNode: what the registry reaches on this node ---------------------------------------
 
-    def _check_lease(self) -> None:
+    def _check_lease(self, connection_id: str) -> None:
         """Fencing: a node whose registry lease ran out (stalled past node_ttl, cut off from Redis) must not
         act for sockets a survivor may have reaped: no frame written, no 200, no second $disconnect."""
-        if not self.registry.holds_lease():
+        if not self.registry.holds_lease(connection_id):
             self.metrics.inc("wsgw_pushes_total", 'result="fenced"')
             raise RegistryUnavailable("this node's registry lease ran out; its connections may have been reaped")
 
     def deliver_local(self, connection_id: str, data: bytes) -> bool:
         if connection_id in self.local:
-            self._check_lease()
+            self._check_lease(connection_id)
         return self.local.deliver(connection_id, data)
 
     def broadcast_local(self, data: bytes) -> int:
@@ -254,7 +254,7 @@ class Gateway:
         conn = self.local.get(connection_id)
         if conn is None:
             return False
-        self._check_lease()
+        self._check_lease(connection_id)
         self.close_connection(conn, 1000, "", report="Connection Closed Normally")
         return True
 
