@@ -7,7 +7,7 @@ CONFIG ?= wsgw.yaml
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck pytest bench bench-quick clean
+.PHONY: run test lint typecheck pytest fuzz bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+## fuzz: the property tests of tests/test_fuzz.py with 3,000 examples each (minutes; `make test` runs 30)
+fuzz: $(STAMP)
+	WSGW_FUZZ=long $(BIN)/python -m pytest -q -p no:randomly --timeout 3600 tests/test_fuzz.py
+
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
@@ -46,4 +50,4 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m loadtest suite $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
