@@ -7,7 +7,7 @@ CONFIG ?= wsgw.yaml
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck pytest fuzz bench bench-quick clean
+.PHONY: run test lint typecheck pytest fuzz soak bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ pytest: $(STAMP)
 ## fuzz: the property tests of tests/test_fuzz.py with 3,000 examples each (minutes; `make test` runs 30)
 fuzz: $(STAMP)
 	WSGW_FUZZ=long $(BIN)/python -m pytest -q -p no:randomly --timeout 3600 tests/test_fuzz.py
+
+## soak: minutes of churn, pushes, broadcasts and a node restart on two nodes + Redis; RSS and fds must be flat
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
