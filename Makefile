@@ -6,8 +6,10 @@ BENCH_STAMP := $(VENV)/.bench-installed
 CONFIG ?= wsgw.yaml
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+NODE_RUNTIME := wsgw/runtimes/node
+NODE_STAMP   := $(NODE_RUNTIME)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest fuzz soak bench bench-quick clean
+.PHONY: run test lint typecheck pytest fuzz soak node-runtime bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +19,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+## node-runtime: the AWS SDK for JavaScript v3 for Node.js handlers, into wsgw/runtimes/node/node_modules (npm ci)
+node-runtime: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make node-runtime: npm is missing; install the Debian package npm (apt-get install npm)" >&2; exit 1; }
+	npm ci --prefix $(NODE_RUNTIME) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 ## run: start the gateway with the example chat API on the in-memory registry
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/wsgw run -c $(CONFIG) --host $(HOST) --port $(PORT)
 
 ## test: lint, type-check and run every test
@@ -30,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 ## fuzz: the property tests of tests/test_fuzz.py with 3,000 examples each (minutes; `make test` runs 30)

@@ -1,8 +1,7 @@
-"""The chat's REST side (HTTP API payload format 2.0): read the room, post into it.
+"""The chat's REST side (HTTP API payload format 2.0): who is in a room, post into it.
 
-Same process, same state as handlers/chat.py: the room's members are chat.ROOM and their names chat.NAMES.
-A message posted here reaches every WebSocket in the room through chat.broadcast (boto3's
-post_to_connection back to this gateway), exactly as a worker would push it.
+No state here either: both go to the room's group (handlers/chat.py) through the @groups API of this node, so
+a post reaches the room's members on every node, numbered and kept in its history like a chat message.
 """
 
 from __future__ import annotations
@@ -13,25 +12,30 @@ from typing import Any
 from handlers import chat
 
 
-def room_name(event: dict[str, Any]) -> str:
-    """The chat has one room; its name is the stage variable `room` (lobby in wsgw.yaml)."""
-    return (event.get("stageVariables") or {}).get("room", "lobby")
+def _json(status: int, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(payload)}
 
 
-def list_rooms(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """GET /rooms → {"rooms": {"lobby": ["ada", "bob"]}}; a bare dict becomes a 200 JSON response."""
-    with chat.LOCK:
-        members = sorted(chat.NAMES.get(cid, cid) for cid in chat.ROOM)
-    return {"rooms": {room_name(event): members}}
+def _room(event: dict[str, Any]) -> str | None:
+    return chat.room_of(event, event["pathParameters"]["name"])
+
+
+def list_members(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """GET /rooms/{name} → {"room": "lobby", "names": ["ada", "bob"]}."""
+    room = _room(event)
+    if room is None:
+        return _json(404, {"message": f"no room called '{event['pathParameters']['name']}'"})
+    members = chat.members_of(chat.endpoint_of(event), room)
+    return _json(200, {"room": room, "names": sorted(str(m.get("principalId") or m["connectionId"])
+                                                     for m in members)})
 
 
 def post_message(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """POST /rooms/{name}/messages {"from": "ops", "text": "hi"} → 202 {"delivered": n}; 404 for other rooms."""
-    name = event["pathParameters"]["name"]
-    if name != room_name(event):
-        return {"statusCode": 404, "headers": {"content-type": "application/json"},
-                "body": json.dumps({"message": f"no room called '{name}'"})}
+    """POST /rooms/{name}/messages {"from": "ops", "text": "hi"} → 202 {"room", "delivered": n}."""
+    room = _room(event)
+    if room is None:
+        return _json(404, {"message": f"no room called '{event['pathParameters']['name']}'"})
     body = json.loads(event["body"])
-    delivered = chat.broadcast(event, {"type": "message", "from": body["from"], "text": body["text"]})
-    return {"statusCode": 202, "headers": {"content-type": "application/json"},
-            "body": json.dumps({"room": name, "delivered": delivered})}
+    message = {"type": "message", "room": room, "from": body["from"], "text": body["text"]}
+    delivered = chat.pusher(chat.endpoint_of(event)).publish(chat.group_of(room), json.dumps(message))
+    return _json(202, {"room": room, "delivered": delivered})

@@ -11,15 +11,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from wsgw.config import ApiConfig, parse_api
+from wsgw.config.node import NodeConfig
 from wsgw.server.app import GatewayServer
+from wsgw.server.node import build_node
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "apps"
@@ -38,7 +42,8 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
 async def serve(raw: dict[str, Any] | ApiConfig, **kwargs: Any) -> AsyncIterator[GatewayServer]:
     """An in-process gateway on a free port, stopped (every $disconnect run) on exit."""
     api = raw if isinstance(raw, ApiConfig) else api_from(raw)
-    server = GatewayServer(api, "127.0.0.1", 0, **kwargs)
+    registry = kwargs.pop("registry", None)
+    server = GatewayServer(build_node(api, NodeConfig(host="127.0.0.1", port=0, **kwargs), registry))
     await server.start()
     try:
         yield server
@@ -55,6 +60,19 @@ async def wait_for(condition: Callable[[], object], timeout: float = 5.0, interv
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], ok: Callable[[T], object], timeout: float = 5.0,
+                     interval: float = 0.01) -> T:
+    """Await `probe()` until `ok(result)` holds or the deadline passes (then fail showing the last result)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last: {value!r}")
         await asyncio.sleep(interval)
 
 

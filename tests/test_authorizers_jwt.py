@@ -26,10 +26,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from tests.helpers import ROOT, api_from, free_port, raw_http, serve, wait_for
-from wsgw.authorizers import AuthRequest
+from wsgw.authorizers import RestAuthRequest
 from wsgw.authorizers.jwt import JwtAuthorizer
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.errors import ConfigError
+from wsgw.headers import Headers
 from wsgw.server.app import GatewayServer
 from wsgw.server.budgets import Budgets
 
@@ -381,8 +382,8 @@ async def test_rest_front_gets_the_http_api_jwt_context(keys: dict[str, Key]) ->
             authorizer = server.gateway.authorizers["tokens"]
             info = ConnectionInfo("c", 0, "10.0.0.1", None, "x", "dev", "wsgwlocal0")
             arn = "arn:aws:execute-api:us-east-1:000000000000:wsgwlocal0/dev/GET/rooms"
-            request = AuthRequest(info, [("authorization", "Bearer " + keys["rsa"].sign(claims()))], [], {},
-                                  "r", 0, "GET /rooms", arn, [], {"version": "2.0"})
+            token = Headers([("authorization", "Bearer " + keys["rsa"].sign(claims()))])
+            request = RestAuthRequest(info, token, [], {}, "r", 0, "GET /rooms", arn, {"version": "2.0"})
             outcome = await authorizer.authorize(request)
     assert outcome.status == 200 and outcome.context is not None
     assert set(outcome.context) == {"jwt"}

@@ -16,13 +16,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.helpers import ROOT, api_from, serve, wait_for
-from wsgw.authorizers import AuthRequest
-from wsgw.authorizers.request import WEBSOCKET_FRONT, RequestAuthorizer
+from wsgw.authorizers import AuthRequest, Front, RestAuthRequest, WebSocketAuthRequest
+from wsgw.authorizers.request import RequestAuthorizer
 from wsgw.aws.policy import parse_simple_response
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import load_api
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
+from wsgw.headers import Headers
 from wsgw.server.app import GatewayServer
+from wsgw.server.node import build_node
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aws" / "websocket_authorizer_request.json"
 
@@ -190,7 +193,7 @@ async def test_cache_calls_the_authorizer_once_per_identity_within_the_ttl_and_a
         authorizer = server.gateway.authorizers["users"]
         assert isinstance(authorizer, RequestAuthorizer) and authorizer.cache is not None
         cache = authorizer.cache
-        await wait_for(lambda: cache.get((WEBSOCKET_FRONT, "allow")) is None, timeout=5)   # the TTL ran out
+        await wait_for(lambda: cache.get((Front.WEBSOCKET.value, "allow")) is None, timeout=5)   # the TTL ran out
         for _ in range(3):
             async with connect(server.urls.websocket, additional_headers={"Authorization": "allow"}):
                 pass
@@ -236,7 +239,9 @@ async def test_ttl_zero_calls_the_authorizer_on_every_connect() -> None:
 def auth_request(server: GatewayServer, *, arn: str, headers: list[tuple[str, str]],
                  http_event: dict[str, Any] | None = None) -> AuthRequest:
     info = ConnectionInfo("c1", 0, "10.0.0.1", None, "localhost", "dev", "wsgwlocal0")
-    return AuthRequest(info, headers, [], {}, "req-1", 0, "GET /rooms", arn, [], http_event)
+    if http_event is None:
+        return WebSocketAuthRequest(info, Headers(headers), [], {}, "req-1", 0, "GET /rooms", arn, [])
+    return RestAuthRequest(info, Headers(headers), [], {}, "req-1", 0, "GET /rooms", arn, http_event)
 
 
 async def test_cached_policy_is_re_evaluated_against_another_routes_arn() -> None:
@@ -294,7 +299,7 @@ async def test_other_identity_sources_key_the_cache(source: str) -> None:
 
 def build_problems(raw: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        GatewayServer(api_from(raw), "127.0.0.1", 0)
+        build_node(api_from(raw), NodeConfig(port=0))
     return [str(p) for p in caught.value.problems]
 
 
@@ -337,7 +342,7 @@ async def test_a_simple_decision_never_opens_a_websocket_even_from_the_cache() -
         assert isinstance(authorizer, RequestAuthorizer) and authorizer.cache is not None
         simple = parse_simple_response({"isAuthorized": True, "context": {"tier": {"name": "gold"}}})
         assert simple is not None and simple.simple and simple.evaluate("anything")
-        authorizer.cache.put((WEBSOCKET_FRONT, "smuggled"), simple)
+        authorizer.cache.put((Front.WEBSOCKET.value, "smuggled"), simple)
         status, body = await refused(server, token="smuggled")
         assert status == 500 and b"Internal Server Error" in body
         assert authapp.calls() == 0 and server.gateway.connections == {}

@@ -49,11 +49,16 @@ def test_check_prints_one_line_per_problem_naming_the_key_and_exits_2(tmp_path: 
 
 
 def test_check_reports_a_handler_that_cannot_be_imported(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "wsgw.yaml", {"routes": {"$default": {"handler": "nosuchmodule:fn"},
-                                                              "x": {"integration": {"type": "carrier-pigeon"}}}})
+    config = write_config(tmp_path / "wsgw.yaml", {"routes": {"$default": {"handler": "nosuchmodule:fn"}}})
     result = run_check(config)
     assert result.returncode == 2
     assert "routes.$default.handler: cannot import module 'nosuchmodule'" in result.stderr
+
+
+def test_check_reports_an_unknown_integration_type_with_the_known_ones(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "wsgw.yaml", {"routes": {"x": {"integration": {"type": "carrier-pigeon"}}}})
+    result = run_check(config)
+    assert result.returncode == 2
     assert "routes.x.integration.type: 'carrier-pigeon' is not one of" in result.stderr
 
 
@@ -118,13 +123,42 @@ def test_run_with_a_broken_config_exits_2_naming_the_key(tmp_path: Path) -> None
 
 def test_make_run_config_serves_the_chat(tmp_path: Path) -> None:
     with GatewayProcess(ROOT / "wsgw.yaml") as proc, \
-            connect(proc.ws_url + "?name=ada") as ada, connect(proc.ws_url + "?name=bob") as bob:
-        ada.send('{"action": "join"}')
-        assert json.loads(ada.recv(timeout=10)) == {"type": "joined", "name": "ada"}
+            connect(proc.ws_url + "?name=ada&room=lobby") as ada, connect(proc.ws_url + "?name=bob") as bob:
         bob.send('{"action": "join"}')
-        assert json.loads(bob.recv(timeout=10))["name"] == "bob"
-        assert json.loads(ada.recv(timeout=10))["name"] == "bob"
-        ada.send('{"action": "whisper", "to": "bob", "text": "psst"}')
-        assert json.loads(bob.recv(timeout=10)) == {"type": "whisper", "from": "ada", "text": "psst"}
+        assert json.loads(bob.recv(timeout=10)) == {"type": "joined", "room": "lobby"}
+        assert json.loads(ada.recv(timeout=10))["principalId"] == "bob"
         bob.send('{"action": "sendmessage", "text": "hello all"}')
-        assert json.loads(ada.recv(timeout=10)) == {"type": "message", "from": "bob", "text": "hello all"}
+        message = {"type": "message", "room": "lobby", "from": "bob", "text": "hello all"}
+        for ws in (ada, bob):
+            assert json.loads(ws.recv(timeout=10)) == {"group": "room:lobby", "seq": 1, "data": message}
+
+
+def test_check_and_run_report_the_same_build_problems(tmp_path: Path) -> None:
+    """Both commands build the node with wsgw.server.node.build_node: problems only building finds (imports,
+    folders and files on this machine) are listed alike, for every part, all in one run."""
+    from wsgw.config import load_api
+    from wsgw.config.node import NodeConfig
+    from wsgw.errors import ConfigError
+    from wsgw.server.node import build_node
+
+    config = write_config(tmp_path / "wsgw.yaml", {
+        "authorizers": {"auth": {"type": "request", "handler": "authapp:nope"},
+                        "token": {"type": "jwt", "issuer": "https://auth.example.com/", "audience": ["chat"],
+                                  "jwksUri": "missing-keys.json"}},
+        "routes": {"$connect": {"handler": "testapp:nope", "authorizer": "auth"},
+                   "far": {"integration": {"type": "python", "handler": "testapp:echo", "codeUri": "nowhere"}}},
+        "http": {"routes": {"GET /x": {"handler": "nosuchmodule:fn", "authorizer": "token"}}},
+    })
+    env = {"PYTHONPATH": f"{ROOT}:{APPS}", "PATH": "/usr/bin:/bin"}
+    check = subprocess.run([sys.executable, "-m", "wsgw", "check", "-c", str(config)], capture_output=True,
+                           text=True, cwd=str(ROOT), timeout=60, env=env)
+    run = subprocess.run([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0"],
+                         capture_output=True, text=True, cwd=str(ROOT), timeout=60, env=env)
+    with pytest.raises(ConfigError) as built:
+        build_node(load_api(config), NodeConfig(port=0))
+    expected = sorted(str(p) for p in built.value.problems)
+    assert {p.key for p in built.value.problems} == {
+        "routes.$connect.handler", "routes.far.integration.codeUri", "authorizers.auth.handler",
+        "authorizers.token.jwksUri", "http.routes.GET /x.handler"}
+    assert (check.returncode, sorted(check.stderr.strip().splitlines())) == (2, expected)
+    assert (run.returncode, sorted(run.stderr.strip().splitlines())) == (2, expected)

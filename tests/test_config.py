@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from wsgw.config import Limits, parse_api
+from tests.helpers import APPS
+from wsgw.config import Limits, PythonOptions, parse_api
 from wsgw.errors import ConfigError
 
 
@@ -30,7 +31,7 @@ def test_handler_shorthand_is_a_python_integration_with_the_aws_timeout() -> Non
     api = parse_api({"routes": {"$default": {"handler": "mod:fn", "routeResponse": True}}}, Path("."))
     route = api.routes["$default"]
     assert route.integration.type == "python"
-    assert route.integration.options == {"handler": "mod:fn"}
+    assert route.integration.options == PythonOptions(handler="mod:fn")
     assert route.integration.timeout_ms == 29_000
     assert route.route_response is True
 
@@ -78,3 +79,48 @@ def test_each_bad_value_is_reported_under_its_key(raw: Any, key: str) -> None:
 def test_every_problem_is_reported_at_once() -> None:
     found = problems({"stage": "", "limits": {"maxFrameBytes": -5}, "routes": {"x": {}}, "whatever": 1})
     assert {"stage", "limits.maxFrameBytes", "routes.x", "whatever"} <= set(found)
+
+
+@pytest.mark.parametrize(("integration", "typo", "meant"), [
+    ({"type": "python", "handler": "testapp:echo", "memorysize": 256}, "memorysize", "memorySize"),
+    ({"type": "mock", "response": "pong", "responseTemplates": {}}, "responseTemplates", ""),
+    ({"type": "mock", "response": "pong", "statuscode": 201}, "statuscode", "statusCode"),
+    ({"type": "http_proxy", "uri": "http://h/", "header": {}}, "header", "headers"),
+    ({"type": "http", "uri": "http://h/", "methods": "GET"}, "methods", "method"),
+    ({"type": "aws_lambda", "functionArn": "f", "endpointURL": "http://h/"}, "endpointURL", "endpointUrl"),
+])
+def test_unknown_integration_options_are_refused_by_name_for_every_type(
+        integration: dict[str, Any], typo: str, meant: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_api({"routes": {"r": {"integration": integration}}}, Path("."))
+    [problem] = caught.value.problems
+    assert problem.key == f"routes.r.integration.{typo}"
+    assert f"unknown option for type '{integration['type']}'" in problem.message
+    if meant:
+        assert f"did you mean '{meant}'" in problem.message
+
+
+@pytest.mark.parametrize(("authorizer", "typo", "meant"), [
+    ({"type": "request", "handler": "authapp:decide", "resultCacheMaxEntry": 5}, "resultCacheMaxEntry",
+     "resultCacheMaxEntries"),
+    ({"type": "jwt", "issuer": "https://auth.example.com/", "audience": ["chat"], "jwksUrl": "keys.json"},
+     "jwksUrl", "jwksUri"),
+])
+def test_unknown_authorizer_options_are_refused_by_name_for_every_type(
+        authorizer: dict[str, Any], typo: str, meant: str) -> None:
+    from wsgw.config.node import NodeConfig
+    from wsgw.server.node import build_node
+
+    raw = {"authorizers": {"auth": authorizer}, "routes": {"$connect": {"handler": "testapp:echo",
+                                                                        "authorizer": "auth"}}}
+    with pytest.raises(ConfigError) as caught:
+        build_node(parse_api(raw, APPS), NodeConfig()).discard()
+    problems = {p.key: p.message for p in caught.value.problems}
+    assert f"did you mean '{meant}'" in problems[f"authorizers.auth.{typo}"]
+
+
+def test_every_integration_type_read_at_load_has_a_class_to_build_it() -> None:
+    from wsgw.config import INTEGRATION_SCHEMAS
+    from wsgw.integrations import INTEGRATION_TYPES
+
+    assert set(INTEGRATION_SCHEMAS) == set(INTEGRATION_TYPES)

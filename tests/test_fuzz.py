@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import api_from
+from wsgw.config.node import NodeConfig
 from wsgw.server.app import GatewayServer
+from wsgw.server.node import build_node
 
 settings.register_profile("brief", max_examples=30, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +72,7 @@ class ThreadNode:
         self.loop = asyncio.get_running_loop()
         self.loop.set_exception_handler(lambda _, context: self.loop_errors.append(context))
         self.stop = asyncio.Event()
-        server = GatewayServer(api_from(API), "127.0.0.1", 0)
+        server = GatewayServer(build_node(api_from(API), NodeConfig(host="127.0.0.1", port=0)))
         await server.start()
         self.port = server.port
         self.ready.set()

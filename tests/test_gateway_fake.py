@@ -13,9 +13,11 @@ import pytest
 import testapp
 
 from tests.helpers import api_from, wait_for
-from wsgw.gateway import Clock, Connection, ConnectOutcome, Gateway, Handshake
+from wsgw.gateway import Clock, Connection, ConnectOutcome, Gateway
 from wsgw.gateway.inbox import INBOX_HIGH_WATER, INBOX_LOW_WATER
+from wsgw.headers import Headers
 from wsgw.registry import MemoryRegistry
+from wsgw.request import HttpRequest
 
 ECHO: dict[str, Any] = {
     "routes": {
@@ -128,9 +130,8 @@ async def running(raw: dict[str, Any], clock: Clock | None = None) -> AsyncItera
 
 async def connect(gateway: Gateway, query: str = "", **sink_options: Any) -> tuple[ConnectOutcome, FakeSink]:
     sink = FakeSink(gateway, **sink_options)
-    pairs = [tuple(p.split("=", 1)) for p in query.split("&") if p]
-    hs = Handshake([("Host", "gw.test"), ("User-Agent", "fake")], [(k, v) for k, v in pairs], "10.0.0.1",
-                   "gw.test", [])
+    hs = HttpRequest("GET", "/dev", query, Headers([("Host", "gw.test"), ("User-Agent", "fake")]), b"", "10.0.0.1",
+                     domain_name="gw.test")
     outcome = await gateway.connect(hs, sink)
     sink.conn = outcome.conn
     return outcome, sink

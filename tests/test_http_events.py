@@ -13,9 +13,10 @@ from tests.helpers import api_from, write_config
 from wsgw import cli
 from wsgw.aws.proxy_result import InvalidIntegrationResult
 from wsgw.errors import ConfigError
-from wsgw.http_config import parse_http
-from wsgw.http_cors import parse_cors, strip_cors
-from wsgw.http_events import HttpRequestInfo, http_event, parse_query, read_http_result
+from wsgw.headers import Headers
+from wsgw.request import HttpRequest
+from wsgw.rest.cors import parse_cors, strip_cors
+from wsgw.rest.events import http_event, parse_query, read_http_result
 
 FIXTURES = Path(__file__).parent / "fixtures" / "aws"
 
@@ -26,7 +27,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 def build(headers: list[tuple[str, str]], body: bytes = b"", query: str = "", path: str = "/dev/my/path",
           **kwargs: Any) -> dict[str, Any]:
-    request = HttpRequestInfo("POST", path, query, headers, body, "192.168.0.1")
+    request = HttpRequest("POST", path, query, Headers(headers), body, "192.168.0.1")
     options: dict[str, Any] = {"route_key": "$default", "path_parameters": {}, "query": parse_query(query),
                                "stage": "dev", "stage_variables": None, "api_id": "wsgwlocal0",
                                "account_id": "000000000000", "request_id": "abc=", "now_ms": 1583348638390}
@@ -183,9 +184,9 @@ BAD_HTTP: dict[str, Any] = {"http": {
 }}
 
 
-def test_http_config_problems_are_all_reported_with_their_keys() -> None:
+def test_http_config_problems_are_all_reported_with_their_keys_at_load() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_http(api_from(BAD_HTTP))
+        api_from(BAD_HTTP)
     keys = {p.key for p in info.value.problems}
     assert keys == {"http.routes.GET rooms", "http.routes.GET /rooms.handler", "http.routes.POST /rooms.authorizer",
                     "http.routes.PUT /rooms.requestSchema", "http.routes.DELETE /rooms.handler.timeoutMs",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsgw.http_routes import BadPath, RouteKeyError, RouteTable, parse_route_key, split_path
+from wsgw.rest.routes import BadPath, RouteKeyError, RouteTable, parse_route_key, split_path
 
 AWS_EXAMPLE = ["GET /pets/dog/1", "GET /pets/dog/{id}", "GET /pets/{proxy+}", "ANY /{proxy+}", "$default"]
 

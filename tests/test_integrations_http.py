@@ -181,17 +181,12 @@ async def test_http_backend_5xx_sends_internal_server_error_and_4xx_body_passes(
     ({"type": "soap", "uri": "http://h/"}, "routes.r.integration.type", "http_proxy"),
 ])
 def test_bad_integration_options_name_the_key(integration: dict[str, Any], key: str, fragment: str) -> None:
+    from wsgw.config.node import NodeConfig
     from wsgw.errors import ConfigError
-    from wsgw.gateway.routes import RouteTable
-    from wsgw.integrations import Resources
+    from wsgw.server.node import build_node
 
-    api = api_from({"routes": {"r": {"integration": integration}}})
-    resources = Resources()
-    try:
-        with pytest.raises(ConfigError) as error:
-            RouteTable(api, resources)
-    finally:
-        resources.executor.shutdown(wait=False)
+    with pytest.raises(ConfigError) as error:       # at load (option names, types) or at build (URLs, ARNs)
+        build_node(api_from({"routes": {"r": {"integration": integration}}}), NodeConfig()).discard()
     problem = error.value.problems[0]
     assert problem.key == key
     assert fragment in problem.message

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import api_from
+from wsgw.config import Collector
+from wsgw.config.throttling import parse_bucket
 from wsgw.errors import ConfigError
-from wsgw.throttle import BucketSpec, Throttler, TokenBucket, build_throttler, connection_bucket, parse_bucket
+from wsgw.throttle import BucketSpec, Throttler, TokenBucket, build_throttler, connection_bucket
 
 
 class Clock:
@@ -87,18 +89,25 @@ def test_connection_burst_defaults_to_the_rate_rounded_up() -> None:
     ({"rateLimit": 1, "burstLimit": 1, "burst": 2}, ["t.burst"]),
 ])
 def test_bad_bucket_settings_name_the_key(raw: Any, keys: list[str]) -> None:
-    with pytest.raises(ConfigError) as error:
-        parse_bucket(raw, "t")
-    assert [p.key for p in error.value.problems] == keys
+    problems = Collector()
+    assert parse_bucket(raw, "t", problems) is None
+    assert [p.key for p in problems.problems] == keys
 
 
-def test_build_throttler_reports_every_bad_setting_by_key() -> None:
-    api = api_from({"throttling": {"rateLimit": 1, "burstLimit": -1},
-                    "routes": {"a": {"handler": "testapp:ok", "throttling": {"rateLimit": "x", "burstLimit": 1}},
-                               "b": {"handler": "testapp:ok", "throttling": {"rateLimit": 5, "burstLimit": 5}}}})
+def test_every_bad_throttle_setting_is_reported_by_key_at_load() -> None:
     with pytest.raises(ConfigError) as error:
-        build_throttler(api, Clock())
-    assert [p.key for p in error.value.problems] == ["throttling.burstLimit", "routes.a.throttling.rateLimit"]
+        api_from({"throttling": {"rateLimit": 1, "burstLimit": -1},
+                  "routes": {"a": {"handler": "testapp:ok", "throttling": {"rateLimit": "x", "burstLimit": 1}},
+                             "b": {"handler": "testapp:ok", "throttling": {"rateLimit": 5, "burstLimit": 5}}}})
+    assert sorted(p.key for p in error.value.problems) == ["routes.a.throttling.rateLimit", "throttling.burstLimit"]
+
+
+def test_the_throttler_is_built_from_the_typed_buckets() -> None:
+    api = api_from({"throttling": {"rateLimit": 1, "burstLimit": 2},
+                    "routes": {"b": {"handler": "testapp:ok", "throttling": {"rateLimit": 5, "burstLimit": 5}}}})
+    throttler = build_throttler(api, Clock())
+    assert api.throttling == BucketSpec(1, 2) and api.routes["b"].throttling == BucketSpec(5, 5)
+    assert set(throttler.routes) == {"b"} and throttler.stage is not None
 
 
 def test_per_connection_limits_parse_from_config() -> None:

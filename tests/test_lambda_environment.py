@@ -13,9 +13,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.helpers import APPS, api_from, serve
-from wsgw.cli import _build_everything
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
-from wsgw.integrations.environment import prepare_environment
+from wsgw.integrations.environment import node_environment
+from wsgw.server.node import build_node
 
 API: dict[str, Any] = {
     "stage": "dev",
@@ -66,11 +67,15 @@ async def test_module_state_persists_between_invocations_as_in_a_warm_lambda() -
         assert second == first + 1
 
 
-def test_region_comes_from_the_config_when_the_shell_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    prepare_environment(api_from(API))
-    assert os.environ["AWS_REGION"] == "eu-west-1"
+def test_region_comes_from_the_config_when_the_shell_has_none(tmp_path: Path) -> None:
+    values = node_environment(api_from(API), {}, tmp_path)
+    assert values["AWS_REGION"] == values["AWS_DEFAULT_REGION"] == "eu-west-1"
+
+
+def test_the_shells_region_wins_over_the_configs(tmp_path: Path) -> None:
+    values = node_environment(api_from(API), {"AWS_REGION": "ap-south-1"}, tmp_path)
+    assert values["AWS_REGION"] == "ap-south-1"
+    assert values["AWS_DEFAULT_REGION"] == "eu-west-1"
 
 
 def test_route_environment_on_a_mock_route_is_a_problem() -> None:
@@ -81,14 +86,16 @@ def test_route_environment_on_a_mock_route_is_a_problem() -> None:
 
 
 def test_bad_python_options_name_their_key(tmp_path: Path) -> None:
-    api = api_from({"routes": {
-        "a": {"integration": {"type": "python", "handler": "lambdaenv:report", "memorySize": 5}},
+    with pytest.raises(ConfigError) as at_load:        # checked at load: the value itself is wrong
+        api_from({"routes": {"a": {"integration": {"type": "python", "handler": "lambdaenv:report",
+                                                   "memorySize": 5}}}})
+    assert [p.key for p in at_load.value.problems] == ["routes.a.integration.memorySize"]
+    api = api_from({"routes": {     # found when the node is built: the folder is not on this machine
         "b": {"integration": {"type": "python", "handler": "lambdaenv:report", "codeUri": "nowhere/"}},
     }})
-    with pytest.raises(ConfigError) as caught:
-        _build_everything(api)
-    keys = {p.key for p in caught.value.problems}
-    assert keys == {"routes.a.integration.memorySize", "routes.b.integration.codeUri"}
+    with pytest.raises(ConfigError) as at_build:
+        build_node(api, NodeConfig())
+    assert [p.key for p in at_build.value.problems] == ["routes.b.integration.codeUri"]
 
 
 async def test_same_module_name_in_two_code_folders_loads_two_modules(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 import testapp
 
 from tests.helpers import raw_http, serve
-from wsgw.authorizers import AUTHORIZER_TYPES, Authorizer, AuthOutcome, AuthRequest
+from wsgw.authorizers import AUTHORIZER_TYPES, Authorizer, AuthOutcome, AuthRequest, RestAuthRequest
 from wsgw.config import ApiConfig, AuthorizerSpec
 from wsgw.integrations import Resources
 from wsgw.server.http import HttpResponse
@@ -218,7 +218,7 @@ async def test_authorizer_allows_denies_and_its_context_reaches_the_handler(monk
         assert request.route_key == "GET /secret/{id}"
         assert request.method_arn == "arn:aws:execute-api:us-east-1:000000000000:wsgwlocal0/dev/GET/secret/9"
         assert request.query == [("q", "1")]
-        assert request.http_event is not None and request.http_event["rawPath"] == "/dev/secret/9"
+        assert isinstance(request, RestAuthRequest) and request.event["rawPath"] == "/dev/secret/9"
         for header, expected in (({"X-Test-Auth": "deny"}, (403, {"message": "Forbidden"})),
                                  ({}, (401, {"message": "Unauthorized"})),
                                  ({"X-Test-Auth": "broken"}, (500, {"message": "Internal Server Error"}))):

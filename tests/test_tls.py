@@ -143,7 +143,7 @@ async def test_handler_https_calls_elsewhere_still_verify(dev_certs: Any, tmp_pa
     roots = Path(os.environ.get("AWS_CA_BUNDLE") or certifi.where())   # what botocore would use anyway
     async with serve(API, tls=build_tls("only", ca_dir=dev_certs.directory)) as server, \
             serve({"routes": {"$default": {"handler": "testapp:echo"}}}, tls=stranger) as other:
-        bundle = Path(os.environ["AWS_CA_BUNDLE"])
+        bundle = Path(server.gateway.resources.environment["AWS_CA_BUNDLE"])
         assert bundle.name == BUNDLE_NAME
         content = await asyncio.to_thread(bundle.read_bytes)
         assert (await asyncio.to_thread(roots.read_bytes)).strip() in content
@@ -155,11 +155,14 @@ async def test_handler_https_calls_elsewhere_still_verify(dev_certs: Any, tmp_pa
             assert (await ws.recv()).startswith("refused: ")
 
 
-async def test_trust_variables_are_restored_when_the_node_stops(dev_certs: Any) -> None:
-    before = os.environ.get("AWS_CA_BUNDLE"), os.environ.get("WSGW_SCHEME")
-    async with serve(API, tls=build_tls("only", ca_dir=dev_certs.directory)):
-        assert os.environ["WSGW_SCHEME"] == "https"
-    assert (os.environ.get("AWS_CA_BUNDLE"), os.environ.get("WSGW_SCHEME")) == before
+async def test_a_tls_node_gives_its_trust_variables_to_handlers_only(dev_certs: Any) -> None:
+    before = dict(os.environ)
+    async with serve(API, tls=build_tls("only", ca_dir=dev_certs.directory)) as server:
+        seen = server.gateway.resources.environment
+        assert seen["WSGW_SCHEME"] == "https"
+        assert Path(seen["AWS_CA_BUNDLE"]).name == BUNDLE_NAME == Path(seen["REQUESTS_CA_BUNDLE"]).name
+        assert dict(os.environ) == before
+    assert dict(os.environ) == before
 
 
 async def test_both_mode_serves_tls_and_plaintext_on_one_port(dev_certs: Any) -> None:

@@ -9,11 +9,14 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wsgw.config import ApiConfig, parse_api
+from wsgw.config import ApiConfig, TlsConfig, parse_api
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.server.node import build_node
 from wsgw.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -90,65 +93,23 @@ def check(args: argparse.Namespace) -> int:
             from wsgw.loaders.dump import as_wsgw_yaml
 
             print(as_wsgw_yaml(loaded.raw, loaded.kind, args.config), end="", flush=True)
-        _build_everything(api)
+        build_node(api, NodeConfig()).discard()      # exactly what `run` builds, without listening
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
     if args.print_yaml:
         return 0
-    http_routes = len((api.http or {}).get("routes") or {})
+    http_routes = len(api.http.routes) if api.http is not None else 0
     print(f"{args.config}: ok ({loaded.kind}: {len(api.routes)} routes, {http_routes} HTTP routes, "
           f"{len(api.authorizers)} authorizers{f', {len(loaded.warnings)} warnings' if loaded.warnings else ''})")
     return 0
 
 
-def _build_everything(api: ApiConfig) -> None:
-    """Import every handler and build every integration and authorizer, as `run` would."""
-    from wsgw.authorizers import build_authorizers
-    from wsgw.gateway.routes import RouteTable
-    from wsgw.integrations import Resources
-    from wsgw.throttle import build_throttler
-
-    resources = Resources()
-    problems: list[ConfigProblem] = []
-    try:
-        for build in (lambda: RouteTable(api, resources), lambda: build_authorizers(api, resources),
-                      lambda: build_http_routes(api, resources), lambda: build_throttler(api, lambda: 0.0)):
-            try:
-                build()
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-    finally:
-        resources.executor.shutdown(wait=False)
-    if problems:
-        raise ConfigError(problems)
-
-
-def build_http_routes(api: ApiConfig, resources: object) -> int:
-    """Validate `http:` and build every REST route's integration; returns how many routes there are."""
-    from wsgw.gateway.routes import function_name_for
-    from wsgw.http_config import parse_http
-    from wsgw.integrations import Resources, build_integration
-
-    assert isinstance(resources, Resources)
-    spec = parse_http(api)
-    problems: list[ConfigProblem] = []
-    for route in spec.routes:
-        try:
-            build_integration(route.integration, api, resources, function_name_for(api, route.key))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return len(spec.routes)
-
-
-async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None, reuse_port: bool = False,
-                 tls: TlsSettings | None = None) -> None:
+async def _serve(api: ApiConfig, config: NodeConfig) -> None:
     from wsgw.server.app import GatewayServer
 
-    server = GatewayServer(api, host, port, redis_url=redis_url, reuse_port=reuse_port, tls=tls)
+    server = GatewayServer(build_node(api, config))
     await server.start()
     # Everything imported and built so far lives as long as the node: move it out of the cyclic GC's view,
     # so full collections stay short (they showed as 10-20 ms latency spikes at p99).
@@ -157,6 +118,7 @@ async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None, re
     urls = server.urls
     from wsgw.registry.redis_wire import redacted
 
+    redis_url, tls = config.redis_url, config.tls
     registry = f"redis ({redacted(redis_url)})" if redis_url else "memory"
     print(f"wsgw serving stage '{api.stage}' on the {registry} registry", flush=True)
     if tls is not None:
@@ -173,19 +135,19 @@ async def _serve(api: ApiConfig, host: str, port: int, redis_url: str | None, re
     await server.stop()
 
 
-def _registry_problem(redis_url: str | None, workers: int) -> str | None:
-    """Check --redis and --workers before anything starts; the message names the flag and the fix."""
+def _node_config(args: argparse.Namespace, api: ApiConfig) -> NodeConfig:
+    """The node's settings from the command line (and the config's `tls:`), checked before anything starts."""
     from wsgw.registry import open_registry
 
-    if workers < 1:
-        return "--workers: must be 1 or more"
-    if workers > 1 and not redis_url:
-        return "--workers: several processes need the Redis registry; add --redis redis://HOST:PORT/0"
+    config = NodeConfig(host=args.host, port=args.port, redis_url=args.redis, workers=args.workers,
+                        reuse_port=args.reuse_port)
     try:
-        open_registry(redis_url)
+        open_registry(config.redis_url)
     except ValueError as exc:
-        return str(exc)
-    return None
+        raise ConfigError.single("--redis", str(exc).removeprefix("--redis: ")) from None
+    if config.workers > 1:
+        return config            # each worker makes its own TLS settings (same files, same local CA)
+    return replace(config, tls=_tls_settings(args, api))
 
 
 def _print_tls(tls: TlsSettings) -> None:
@@ -200,10 +162,10 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
     """--tls/--certfile/--keyfile win over the config's `tls:` mapping (paths there are relative to the file)."""
     from wsgw.tls.setup import build_tls
 
-    conf = api.tls
-    certfile = args.certfile or (api.base_dir / conf["certfile"] if conf.get("certfile") else None)
-    keyfile = args.keyfile or (api.base_dir / conf["keyfile"] if conf.get("keyfile") else None)
-    mode = args.tls or conf.get("mode") or ("only" if certfile or conf else None)
+    conf = api.tls or TlsConfig()
+    certfile = args.certfile or conf.certfile
+    keyfile = args.keyfile or conf.keyfile
+    mode = args.tls or conf.mode or ("only" if certfile or api.tls is not None else None)
     if mode == "off" and certfile is not None:
         raise ConfigError.single("tls.mode", "'off' but a certificate was given (--certfile or tls.certfile); "
                                  "remove one of them")
@@ -240,23 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         api, _ = _load(args)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    registry_problem = _registry_problem(args.redis, args.workers)
-    if registry_problem:
-        print(registry_problem, file=sys.stderr)
-        return 2
-    if args.workers > 1:
-        from wsgw.workers import supervise
+        config = _node_config(args, api)
+        if config.workers > 1:
+            from wsgw.workers import supervise
 
-        return supervise(args.workers, args.host, args.port, _child_args(args), env={"WSGW_REDIS_URL": args.redis})
-    sys.path.insert(0, str(api.base_dir))
-    _install_loop()
-    try:
-        tls = _tls_settings(args, api)
-        asyncio.run(_serve(api, args.host, args.port, args.redis, args.reuse_port, tls))
+            return supervise(config.workers, config.host, config.port, _child_args(args),
+                             env={"WSGW_REDIS_URL": args.redis})
+        sys.path.insert(0, str(api.base_dir))
+        _install_loop()
+        asyncio.run(_serve(api, config))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

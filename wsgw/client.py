@@ -2,6 +2,11 @@
 `post()` returns True once the frame was handed to the client's socket (200), False when the connection is gone
 (410); anything else (Redis or the node unreachable, 503/504) raises PushError — never a guessed success.
 
+Groups, the same on every pusher: `join(group, id, since=None)` → the join's outcome (with `since`: whether the
+history was replayed), None when the connection is gone; `leave(group, id)` → whether it was a member, None when
+gone; `publish(group, data, exclude=None)` → how many sockets took it; `presence(group, limit, next_token)` →
+`{"count", "members", "nextToken"?}`.
+
 - HttpPusher / AsyncHttpPusher: over HTTP to any node (`endpoint` as boto3's endpoint_url: http://HOST:PORT/stage).
 - RedisPusher / AsyncRedisPusher: straight to the node holding the connection through Redis, no HTTP hop.
 """
@@ -15,11 +20,12 @@ import http.client
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
 from wsgw.aws.ids import new_id
+from wsgw.aws.management import iso8601
 from wsgw.registry.base import OwnerTimeout, RegistryUnavailable
 from wsgw.registry.redis_link import RedisLink
 from wsgw.registry.redis_rpc import Rpc
@@ -60,6 +66,34 @@ def _expect(status: int, body: bytes, ok: int) -> bool:
     raise PushError(status, body.decode("utf-8", "replace"))
 
 
+def _member_path(group: str, connection_id: str, since: int | None) -> str:
+    path = f"/@groups/{quote(group, safe='')}/members/{quote(connection_id, safe='')}"
+    return path if since is None else f"{path}?since={int(since)}"
+
+
+def _group_path(group: str, **query: str | None) -> str:
+    given = {k: v for k, v in query.items() if v is not None}
+    return f"/@groups/{quote(group, safe='')}" + (f"?{urlencode(given)}" if given else "")
+
+
+def _read_left(status: int, body: bytes) -> bool | None:
+    answer = _read_connection(status, body)
+    return None if answer is None else bool(answer.get("left"))
+
+
+def _read_delivered(status: int, body: bytes) -> int:
+    return int(_read_object(status, body).get("delivered", 0))
+
+
+def _read_object(status: int, body: bytes) -> dict[str, Any]:
+    if status != 200:
+        raise PushError(status, body.decode("utf-8", "replace"))
+    parsed = orjson.loads(body)
+    if not isinstance(parsed, dict):
+        raise PushError(502, "the node answered something that is not a JSON object")
+    return parsed
+
+
 # ----- HTTP ---------------------------------------------------------------------------------------------
 
 class HttpPusher:
@@ -73,13 +107,14 @@ class HttpPusher:
         self.timeout = timeout
         self._local = threading.local()
 
-    def _request(self, method: str, connection_id: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def _request(self, method: str, connection_id: str, body: bytes | None = None,
+                 path: str | None = None) -> tuple[int, bytes]:
         """One request; PushError 503/504 when the node cannot be reached (never a raw socket error).
 
         A kept-alive connection the server closed meanwhile fails while sending: that is retried once on a
         fresh connection. A failure after the request went out is not retried for POST (the node may have
         delivered it: a retry could deliver the frame twice)."""
-        path = f"{self.parts.path}/@connections/{quote(connection_id, safe='')}"
+        path = self.parts.path + (path or f"/@connections/{quote(connection_id, safe='')}")
         for attempt in (0, 1):
             conn = getattr(self._local, "conn", None)
             reused = conn is not None
@@ -112,6 +147,19 @@ class HttpPusher:
     def delete(self, connection_id: str) -> bool:
         return _expect(*self._request("DELETE", connection_id), ok=204)
 
+    def join(self, group: str, connection_id: str, since: int | None = None) -> dict[str, Any] | None:
+        return _read_connection(*self._request("PUT", "", path=_member_path(group, connection_id, since)))
+
+    def leave(self, group: str, connection_id: str) -> bool | None:
+        return _read_left(*self._request("DELETE", "", path=_member_path(group, connection_id, None)))
+
+    def publish(self, group: str, data: bytes | str, exclude: str | None = None) -> int:
+        return _read_delivered(*self._request("POST", "", _data(data), path=_group_path(group, exclude=exclude)))
+
+    def presence(self, group: str, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+        path = _group_path(group, limit=str(limit), nextToken=next_token)
+        return _read_object(*self._request("GET", "", path=path))
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -126,12 +174,13 @@ class AsyncHttpPusher:
         self.timeout = timeout
         self._session: Any = None
 
-    async def _request(self, method: str, connection_id: str, body: bytes | None = None) -> tuple[int, bytes]:
+    async def _request(self, method: str, connection_id: str, body: bytes | None = None,
+                       path: str | None = None) -> tuple[int, bytes]:
         import aiohttp
 
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        url = f"{self.endpoint}/@connections/{quote(connection_id, safe='')}"
+        url = self.endpoint + (path or f"/@connections/{quote(connection_id, safe='')}")
         try:
             async with self._session.request(method, url, data=body) as response:
                 return int(response.status), bytes(await response.read())
@@ -148,6 +197,19 @@ class AsyncHttpPusher:
 
     async def delete(self, connection_id: str) -> bool:
         return _expect(*await self._request("DELETE", connection_id), ok=204)
+
+    async def join(self, group: str, connection_id: str, since: int | None = None) -> dict[str, Any] | None:
+        return _read_connection(*await self._request("PUT", "", path=_member_path(group, connection_id, since)))
+
+    async def leave(self, group: str, connection_id: str) -> bool | None:
+        return _read_left(*await self._request("DELETE", "", path=_member_path(group, connection_id, None)))
+
+    async def publish(self, group: str, data: bytes | str, exclude: str | None = None) -> int:
+        return _read_delivered(*await self._request("POST", "", _data(data), path=_group_path(group, exclude=exclude)))
+
+    async def presence(self, group: str, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+        path = _group_path(group, limit=str(limit), nextToken=next_token)
+        return _read_object(*await self._request("GET", "", path=path))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -218,6 +280,35 @@ class AsyncRedisPusher:
         with _push_errors():
             return await rpc.disconnect(connection_id)
 
+    async def join(self, group: str, connection_id: str, since: int | None = None) -> dict[str, Any] | None:
+        """The connection's node joins it (and replays history after `since`)."""
+        rpc = await self._ready()
+        with _push_errors():
+            return await rpc.join(group, connection_id, since)
+
+    async def leave(self, group: str, connection_id: str) -> bool | None:
+        rpc = await self._ready()
+        with _push_errors():
+            return await rpc.leave(group, connection_id)
+
+    async def publish(self, group: str, data: bytes | str, exclude: str | None = None) -> int:
+        """A node publishes it for us (it knows the group's history and envelope settings): one holding members
+        of the group, else any live node (so a group with history keeps it even while nobody is in it)."""
+        rpc = await self._ready()
+        with _push_errors():
+            return await rpc.publish_via_node(group, _data(data), exclude)
+
+    async def presence(self, group: str, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+        rpc = await self._ready()
+        with _push_errors():
+            page = await rpc.store.members(group, limit, next_token)
+        body: dict[str, Any] = {"count": page.count, "members": [
+            {"connectionId": m.connection_id, "principalId": m.principal_id, "connectedAt": iso8601(m.connected_at_ms)}
+            for m in page.members]}
+        if page.next_token is not None:
+            body["nextToken"] = page.next_token
+        return body
+
     async def close(self) -> None:
         if self._link is not None:
             await self._link.stop()
@@ -252,6 +343,18 @@ class RedisPusher:
 
     def delete(self, connection_id: str) -> bool:
         return self._run(self._pusher.delete(connection_id))
+
+    def join(self, group: str, connection_id: str, since: int | None = None) -> dict[str, Any] | None:
+        return self._run(self._pusher.join(group, connection_id, since))
+
+    def leave(self, group: str, connection_id: str) -> bool | None:
+        return self._run(self._pusher.leave(group, connection_id))
+
+    def publish(self, group: str, data: bytes | str, exclude: str | None = None) -> int:
+        return self._run(self._pusher.publish(group, data, exclude))
+
+    def presence(self, group: str, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+        return self._run(self._pusher.presence(group, limit, next_token))
 
     def close(self) -> None:
         if self._loop.is_closed():

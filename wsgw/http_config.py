@@ -1,8 +1,10 @@
 """The `http:` section of wsgw.yaml (the REST front): routes, their integrations, authorizers, request
-schemas, and CORS — validated once, every problem naming its key (e.g. `http.routes.GET /rooms.handler`)."""
+schemas, and CORS — validated once, by wsgw.config.parse_api, every problem naming its key
+(e.g. `http.routes.GET /rooms.handler`)."""
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +12,15 @@ from jsonschema import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from wsgw.config import HTTP_INTEGRATION_TIMEOUT_RANGE_MS, ApiConfig, IntegrationSpec, _Collector, parse_integration
-from wsgw.errors import ConfigError
-from wsgw.http_cors import CorsConfig, parse_cors
-from wsgw.http_routes import RouteKeyError, RoutePattern, parse_route_key
+from wsgw.config.common import Collector
+from wsgw.config.integrations import (
+    HTTP_INTEGRATION_TIMEOUT_RANGE_MS,
+    IntegrationSpec,
+    OptionContext,
+    parse_integration,
+)
+from wsgw.rest.cors import CorsConfig, parse_cors
+from wsgw.rest.routes import RouteKeyError, RoutePattern, parse_route_key
 
 HTTP_KEYS = {"routes", "cors"}
 HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs"}
@@ -34,7 +41,7 @@ class HttpApiSpec:
     cors: CorsConfig | None = None
 
 
-def _compile_schema(schema: Any, key: str, problems: _Collector) -> Validator | None:
+def _compile_schema(schema: Any, key: str, problems: Collector) -> Validator | None:
     if not isinstance(schema, dict):
         problems.add(key, "must be a JSON Schema (a mapping such as {type: object, required: [text]})")
         return None
@@ -48,10 +55,14 @@ def _compile_schema(schema: Any, key: str, problems: _Collector) -> Validator | 
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def parse_http(api: ApiConfig) -> HttpApiSpec:
-    """Validate `api.http`; raise ConfigError listing every problem."""
-    problems = _Collector()
-    raw = api.http or {}
+def parse_http(raw: Any, authorizers: AbstractSet[str], context: OptionContext,
+               problems: Collector) -> HttpApiSpec | None:
+    """Read `http:` (None when absent); every problem goes to `problems`. `authorizers`: the names defined."""
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        problems.add("http", "must be a mapping with 'routes' (and optionally 'cors')")
+        return None
     for unknown in sorted(set(map(str, raw)) - HTTP_KEYS):
         problems.add(f"http.{unknown}", "unknown key; use 'routes' and 'cors'")
     routes: list[HttpRouteSpec] = []
@@ -71,10 +82,14 @@ def parse_http(api: ApiConfig) -> HttpApiSpec:
             continue
         for unknown in sorted(set(map(str, route)) - HTTP_ROUTE_KEYS):
             problems.add(f"{key}.{unknown}", "unknown key; use one of " + ", ".join(sorted(HTTP_ROUTE_KEYS)))
-        spec = parse_integration(route, key, problems, HTTP_INTEGRATION_TIMEOUT_RANGE_MS)
+        spec = parse_integration(route, key, problems, context, HTTP_INTEGRATION_TIMEOUT_RANGE_MS)
+        if spec is not None and spec.type == "group":      # a relay publishes a WebSocket sender's message
+            problems.add(f"{spec.key}.type", "'group' relays a WebSocket client's message and has no sender here; "
+                                             "a REST handler publishes with the @groups API (wsgw.client)")
+            spec = None
         authorizer = route.get("authorizer")
-        if authorizer is not None and (not isinstance(authorizer, str) or authorizer not in api.authorizers):
-            defined = ", ".join(sorted(api.authorizers)) or "none are defined"
+        if authorizer is not None and (not isinstance(authorizer, str) or authorizer not in authorizers):
+            defined = ", ".join(sorted(authorizers)) or "none are defined"
             problems.add(f"{key}.authorizer", f"'{authorizer}' is not defined under 'authorizers' ({defined})")
             authorizer = None
         validator = None
@@ -84,6 +99,4 @@ def parse_http(api: ApiConfig) -> HttpApiSpec:
             routes.append(HttpRouteSpec(str(route_key), pattern, spec, authorizer, validator))
     cors, cors_problems = parse_cors(raw.get("cors"))
     problems.problems.extend(cors_problems)
-    if problems.problems:
-        raise ConfigError(problems.problems)
     return HttpApiSpec(tuple(routes), cors)

@@ -9,21 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from wsgw.config import ApiConfig
-from wsgw.errors import ConfigError, ConfigProblem
-
-THROTTLE_KEYS = frozenset({"rateLimit", "burstLimit"})
-
-
-@dataclass(frozen=True, slots=True)
-class BucketSpec:
-    """`rate` tokens per second into a bucket of `burst` tokens (AWS: ThrottlingRateLimit/BurstLimit)."""
-
-    rate: float
-    burst: int
+from wsgw.config.throttling import BucketSpec
 
 
 class TokenBucket:
@@ -46,27 +34,6 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
-
-
-def parse_bucket(raw: Any, key: str) -> BucketSpec | None:
-    """Read `{rateLimit, burstLimit}`; None when absent; ConfigError naming `key.rateLimit` etc. when wrong."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise ConfigError.single(key, "must be a mapping such as {rateLimit: 100, burstLimit: 50}")
-    problems = [ConfigProblem(f"{key}.{k}", "unknown key; use rateLimit and burstLimit")
-                for k in raw if k not in THROTTLE_KEYS]
-    rate = raw.get("rateLimit")
-    burst = raw.get("burstLimit")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
-        problems.append(ConfigProblem(f"{key}.rateLimit", "must be a number of requests per second >= 0"))
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
-        problems.append(ConfigProblem(f"{key}.burstLimit", "must be a whole number of requests >= 0 "
-                                      "(the bucket size; 0 refuses every request)"))
-    if problems:
-        raise ConfigError(problems)
-    assert isinstance(rate, (int, float)) and isinstance(burst, int)
-    return BucketSpec(float(rate), burst)
 
 
 def connection_bucket(rate: float, burst: int) -> BucketSpec | None:
@@ -110,24 +77,8 @@ class Throttler:
 
 
 def build_throttler(api: ApiConfig, clock: Callable[[], float]) -> Throttler:
-    """From `throttling:` (stage), `routes.X.throttling` and `limits.maxMessagesPerSecond`/`messageBurst`;
-    ConfigError lists every bad setting by key."""
-    problems: list[ConfigProblem] = []
-    stage: BucketSpec | None = None
-    try:
-        stage = parse_bucket(api.throttling or None, "throttling")
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    routes: dict[str, BucketSpec] = {}
-    for key, route in api.routes.items():
-        try:
-            spec = parse_bucket(route.throttling, f"routes.{key}.throttling")
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        if spec is not None:
-            routes[key] = spec
-    if problems:
-        raise ConfigError(problems)
+    """From `throttling:` (stage), `routes.X.throttling` and `limits.maxMessagesPerSecond`/`messageBurst`,
+    all checked at load (wsgw.config.throttling)."""
+    routes = {key: route.throttling for key, route in api.routes.items() if route.throttling is not None}
     per_connection = connection_bucket(api.limits.max_messages_per_second, api.limits.message_burst)
-    return Throttler(stage, routes, per_connection, clock)
+    return Throttler(api.throttling, routes, per_connection, clock)

@@ -119,3 +119,9 @@ def http_simple_ws_deny(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "routeArn" in event:
         return {"isAuthorized": True, "context": {"tier": {"name": "gold"}}}
     return _policy("Deny", event["methodArn"])
+
+
+def allow_by_query(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Allow everyone; the principal is ?user= (groups and listing by principal use it)."""
+    query = event.get("queryStringParameters") or {}
+    return _policy("Allow", event["methodArn"], principal=str(query.get("user") or "anonymous"))

@@ -134,3 +134,26 @@ def sleepy_disconnect(event: dict[str, Any], context: Any) -> dict[str, Any]:
     time.sleep(0.05)
     record(event, context)
     return {"statusCode": 200}
+
+
+def connect_and_join(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """$connect that joins the groups named in ?groups=a,b (with ?since=N) through the HTTP pusher, before
+    the handshake completes; then publishes ?announce= into the first of them. ?via=PORT sends the calls to the
+    node on that port instead of the one running the handshake."""
+    from wsgw.client import HttpPusher
+
+    record(event, context)
+    ctx = event["requestContext"]
+    query = event.get("queryStringParameters") or {}
+    host = f"127.0.0.1:{query['via']}" if query.get("via", "").isdigit() else ctx["domainName"]
+    pusher = HttpPusher(f"http://{host}/{ctx['stage']}")
+    try:
+        since = int(query["since"]) if "since" in query else None
+        groups = [g for g in query.get("groups", "").split(",") if g]
+        for group in groups:
+            pusher.join(group, ctx["connectionId"], since)
+        if query.get("announce") and groups:
+            pusher.publish(groups[0], query["announce"])
+    finally:
+        pusher.close()
+    return {"statusCode": 200}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
+from wsgw.authorizers.base import Authorizer, AuthOutcome, run_authorizer, status_message
+from wsgw.authorizers.fronts import AuthRequest, Front, RestAuthRequest, WebSocketAuthRequest
 from wsgw.authorizers.jwt import JwtAuthorizer
 from wsgw.authorizers.request import RequestAuthorizer
 from wsgw.config import ApiConfig
@@ -33,4 +34,5 @@ def build_authorizers(api: ApiConfig, resources: Resources) -> dict[str, Authori
     return built
 
 
-__all__ = ["AUTHORIZER_TYPES", "AuthOutcome", "AuthRequest", "Authorizer", "build_authorizers", "status_message"]
+__all__ = ["AUTHORIZER_TYPES", "AuthOutcome", "AuthRequest", "Authorizer", "Front", "RestAuthRequest",
+           "WebSocketAuthRequest", "build_authorizers", "run_authorizer", "status_message"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
-from wsgw.aws.websocket_events import ConnectionInfo
+from wsgw.authorizers.fronts import AuthRequest
 from wsgw.config import ApiConfig, AuthorizerSpec
 from wsgw.integrations.base import Resources
+
+log = logging.getLogger("wsgw.authorizers")
 
 #: What a client is told when an authorizer refuses, as AWS words it; any other status is a 500.
 REFUSAL_MESSAGES: dict[int, str] = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}
@@ -17,22 +20,6 @@ REFUSAL_MESSAGES: dict[int, str] = {401: "Unauthorized", 403: "Forbidden", 500: 
 def status_message(status: int) -> str:
     """AWS's message for an authorizer's refusal status: Unauthorized, Forbidden, else Internal Server Error."""
     return REFUSAL_MESSAGES.get(status, REFUSAL_MESSAGES[500])
-
-
-@dataclass(slots=True)
-class AuthRequest:
-    """What an authorizer may look at: the handshake (or HTTP request) and where it is going."""
-
-    info: ConnectionInfo
-    headers: list[tuple[str, str]]
-    query: list[tuple[str, str]]
-    stage_variables: dict[str, str]
-    request_id: str
-    now_ms: int
-    route_key: str
-    method_arn: str
-    subprotocols: list[str] = field(default_factory=list)
-    http_event: dict[str, object] | None = None   # set by the REST front (payload 2.0 identity)
 
 
 @dataclass(slots=True)
@@ -68,3 +55,13 @@ class Authorizer(ABC):
 
     async def close(self) -> None:
         return None
+
+
+async def run_authorizer(authorizer: Authorizer, request: AuthRequest) -> AuthOutcome:
+    """Ask `authorizer` about `request`, as both fronts do: one that raises refuses with 500 (logged)."""
+    try:
+        return await authorizer.authorize(request)
+    except Exception:
+        log.exception("authorizer %s failed on %s (requestId %s)", authorizer.spec.name, request.route_key,
+                      request.request_id)
+        return AuthOutcome(500, message=status_message(500))

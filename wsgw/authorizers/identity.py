@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from wsgw.authorizers.base import AuthRequest
+from wsgw.authorizers.fronts import AuthRequest
 
 SourceKind = Literal["header", "querystring", "stageVariables", "context"]
 
@@ -51,13 +51,13 @@ class IdentitySource:
         """The non-empty value this source names in the request, or None."""
         value: object
         if self.kind == "header":
-            value = last_value(request.headers, self.name, fold_case=True)
+            value = request.headers.last(self.name)
         elif self.kind == "querystring":
-            value = last_value(request.query, self.name, fold_case=False)
+            value = last_value(request.query, self.name)
         elif self.kind == "stageVariables":
             value = request.stage_variables.get(self.name)
         else:
-            value = _dotted(request_context(request), self.name)
+            value = _dotted(request.request_context(), self.name)
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, int | float):
@@ -65,42 +65,13 @@ class IdentitySource:
         return value if isinstance(value, str) and value else None
 
 
-def last_value(pairs: list[tuple[str, str]], name: str, *, fold_case: bool) -> str | None:
-    """The last value given for ``name`` in repeated name/value pairs."""
+def last_value(pairs: list[tuple[str, str]], name: str) -> str | None:
+    """The last value given for ``name`` in repeated query parameters (names match exactly)."""
     found: str | None = None
-    if fold_case:
-        wanted = name.lower()
-        for key, value in pairs:
-            if key.lower() == wanted:
-                found = value
-    else:
-        for key, value in pairs:
-            if key == name:
-                found = value
+    for key, value in pairs:
+        if key == name:
+            found = value
     return found
-
-
-def request_context(request: AuthRequest) -> Mapping[str, object]:
-    """What `context.X` reads: the HTTP event's requestContext, or the $connect one's main fields."""
-    if request.http_event is not None:
-        ctx = request.http_event.get("requestContext")
-        return ctx if isinstance(ctx, Mapping) else {}
-    info = request.info
-    identity: dict[str, object] = {"sourceIp": info.source_ip}
-    if info.user_agent is not None:
-        identity["userAgent"] = info.user_agent
-    return {
-        "routeKey": request.route_key,
-        "eventType": "CONNECT",
-        "stage": info.stage,
-        "connectedAt": info.connected_at_ms,
-        "requestTimeEpoch": request.now_ms,
-        "identity": identity,
-        "requestId": request.request_id,
-        "domainName": info.domain_name,
-        "connectionId": info.connection_id,
-        "apiId": info.api_id,
-    }
 
 
 def _dotted(root: Mapping[str, object], path: str) -> object:

@@ -20,6 +20,8 @@ import aiohttp
 import jwt
 import orjson
 
+from wsgw.config.authorizers import is_url
+
 log = logging.getLogger("wsgw.authorizers")
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -33,10 +35,6 @@ _OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 
 class JwksUnavailable(Exception):
     """No keys could be loaded (the endpoint is down, slow, or serves garbage)."""
-
-
-def is_url(text: str) -> bool:
-    return text.startswith(("https://", "http://"))
 
 
 def compatible(jwk: dict[str, Any], alg: str) -> bool:

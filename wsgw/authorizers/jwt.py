@@ -21,17 +21,17 @@ from typing import Any
 
 import jwt
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
+from wsgw.authorizers.base import Authorizer, AuthOutcome, status_message
+from wsgw.authorizers.fronts import AuthRequest
 from wsgw.authorizers.identity import IdentitySource
-from wsgw.authorizers.jwks import JwksStore, JwksUnavailable, is_url
-from wsgw.authorizers.options import OptionReader
-from wsgw.config import ApiConfig, AuthorizerSpec
+from wsgw.authorizers.jwks import JwksStore, JwksUnavailable
+from wsgw.config import ApiConfig, AuthorizerSpec, JwtAuthorizerOptions
+from wsgw.config.authorizers import DEFAULT_IDENTITY_SOURCE, is_url
+from wsgw.errors import ConfigError
 from wsgw.integrations import Resources
 
 log = logging.getLogger("wsgw.authorizers")
 
-SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-DEFAULT_IDENTITY_SOURCE = "route.request.header.Authorization"
 SUBPROTOCOL_HEADER = "sec-websocket-protocol"
 MAX_TOKEN_BYTES = 16 * 1024
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
@@ -57,46 +57,18 @@ class JwtAuthorizer(Authorizer):
 
     @classmethod
     def from_spec(cls, spec: AuthorizerSpec, api: ApiConfig, resources: Resources) -> JwtAuthorizer:
-        options = OptionReader(spec)
-        issuer = options.string("issuer", required=True, example="https://auth.example.com/")
-        audience = options.string_list("audience", required=True, example="[chat]")
-        jwks_uri = options.string("jwksUri")
-        algorithms = options.string_list("algorithms") or SUPPORTED_ALGORITHMS
-        leeway = options.number("leewaySeconds", 0, 0, 600)
-        scopes = options.string_list("scopes")
-        timeout_ms = options.number("jwksTimeoutMs", 2000, 50, 29_000)
-        refresh_s = options.number("jwksRefreshSeconds", 30, 0, 86_400)
-        max_age_s = options.number("jwksCacheSeconds", 3600, 1, 86_400)
-        for alg in algorithms:
-            if alg.lower() == "none":
-                options.problem("algorithms", "'none' is never allowed: an unsigned token proves nothing")
-            elif alg.upper().startswith("HS"):
-                options.problem("algorithms", f"'{alg}' is an HMAC algorithm; a JWKS holds public keys, so only "
-                                "asymmetric ones are allowed: " + ", ".join(SUPPORTED_ALGORITHMS))
-            elif alg not in SUPPORTED_ALGORITHMS:
-                options.problem("algorithms", f"'{alg}' is not one of: " + ", ".join(SUPPORTED_ALGORITHMS))
-        if jwks_uri is None and issuer is not None and not is_url(issuer):
-            options.problem("jwksUri", "missing: the issuer is not an http(s) URL, so its OIDC discovery "
-                            "document cannot be found; give jwksUri (a URL or a file path)")
-        if jwks_uri is not None and not is_url(jwks_uri):
-            if "://" in jwks_uri:
-                options.problem("jwksUri", "must be an https:// or http:// URL, or a file path")
-            elif not (api.base_dir / jwks_uri).is_file():
-                options.problem("jwksUri", f"file '{jwks_uri}' not found (relative paths start at {api.base_dir})")
-        if spec.ttl_seconds:
-            options.problem("resultTtlInSeconds", "a JWT authorizer checks each token locally (its keys are "
-                            "cached); remove this key or set it to 0")
+        options = spec.options
+        assert isinstance(options, JwtAuthorizerOptions)
+        jwks_uri = options.jwks_uri
+        if jwks_uri is not None and not is_url(jwks_uri) and not (api.base_dir / jwks_uri).is_file():
+            raise ConfigError.single(f"authorizers.{spec.name}.jwksUri",
+                                     f"file '{jwks_uri}' not found (relative paths start at {api.base_dir})")
         sources = tuple(s for s in (IdentitySource.parse(t) for t in spec.identity_sources
                                     or (DEFAULT_IDENTITY_SOURCE,)) if s is not None)
-        for source in sources:
-            if source.kind not in ("header", "querystring"):
-                options.problem("identitySource", f"'{source.text}': a JWT comes from a header or a query "
-                                "parameter (e.g. route.request.header.Authorization)")
-        options.finish()
-        assert issuer is not None and audience is not None   # finish() raised otherwise
-        jwks = JwksStore(jwks_uri, issuer, timeout_ms / 1000, refresh_s, max_age_s, api.base_dir)
-        return cls(spec, sources, issuer, frozenset(audience), tuple(algorithms), leeway,
-                   frozenset(scopes) if scopes else None, jwks)
+        jwks = JwksStore(jwks_uri, options.issuer, options.jwks_timeout_ms / 1000, options.jwks_refresh_seconds,
+                         options.jwks_cache_seconds, api.base_dir)
+        return cls(spec, sources, options.issuer, options.audience, options.algorithms, options.leeway_seconds,
+                   options.scopes, jwks)
 
     async def close(self) -> None:
         await self.jwks.close()
@@ -139,23 +111,15 @@ class JwtAuthorizer(Authorizer):
         scopes = token_scopes(claims)
         if self.scopes is not None and not self.scopes.intersection(scopes or ()):
             return self._refuse(403, request, "the token carries none of the required scopes")
-        principal = claims.get("sub")
         jwt_context: dict[str, object] = {"claims": claims, "scopes": scopes}
-        if request.http_event is not None:       # HTTP API payload 2.0 shape
-            return AuthOutcome(200, {"jwt": jwt_context}, subprotocol, consumed=consumed)
-        context: dict[str, object] = {
-            "principalId": principal if isinstance(principal, str) else None,
-            "jwt": jwt_context,
-            "integrationLatency": int((time.monotonic() - started) * 1000),
-        }
+        context = request.jwt_context(claims.get("sub"), jwt_context, int((time.monotonic() - started) * 1000))
         return AuthOutcome(200, context, subprotocol, consumed=consumed)
 
     def _token(self, request: AuthRequest) -> tuple[str, str | None] | None:
         """(token, the subprotocol to answer) from the first identity source that holds a token."""
         for source in self.sources:
             if source.is_header and source.name.lower() == SUBPROTOCOL_HEADER:
-                offered = request.subprotocols or [
-                    p.strip() for v in _all(request.headers, SUBPROTOCOL_HEADER) for p in v.split(",") if p.strip()]
+                offered = request.subprotocols or request.headers.tokens(SUBPROTOCOL_HEADER)
                 token = next((p for p in offered if _JWT_SHAPE.match(p)), None)
                 if token is not None:
                     real = next((p for p in offered if p != token), None)
@@ -190,10 +154,6 @@ def token_scopes(claims: dict[str, Any]) -> list[str] | None:
     if isinstance(raw, list):
         return [s for s in raw if isinstance(s, str)]
     return None
-
-
-def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
 
 
 __all__ = ["JwtAuthorizer", "token_scopes"]

@@ -21,30 +21,20 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import orjson
 
-from wsgw.authorizers.base import Authorizer, AuthOutcome, AuthRequest, status_message
+from wsgw.authorizers.base import Authorizer, AuthOutcome, status_message
+from wsgw.authorizers.fronts import AuthRequest
 from wsgw.authorizers.identity import IdentitySource
-from wsgw.authorizers.options import OptionReader
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.aws.policy import (
-    AuthorizerDecision,
-    AuthorizerResponseError,
-    DecisionCache,
-    parse_authorizer_response,
-    parse_simple_response,
-)
-from wsgw.aws.websocket_events import authorizer_request_event
-from wsgw.config import ApiConfig, AuthorizerSpec
+from wsgw.aws.policy import AuthorizerDecision, AuthorizerResponseError, DecisionCache
+from wsgw.config import ApiConfig, AuthorizerSpec, RequestAuthorizerOptions
 from wsgw.integrations import Integration, Resources, build_integration
 
 log = logging.getLogger("wsgw.authorizers")
 
 UNAUTHORIZED = "Unauthorized"
-WEBSOCKET_FRONT = "ws"
-HTTP_FRONT = "http"
 
 
 @dataclass(slots=True)
@@ -80,19 +70,11 @@ class RequestAuthorizer(Authorizer):
 
     @classmethod
     def from_spec(cls, spec: AuthorizerSpec, api: ApiConfig, resources: Resources) -> RequestAuthorizer:
-        options = OptionReader(spec)
-        max_entries = int(options.number("resultCacheMaxEntries", 10_000, 1, 10_000_000))
-        if spec.integration is None:
-            options.problem("handler", "missing: give 'handler: module:function' or 'integration: {type: ...}'")
-        for text in spec.identity_sources:
-            if IdentitySource.parse(text) is None:
-                options.problem("identitySource", f"'{text}' is not route.request.header.X, "
-                                "route.request.querystring.X, stageVariables.X or context.X")
-        options.finish(ignored=frozenset({"timeoutMs"}))
-        assert spec.integration is not None     # finish() raised otherwise
+        options = spec.options
+        assert isinstance(options, RequestAuthorizerOptions) and spec.integration is not None
         function_name = f"wsgw-{api.stage}-authorizer-{spec.name}"
         integration = build_integration(spec.integration, api, resources, function_name)
-        return cls(spec, integration, api.region, api.account_id, max_entries)
+        return cls(spec, integration, api.region, api.account_id, options.cache_max_entries)
 
     async def close(self) -> None:
         for task in list(self._inflight.values()):
@@ -112,7 +94,7 @@ class RequestAuthorizer(Authorizer):
             values.append(value)
         # The front is part of the key: a REST decision (a simple `isAuthorized`, which allows every ARN,
         # or a nested context WebSocket must refuse) never answers a $connect, nor the other way round.
-        key = (HTTP_FRONT if request.http_event is not None else WEBSOCKET_FRONT, *values)
+        key = (request.front.value, *values)
         if self.cache is None:
             result = await self._call(request, values, None)
         else:
@@ -134,18 +116,17 @@ class RequestAuthorizer(Authorizer):
 
     def _decide(self, decision: AuthorizerDecision, request: AuthRequest, latency_ms: int) -> AuthOutcome:
         """Evaluate the (possibly cached) policy against this route's ARN."""
-        if decision.simple and request.http_event is None:
+        context = request.lambda_context(decision, latency_ms)
+        if context is None:
             # Unreachable while the cache is keyed by front; kept so a simple "yes" can never open a socket.
-            log.warning("authorizer %s: a simple response cannot authorize $connect (requestId %s): 500",
-                        self.spec.name, request.request_id)
+            log.warning("authorizer %s: a simple response cannot authorize %s (requestId %s): 500",
+                        self.spec.name, request.route_key, request.request_id)
             return AuthOutcome(500, message=status_message(500))
         if not self._allows(decision, request.method_arn):
             log.warning("authorizer %s: policy does not allow %s for principal %r (requestId %s): 403",
                         self.spec.name, request.method_arn, decision.principal_id, request.request_id)
             return AuthOutcome(403, message=status_message(403))
-        if request.http_event is not None:   # HTTP API payload 2.0: requestContext.authorizer.lambda
-            return AuthOutcome(200, {"lambda": dict(decision.context)})
-        return AuthOutcome(200, decision.authorizer_context(latency_ms))
+        return AuthOutcome(200, context)
 
     def _allows(self, decision: AuthorizerDecision, arn: str) -> bool:
         slot = (id(decision), arn)
@@ -162,7 +143,7 @@ class RequestAuthorizer(Authorizer):
     async def _call(self, request: AuthRequest, identity: list[str], key: tuple[str, ...] | None) -> _CallResult:
         """Invoke the function once and read its answer; never raises (the status says what went wrong)."""
         self.calls += 1
-        event = self._event(request, identity)
+        event = request.lambda_event(identity)
         context = LambdaContext(self.integration.function_name, request.request_id, self.integration.timeout_ms,
                                 self.region, self.account_id)
         started = time.monotonic()
@@ -184,7 +165,7 @@ class RequestAuthorizer(Authorizer):
             return _CallResult(500, None, _since(started))
         latency = _since(started)
         try:
-            decision = self._parse(raw, http=request.http_event is not None)
+            decision = request.read_decision(_decoded(raw))
         except AuthorizerResponseError as exc:
             log.warning("authorizer %s answered a malformed response (requestId %s): %s: 500", name,
                         request.request_id, exc)
@@ -193,28 +174,15 @@ class RequestAuthorizer(Authorizer):
             self.cache.put(key, decision)
         return _CallResult(200, decision, latency)
 
-    def _event(self, request: AuthRequest, identity: list[str]) -> dict[str, Any]:
-        if request.http_event is not None:   # HTTP API 2.0 authorizer input
-            event = {k: v for k, v in request.http_event.items() if k not in ("body", "isBase64Encoded")}
-            return {"version": "2.0", "type": "REQUEST", "routeArn": request.method_arn,
-                    "identitySource": identity, **{k: v for k, v in event.items() if k != "version"}}
-        return authorizer_request_event(request.info, request.method_arn, request.headers, request.query,
-                                        request.stage_variables or None, request.request_id, request.now_ms)
 
-    @staticmethod
-    def _parse(raw: object, *, http: bool) -> AuthorizerDecision:
-        """A decision from what the integration returned (an object, or its JSON text from HTTP)."""
-        if isinstance(raw, bytes | str):
-            try:
-                raw = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise AuthorizerResponseError("authorizer response is not a JSON object") from None
-        if http:
-            simple = parse_simple_response(raw)
-            if simple is not None:
-                return simple
-            return parse_authorizer_response(raw, max_bytes=None, flat_context=False)
-        return parse_authorizer_response(raw)
+def _decoded(raw: object) -> object:
+    """What the integration returned: an object, or its JSON text (HTTP integrations answer bytes)."""
+    if isinstance(raw, bytes | str):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise AuthorizerResponseError("authorizer response is not a JSON object") from None
+    return raw
 
 
 def _is_unauthorized(exc: BaseException) -> bool:

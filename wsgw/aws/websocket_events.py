@@ -22,20 +22,10 @@ __all__ = [
     "connect_event",
     "disconnect_event",
     "error_frame",
-    "header_value",
     "message_event",
 ]
 
-Pairs = list[tuple[str, str]]
-
-
-def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    """The first value of a header, by case-insensitive name (HTTP header names are)."""
-    lname = name.lower()
-    for key, value in headers:
-        if key.lower() == lname:
-            return value
-    return None
+Pairs = Sequence[tuple[str, str]]   # header or query lines (a Headers, or a list)
 
 
 @dataclass(slots=True)
@@ -95,9 +85,9 @@ def _fold_query(pairs: Pairs) -> tuple[dict[str, str], dict[str, list[str]]]:
     return single, multi
 
 
-def _with_forwarded_for(pairs: Pairs, source_ip: str) -> Pairs:
+def _with_forwarded_for(pairs: Pairs, source_ip: str) -> list[tuple[str, str]]:
     """Append the client's address to X-Forwarded-For, as AWS's edge does."""
-    out: Pairs = []
+    out: list[tuple[str, str]] = []
     seen = False
     for name, value in pairs:
         if name.lower() == "x-forwarded-for":

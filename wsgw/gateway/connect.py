@@ -7,40 +7,29 @@ acts on: an admitted Connection, or a refusal with its HTTP status and body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
-from wsgw.authorizers import Authorizer, AuthRequest, status_message
+from wsgw.authorizers import Authorizer, WebSocketAuthRequest, run_authorizer, status_message
 from wsgw.aws.ids import method_arn, new_id
 from wsgw.aws.proxy_result import read_integration_result
-from wsgw.aws.websocket_events import ConnectionInfo, connect_event, header_value
+from wsgw.aws.websocket_events import ConnectionInfo, connect_event
 from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
 from wsgw.gateway.local import LocalTable
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
+from wsgw.integrations.calls import Failure, report_failure
 from wsgw.metrics import Metrics
 from wsgw.registry import Registry, RegistryUnavailable
+from wsgw.request import HttpRequest
 from wsgw.throttle import Throttler
 
 log = logging.getLogger("wsgw.gateway")
 
 GONE = 499     # the client left, or the socket answered the handshake by itself: nothing more to write
-
-
-@dataclass(slots=True)
-class Handshake:
-    """A WebSocket upgrade request as the gateway sees it (no sockets)."""
-
-    headers: list[tuple[str, str]]
-    query: list[tuple[str, str]]
-    source_ip: str
-    host: str
-    subprotocols: list[str] = field(default_factory=list)
-
-    def header(self, name: str) -> str | None:
-        return header_value(self.headers, name)
 
 
 @dataclass(slots=True)
@@ -68,22 +57,32 @@ class ConnectFlow:
     epoch_ms: Callable[[], int]
     accepting: Callable[[], bool]
     forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
+    # the group joins a $connect handler asked for, applied once the connection is open (gateway/groups.py)
+    joins: Callable[[Connection, list[tuple[str, int | None]]], Awaitable[None]] | None = None
 
-    async def run(self, hs: Handshake, sink: SocketSink) -> ConnectOutcome:
+    async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         if not self.accepting():
             return ConnectOutcome(503, "Service Unavailable: the node is shutting down")
-        refused, info, subprotocol, greeting = await self._decide(hs)
-        if refused is not None:
-            return refused
-        assert info is not None
-        return await self._admit(info, sink, subprotocol, greeting)
+        connection_id = new_id()
+        self.local.connecting[connection_id] = []
+        try:
+            refused, info, subprotocol, greeting = await self._decide(hs, connection_id)
+            if refused is not None:
+                return refused
+            assert info is not None
+            return await self._admit(info, sink, subprotocol, greeting)
+        finally:
+            self.local.connecting.pop(connection_id, None)
 
-    async def _decide(self, hs: Handshake) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None, str]:
-        """Authorizer then $connect integration; nothing is registered yet."""
+    async def _decide(self, hs: HttpRequest, connection_id: str
+                      ) -> tuple[ConnectOutcome | None, ConnectionInfo | None, str | None, str]:
+        """Authorizer then $connect integration for the upgrade request `hs`; nothing is registered yet."""
         api = self.api
         started = self.epoch_ms()
-        info = ConnectionInfo(new_id(), started, hs.source_ip, hs.header("user-agent"), hs.host,
+        info = ConnectionInfo(connection_id, started, hs.source_ip, hs.header("user-agent"), hs.domain_name,
                               api.stage, api.api_id, None)
+        query = parse_qsl(hs.query_string, keep_blank_values=True)
+        offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
         if not self.throttle.admit_route("$connect"):
             self.metrics.inc("wsgw_throttled_total", 'scope="route"')
@@ -94,10 +93,10 @@ class ConnectFlow:
         request_id = new_id()
         if route is not None and route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
-            request = AuthRequest(info, hs.headers, hs.query, api.stage_variables, request_id, started, "$connect",
-                                  method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"),
-                                  hs.subprotocols)
-            outcome = await authorizer.authorize(request)
+            request = WebSocketAuthRequest(
+                info, hs.headers, query, api.stage_variables, request_id, started, "$connect",
+                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
+            outcome = await run_authorizer(authorizer, request)
             if not outcome.allowed:
                 self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
                 return ConnectOutcome(outcome.status, outcome.message or status_message(outcome.status)), \
@@ -107,18 +106,15 @@ class ConnectFlow:
             consumed = outcome.consumed
         if route is None:
             return None, info, subprotocol, ""
-        event = connect_event(info, hs.headers, hs.query, api.stage_variables or None, request_id, started)
+        event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)
         try:
             raw = await self.dispatcher.invoke(route, event, request_id)
             result = read_integration_result(raw)
-        except TimeoutError:
-            log.error("$connect %s timed out after %.0f ms (requestId %s)", info.connection_id,
-                      route.timeout_s * 1000, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
-            return ConnectOutcome(504, "Endpoint request timed out"), None, None, ""
-        except Exception:
-            log.exception("$connect handler failed (requestId %s)", request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"$connect {info.connection_id}", route.timeout_s,
+                                     request_id)
+            if failure is Failure.TIMEOUT:
+                return ConnectOutcome(504, "Endpoint request timed out"), None, None, ""
             self.metrics.inc("wsgw_connections_refused_total", 'status="502"')
             return ConnectOutcome(502, "Internal server error"), None, None, ""
         if not 200 <= result.status_code < 300:
@@ -129,7 +125,7 @@ class ConnectFlow:
             # When the authorizer already picked the subprotocol (a token rode in the header), the handler
             # cannot override it: the only other offered values are the token itself.
             first = chosen.split(",")[0].strip()
-            subprotocol = first if first in hs.subprotocols and first not in consumed else None
+            subprotocol = first if first in offered and first not in consumed else None
         greeting = result.body if route.route_response and result.body else ""
         return None, info, subprotocol, greeting
 
@@ -156,6 +152,9 @@ class ConnectFlow:
             return ConnectOutcome(GONE)
         self.local.add(conn)
         self.metrics.inc("wsgw_connections_opened_total")
+        joins = self.local.connecting.pop(info.connection_id, None)
+        if joins and self.joins is not None:
+            await self.joins(conn, joins)
         if greeting:                              # the $connect route response, right behind the 101
             sink.send(greeting)
         return ConnectOutcome(101, conn=conn)

@@ -12,7 +12,8 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from pathlib import Path
 from typing import Any
 
 from wsgw.authorizers import Authorizer, build_authorizers
@@ -20,20 +21,24 @@ from wsgw.aws.ids import fast_id, new_id
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
 from wsgw.gateway.clock import Clock
-from wsgw.gateway.connect import ConnectFlow, ConnectOutcome, Handshake
+from wsgw.gateway.connect import ConnectFlow, ConnectOutcome
 from wsgw.gateway.connection import CloseFrame, Connection, close_code
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
+from wsgw.gateway.groups import Groups
 from wsgw.gateway.inbox import Inboxes
 from wsgw.gateway.keepalive import KeepaliveSweep
 from wsgw.gateway.local import LocalTable
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
-from wsgw.integrations import Integration, Resources
-from wsgw.integrations.environment import prepare_environment
+from wsgw.integrations import Resources
+from wsgw.integrations.environment import node_environment
+from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
-from wsgw.throttle import build_throttler
+from wsgw.registry.base import Member
+from wsgw.request import HttpRequest
+from wsgw.throttle import Throttler, build_throttler
 
 log = logging.getLogger("wsgw.gateway")
 
@@ -42,19 +47,22 @@ class Gateway:
     """The connection lifecycle for one API on one node; also the registry's LocalNode."""
 
     def __init__(self, api: ApiConfig, registry: Registry, node_id: str | None = None,
-                 resources: Resources | None = None, clock: Clock | None = None) -> None:
+                 resources: Resources | None = None, clock: Clock | None = None, *,
+                 routes: RouteTable | None = None, authorizers: dict[str, Authorizer] | None = None,
+                 throttle: Throttler | None = None) -> None:
+        """The parts come built from wsgw.server.node.build_node; given none, they are built here."""
         clock = clock or Clock()
         self.api = api
         self.limits = api.limits
         self.registry = registry
         self.node_id = node_id or f"node-{os.getpid()}-{new_id()[:8]}"
-        self.resources = resources or Resources()
+        self.resources = resources or Resources(environment=node_environment(api, os.environ, Path.home()))
         self.epoch_ms = clock.epoch_ms
         self._monotonic = clock.monotonic
-        prepare_environment(api)
-        self.routes = RouteTable(api, self.resources)
-        self.authorizers: dict[str, Authorizer] = build_authorizers(api, self.resources)
-        self.throttle = build_throttler(api, time.monotonic)
+        self.routes = routes if routes is not None else RouteTable(api, self.resources)
+        self.authorizers: dict[str, Authorizer] = (authorizers if authorizers is not None
+                                                   else build_authorizers(api, self.resources))
+        self.throttle = throttle if throttle is not None else build_throttler(api, time.monotonic)
         self.metrics = Metrics()
         self.local = LocalTable(self.node_id, self.metrics)
         self.metrics.gauge("wsgw_connections", lambda: float(len(self.local)))
@@ -69,6 +77,10 @@ class Gateway:
         self.connect_flow = ConnectFlow(api, self.routes, self.authorizers, self.throttle, self.dispatcher,
                                         registry, self.local, self.metrics, self.now, self.epoch_ms,
                                         lambda: self.accepting, self._spawn_deregister)
+        self.groups = Groups(api.groups, registry, self.local, self.metrics, self.epoch_ms, self._track)
+        self.connect_flow.joins = self.groups.admitted
+        self.groups.member_route = self._member_route
+        self.resources.shared[GROUP_PUBLISHER] = self.groups      # relay routes (integrations/group.py)
 
     @property
     def connections(self) -> dict[str, Connection]:
@@ -126,7 +138,7 @@ class Gateway:
 
     # ----- one connection: $connect, messages, the end ---------------------------------------------
 
-    async def connect(self, hs: Handshake, sink: SocketSink) -> ConnectOutcome:
+    async def connect(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         """Authorizer, $connect, then admission in one step: registered, 101 written (sink.accept), reachable.
 
         The listener acts on the outcome: switch to the WebSocket (`conn` set) or answer the refusal."""
@@ -173,6 +185,7 @@ class Gateway:
         self.metrics.inc("wsgw_connections_closed_total")
         self.throttle.forget(conn.info.connection_id)
         conn.close_decided = close_code(conn.close_decided, received, sent)
+        self.groups.closed(conn.info.connection_id)
         self._spawn_deregister(conn.info.connection_id)
         self._track(self.inboxes.finish(conn))
 
@@ -180,12 +193,22 @@ class Gateway:
         code, reason = conn.close_decided or (1006, "")
         await self.dispatcher.run_disconnect(conn.info, code, reason)
 
-    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
-        """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node."""
+    async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
+        """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node,
+        with the groups it already removed the connection from (their leave notices and $leave calls go first)."""
         self.metrics.inc("wsgw_orphan_disconnects_total")
         info = ConnectionInfo(record.connection_id, record.connected_at_ms, record.source_ip, record.user_agent,
                               record.domain_name, self.api.stage, self.api.api_id, record.authorizer)
+        if groups:
+            self.groups.orphaned(info, groups)
         await self.dispatcher.run_disconnect(info, 1006, "")
+
+    def _member_route(self, event: str, info: ConnectionInfo, group: str, reason: str, since: int | None) -> None:
+        """Call $join or $leave (groups with joinRoutes: true) in the background, like $disconnect."""
+        route = self.routes.join if event == "join" else self.routes.leave
+        if route is not None:
+            self._track(asyncio.get_running_loop().create_task(
+                self.dispatcher.run_member_route(route, info, event, group, reason, since)))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self.workers.add(task)
@@ -203,11 +226,6 @@ class Gateway:
     def sweep(self) -> None:
         """One keepalive pass now (the sweep also runs by itself)."""
         self.keepalive.sweep()
-
-    async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
-                                 request_id: str) -> object:
-        """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it)."""
-        return await self.dispatcher.invoke_integration(integration, timeout_s, event, request_id)
 
     # ----- @connections ----------------------------------------------------------------------------
 
@@ -229,6 +247,11 @@ class Gateway:
         """Push to every connection of the API, on every node; how many sockets took the frame."""
         local = self.local.broadcast(data) if self.registry.holds_lease() else 0
         return local + await self.registry.broadcast(data)
+
+    async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
+        """Every connection of one principal (its authorizer's principalId), on every node."""
+        local = [r for r in self.local.records() if (r.authorizer or {}).get("principalId") == principal_id]
+        return local + await self.registry.connections_of(principal_id)
 
     async def delete(self, connection_id: str) -> bool:
         return self.disconnect_local(connection_id) or await self.registry.disconnect(connection_id)
@@ -266,6 +289,7 @@ class Gateway:
             return False
         self.metrics.inc("wsgw_connections_closed_total")
         self.throttle.forget(connection_id)
+        self.groups.closed(connection_id, drop=True)
         conn.inbox.clear()
         if conn.reading_paused:                # the peer's close frame must still be read
             conn.sink.resume_reading()
@@ -277,3 +301,20 @@ class Gateway:
 
     def local_records(self) -> Iterable[ConnectionRecord]:
         return self.local.records()
+
+    async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        return await self.groups.join_here(group, connection_id, since)
+
+    async def leave_local(self, group: str, connection_id: str) -> bool | None:
+        return await self.groups.leave_here(group, connection_id)
+
+    def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
+        if not self.registry.holds_lease():      # fenced, as broadcast_local: the members may have been reaped
+            return 0
+        return self.groups.publish_local(group, frame, exclude, seq)
+
+    def local_memberships(self) -> Iterable[tuple[str, Member]]:
+        return self.groups.local_memberships()
+
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int:
+        return await self.groups.publish(group, data, exclude)

@@ -10,14 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from wsgw.aws.ids import fast_id, new_id
-from wsgw.aws.lambda_context import LambdaContext
-from wsgw.aws.proxy_result import InvalidIntegrationResult, read_integration_result
+from wsgw.aws.proxy_result import read_integration_result
 from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
 from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
-from wsgw.integrations import Integration
+from wsgw.group_events import group_event
+from wsgw.integrations import Refused
+from wsgw.integrations.calls import Failure, invoke, report_failure
 from wsgw.metrics import Metrics
 from wsgw.throttle import Throttler
 
@@ -30,7 +31,7 @@ TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-con
 
 
 class Dispatcher:
-    """Calls integrations for the gateway: messages, $disconnect, and the REST front's calls."""
+    """Calls integrations for the gateway: $connect, messages and $disconnect."""
 
     def __init__(self, api: ApiConfig, routes: RouteTable, throttle: Throttler, deadlines: Deadlines,
                  metrics: Metrics, is_open: Callable[[str], bool], epoch_ms: Callable[[], int]) -> None:
@@ -63,20 +64,12 @@ class Dispatcher:
                     data = base64.b64decode(result.body) if result.is_base64 else result.body
                     if conn.sink.send(data):
                         self.metrics.inc("wsgw_messages_sent_total")
-        except TimeoutError:
-            log.error("route %s timed out after %.0f ms (connection %s, requestId %s)", route.key,
-                      route.timeout_s * 1000, conn.info.connection_id, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
-            self.send_error(conn, TIMED_OUT, request_id)
-        except InvalidIntegrationResult as exc:
-            log.error("route %s returned an invalid result: %s (requestId %s)", route.key, exc, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="invalid_result"')
-            self.send_error(conn, INTERNAL_ERROR, request_id)
-        except Exception:
-            log.exception("route %s failed (connection %s, requestId %s)", route.key,
-                          conn.info.connection_id, request_id)
-            self.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
-            self.send_error(conn, INTERNAL_ERROR, request_id)
+        except Refused:
+            self.send_error(conn, FORBIDDEN, request_id)
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"route {route.key} (connection {conn.info.connection_id})",
+                                     route.timeout_s, request_id)
+            self.send_error(conn, TIMED_OUT if failure is Failure.TIMEOUT else INTERNAL_ERROR, request_id)
 
     def message_failed(self, conn: Connection, request_id: str) -> None:
         """A message failed outside its handler call: answered like a failed handler."""
@@ -85,15 +78,8 @@ class Dispatcher:
     async def invoke(self, route: Route, event: dict[str, Any], request_id: str,
                      task: asyncio.Task[Any] | None = None) -> object:
         """Call a route's integration under its timeout ($connect, messages, $disconnect)."""
-        context = route.make_context(request_id, route.integration.timeout_ms)
-        return await self.deadlines.within(route.integration.invoke(event, context), route.timeout_s, task)
-
-    async def invoke_integration(self, integration: Integration, timeout_s: float, event: dict[str, Any],
-                                 request_id: str) -> object:
-        """Call an integration with a Lambda context; TimeoutError past timeout_s (the REST front uses it)."""
-        context = LambdaContext(integration.function_name, request_id, integration.timeout_ms,
-                                self.api.region, self.api.account_id)
-        return await self.deadlines.within(integration.invoke(event, context), timeout_s)
+        return await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                            self.deadlines.within, task)
 
     async def run_disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
         route = self.routes.disconnect
@@ -107,6 +93,18 @@ class Dispatcher:
             log.exception("$disconnect handler failed (connection %s, requestId %s)", info.connection_id,
                           request_id)
             self.metrics.inc("wsgw_integration_errors_total", 'kind="disconnect"')
+
+    async def run_member_route(self, route: Route, info: ConnectionInfo, event: str, group: str, reason: str,
+                               since: int | None) -> None:
+        """A $join or $leave call (wsgw's own event, wsgw/group_events.py); its result is not sent anywhere."""
+        request_id = new_id()
+        built = group_event(info, "join" if event == "join" else "leave", group, reason, since,
+                            self.api.stage_variables or None, request_id, fast_id(), self.epoch_ms())
+        try:
+            await self.invoke(route, built, request_id)
+        except Exception as exc:
+            report_failure(exc, self.metrics, f"route {route.key} (connection {info.connection_id}, group {group})",
+                           route.timeout_s, request_id)
 
     def send_error(self, conn: Connection, message: str, request_id: str) -> None:
         if conn.sink.send(error_frame(message, conn.info.connection_id, request_id).decode()):

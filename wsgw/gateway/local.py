@@ -11,6 +11,17 @@ from wsgw.metrics import Metrics
 from wsgw.registry import ConnectionRecord
 
 
+def encode_frame(data: bytes) -> bytes:
+    """One server data frame (unmasked, so the same bytes for every socket): text when UTF-8, else binary."""
+    opcode = Opcode.BINARY
+    try:
+        data.decode("utf-8")
+        opcode = Opcode.TEXT
+    except UnicodeDecodeError:
+        pass
+    return Frame(opcode, data).serialize(mask=False, extensions=[])
+
+
 class LocalTable:
     """Connection id → Connection for every admitted, not yet closed connection of this node."""
 
@@ -18,6 +29,8 @@ class LocalTable:
         self.node_id = node_id
         self.metrics = metrics
         self.connections: dict[str, Connection] = {}
+        # connection id → the (group, since) joins asked for while its $connect runs, applied when it opens
+        self.connecting: dict[str, list[tuple[str, int | None]]] = {}
 
     def __len__(self) -> int:
         return len(self.connections)
@@ -49,13 +62,7 @@ class LocalTable:
 
     def broadcast(self, data: bytes) -> int:
         """One frame to every local socket, encoded once (server frames are unmasked, so identical)."""
-        opcode = Opcode.BINARY
-        try:
-            data.decode("utf-8")
-            opcode = Opcode.TEXT
-        except UnicodeDecodeError:
-            pass
-        frame = Frame(opcode, data).serialize(mask=False, extensions=[])
+        frame = encode_frame(data)
         sent = 0
         for conn in self.connections.values():
             if conn.sink.send_encoded(frame):

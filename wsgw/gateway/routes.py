@@ -48,7 +48,10 @@ class RouteTable:
         self.connect = self.routes.get("$connect")
         self.disconnect = self.routes.get("$disconnect")
         self.default = self.routes.get("$default")
-        self.message_routes = {k: r for k, r in self.routes.items() if k not in ("$connect", "$disconnect")}
+        self.join = self.routes.get("$join")          # wsgw's own: called for groups with joinRoutes: true
+        self.leave = self.routes.get("$leave")
+        self.message_routes = {k: r for k, r in self.routes.items()
+                               if k not in ("$connect", "$disconnect", "$join", "$leave")}
 
     @staticmethod
     def _build(spec: RouteSpec, api: ApiConfig, resources: Resources) -> Route:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.errors import ConfigError
 from wsgw.integrations.aws_lambda import AwsLambdaIntegration
-from wsgw.integrations.base import Integration, IntegrationFailed, Resources
+from wsgw.integrations.base import Integration, IntegrationFailed, Refused, Resources
+from wsgw.integrations.group import GroupIntegration
 from wsgw.integrations.http import HttpIntegration
 from wsgw.integrations.http_proxy import HttpProxyIntegration
 from wsgw.integrations.mock import MockIntegration
@@ -13,7 +14,8 @@ from wsgw.integrations.python import PythonIntegration
 
 INTEGRATION_TYPES: dict[str, type[Integration]] = {
     cls.type_name: cls
-    for cls in (PythonIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration, AwsLambdaIntegration)
+    for cls in (PythonIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration, AwsLambdaIntegration,
+                GroupIntegration)
 }
 
 
@@ -27,4 +29,4 @@ def build_integration(spec: IntegrationSpec, api: ApiConfig, resources: Resource
     return cls.from_spec(spec, api, resources, function_name)
 
 
-__all__ = ["INTEGRATION_TYPES", "Integration", "IntegrationFailed", "Resources", "build_integration"]
+__all__ = ["INTEGRATION_TYPES", "Integration", "IntegrationFailed", "Refused", "Resources", "build_integration"]

@@ -10,7 +10,6 @@ up to 29 s, and enough of them would starve every sync Python handler of the nod
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -18,25 +17,10 @@ import orjson
 from yarl import URL
 
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.config import ApiConfig, AwsLambdaOptions, IntegrationSpec
 from wsgw.errors import ConfigError
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
-from wsgw.integrations.http_client import (
-    check_options,
-    connect_timeout,
-    describe,
-    send,
-    shared_session,
-    substitute,
-)
-
-# botocore's Lambda model (2015-03-31) pattern for NamespacedFunctionName, with the region captured.
-REGION_PART = r"(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d"
-FUNCTION = re.compile(
-    rf"^(arn:(aws[a-zA-Z-]*)?:lambda:)?((?P<region>{REGION_PART}):)?(\d{{12}}:)?(function:)?"
-    r"[a-zA-Z0-9_.-]{1,140}(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9_-]+))?$"
-)
-REGION = re.compile(rf"^{REGION_PART}$")
+from wsgw.integrations.http_client import describe, send, shared_session
 
 
 class AwsLambdaIntegration(Integration):
@@ -44,7 +28,6 @@ class AwsLambdaIntegration(Integration):
     connectTimeoutMs."""
 
     type_name = "aws_lambda"
-    options = {"functionArn", "endpointUrl", "region", "qualifier", "connectTimeoutMs"}
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, url: URL, region: str,
                  credentials: Any, connect_timeout_s: float) -> None:
@@ -58,48 +41,30 @@ class AwsLambdaIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> AwsLambdaIntegration:
-        check_options(spec, cls.options)
         key = spec.key
+        options = spec.options
+        assert isinstance(options, AwsLambdaOptions)
         try:
             import botocore.session
         except ImportError:
             raise ConfigError.single(f"{key}.type", "aws_lambda needs botocore: pip install 'wsgw[aws]'") from None
-        arn = spec.options.get("functionArn")
-        if not isinstance(arn, str) or not arn:
-            raise ConfigError.single(f"{key}.functionArn", "missing: give a function name or ARN "
-                                     "(e.g. arn:aws:lambda:us-east-1:123456789012:function:chat)")
-        arn = substitute(arn, api.stage_variables, f"{key}.functionArn")
-        match = FUNCTION.match(arn)
-        if match is None:
-            raise ConfigError.single(f"{key}.functionArn", f"'{arn}' is not a Lambda function name or ARN")
-        region = spec.options.get("region") or match.group("region") or api.region
-        if not isinstance(region, str) or not REGION.match(region):
-            raise ConfigError.single(f"{key}.region", f"'{region}' is not an AWS region (e.g. us-east-1)")
-        endpoint = spec.options.get("endpointUrl", f"https://lambda.{region}.amazonaws.com")
-        if not isinstance(endpoint, str):
-            raise ConfigError.single(f"{key}.endpointUrl", "must be a URL such as http://127.0.0.1:9001")
-        endpoint = substitute(endpoint, api.stage_variables, f"{key}.endpointUrl")
-        base = URL(endpoint)
-        if base.scheme not in ("http", "https") or not base.host:
-            raise ConfigError.single(f"{key}.endpointUrl", f"'{endpoint}' must be an absolute http(s) URL")
-        path = f"{base.raw_path.rstrip('/')}/2015-03-31/functions/{quote(arn, safe='')}/invocations"
+        base = URL(options.endpoint_url)
+        path = f"{base.raw_path.rstrip('/')}/2015-03-31/functions/{quote(options.function_arn, safe='')}/invocations"
         url = base.with_path(path, encoded=True)
-        qualifier = spec.options.get("qualifier")
-        if qualifier is not None:
-            if not isinstance(qualifier, str) or not re.fullmatch(r"\$LATEST|[a-zA-Z0-9_-]{1,128}", qualifier):
-                raise ConfigError.single(f"{key}.qualifier", "must be a version number, alias or $LATEST")
-            url = url.with_query({"Qualifier": qualifier})
+        if options.qualifier is not None:
+            url = url.with_query({"Qualifier": options.qualifier})
         credentials = botocore.session.get_session().get_credentials()
-        # The gateway installs placeholder keys for in-process handlers on a bare machine: they cannot sign
-        # for real AWS either, so `run` refuses exactly what `check` does.
+        # The placeholder keys in-process handlers get on a bare machine (wsgw.integrations.environment)
+        # cannot sign for real AWS either; `run` and `check` refuse alike.
         if credentials is None or credentials.access_key == "wsgw-local":
-            if "endpointUrl" not in spec.options:
+            if not options.endpoint_given:
                 raise ConfigError.single(f"{key}.functionArn", "no AWS credentials found to sign Invoke requests "
                                          "(set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)")
             from botocore.credentials import Credentials
 
             credentials = Credentials("wsgw-local", "wsgw-local")   # a local runtime accepts any signature
-        return cls(spec, function_name, resources, url, region, credentials, connect_timeout(spec))
+        return cls(spec, function_name, resources, url, options.region, credentials,
+                   options.connect_timeout_ms / 1000)
 
     async def _frozen_credentials(self) -> Any:
         refresh_needed = getattr(self.credentials, "refresh_needed", None)

@@ -16,12 +16,18 @@ class IntegrationFailed(Exception):
     """The backend failed (raised, refused, answered garbage); the client gets the AWS error frame."""
 
 
+class Refused(Exception):
+    """The integration refuses this caller (a relay route for a non-member): the client gets AWS's Forbidden frame."""
+
+
 @dataclass(slots=True)
 class Resources:
-    """Things integrations share within one node: the thread pool for sync handlers, HTTP sessions."""
+    """Things integrations share within one node: the thread pool for sync handlers, HTTP sessions, and the
+    variables every in-process function of the node sees (wsgw.integrations.environment.node_environment)."""
 
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(256, "wsgw-handler"))
     shared: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
 
     async def close(self) -> None:
         for value in self.shared.values():

@@ -1,12 +1,15 @@
 """The process environment in-process handlers see, as the Lambda runtime would set it up.
 
-Process-wide (every thread): the region, the API's `environment:` and, when none exist, dummy credentials.
-Per function (route): the variables the Lambda runtime sets (`AWS_LAMBDA_FUNCTION_NAME`, `_HANDLER`, …) and
-the route's own `environment:`. Those differ between routes that run at the same time in one process, so they
-live in an overlay on `os.environ` selected by a context variable: set while a handler's module is imported
-and while the handler runs (its thread, or its task for async handlers). Code reading `os.environ[...]` or
-`os.getenv(...)` sees its own function's values; threads the handler starts itself see only the process-wide
-ones. Subprocesses inherit the process-wide environment only.
+Nothing here writes the process's environment: a gateway must not change what other code, or another gateway
+in the same process, reads from `os.environ`. Every variable a handler is given lives in an overlay on
+`os.environ` selected by a context variable, set while a handler's module is imported and while the handler
+runs (its thread, or its task for async handlers):
+- per node (`node_environment`): the region, the API's `environment:`, dummy credentials when none exist,
+  and what the server adds (WSGW_SCHEME, the local CA's trust bundle);
+- per function (`function_environment`): the variables the Lambda runtime sets (`AWS_LAMBDA_FUNCTION_NAME`,
+  `_HANDLER`, …) and the route's own `environment:`.
+Code reading `os.environ[...]` or `os.getenv(...)` sees its own function's values; threads the handler starts
+itself, and subprocesses, see the process's environment only.
 """
 
 from __future__ import annotations
@@ -49,32 +52,37 @@ def has_aws_credentials(environ: Mapping[str, str], home: Path) -> bool:
         return False
 
 
-def prepare_environment(api: ApiConfig) -> None:
-    """Region, the API's `environment:` and, when no credentials exist at all, dummy ones.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "wsgw-local", "AWS_SECRET_ACCESS_KEY": "wsgw-local"}
 
-    boto3 refuses to sign without credentials; the @connections API accepts any, so a fresh machine
-    with no AWS setup still runs handlers that push with boto3. Real credentials are never replaced.
+
+def node_environment(api: ApiConfig, environ: Mapping[str, str], home: Path,
+                     extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What every function of one node sees over the process environment (pure: `environ` is only read).
+
+    The region (the shell's when set, else the API's), the API's `environment:` and, when no credentials
+    exist at all, dummy ones: boto3 refuses to sign without credentials, the @connections API accepts any,
+    so a fresh machine still runs handlers that push with boto3. Real credentials are never replaced.
     """
-    install_overlay()
-    os.environ.setdefault("AWS_REGION", api.region)
-    os.environ.setdefault("AWS_DEFAULT_REGION", api.region)
-    for name, value in api.environment.items():
-        os.environ[name] = value
-    if not has_aws_credentials(os.environ, Path.home()):
-        os.environ["AWS_ACCESS_KEY_ID"] = "wsgw-local"
-        os.environ["AWS_SECRET_ACCESS_KEY"] = "wsgw-local"
+    values = {"AWS_REGION": environ.get("AWS_REGION") or api.region,
+              "AWS_DEFAULT_REGION": environ.get("AWS_DEFAULT_REGION") or api.region}
+    values.update(api.environment)
+    if not has_aws_credentials({**environ, **values}, home):
+        values.update(LOCAL_CREDENTIALS)
+    values.update(extra or {})
+    return values
 
 
-def function_environment(api: ApiConfig, function_name: str, handler: str, code_dir: Path,
+def function_environment(node: Mapping[str, str], function_name: str, handler: str, code_dir: Path,
                          memory_mb: int, own: Mapping[str, str]) -> dict[str, str]:
-    """What Lambda's runtime sets for one function (docs/aws-contract.md lists each), plus its `environment:`."""
+    """The node's variables, what Lambda's runtime sets for one function (docs/aws-contract.md lists each),
+    and the function's own `environment:`. The overlay that shows them to the function is installed here."""
+    install_overlay()
     from wsgw.aws.lambda_context import LambdaContext
 
     stream = LambdaContext(function_name, "", 0).log_stream_name
     module, _, attr = handler.partition(":")
     values = {
-        "AWS_REGION": os.environ.get("AWS_REGION", api.region),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", api.region),
+        **node,
         "AWS_EXECUTION_ENV": EXECUTION_ENV,
         "AWS_LAMBDA_FUNCTION_NAME": function_name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
@@ -151,6 +159,8 @@ class _FunctionEnviron(os._Environ):  # type: ignore[type-arg]
 
 
 def install_overlay() -> None:
-    """Give os.environ the per-function overlay (in place, so `from os import environ` sees it too)."""
+    """Give os.environ the per-function overlay (in place, so `from os import environ` sees it too).
+
+    Changes no value: outside a function's scope the overlay reads and writes the process's environment."""
     if type(os.environ) is os._Environ:
         os.environ.__class__ = _FunctionEnviron

@@ -15,27 +15,15 @@ from typing import Any
 from yarl import URL
 
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.config import ApiConfig, HttpOptions, IntegrationSpec
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
-from wsgw.integrations.http_client import (
-    check_options,
-    connect_timeout,
-    describe,
-    http_uri,
-    option_str,
-    send,
-    shared_session,
-    static_headers,
-)
-
-METHODS = {"POST", "PUT", "PATCH", "GET", "DELETE"}
+from wsgw.integrations.http_client import describe, send, shared_session
 
 
 class HttpIntegration(Integration):
     """Options: uri (required), method (POST), headers, contentType, connectTimeoutMs."""
 
     type_name = "http"
-    options = {"uri", "method", "headers", "contentType", "connectTimeoutMs"}
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, uri: URL, method: str,
                  headers: dict[str, str], connect_timeout_s: float) -> None:
@@ -49,11 +37,11 @@ class HttpIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> HttpIntegration:
-        check_options(spec, cls.options)
-        method = option_str(spec, "method", "POST", METHODS).upper()
-        content_type = option_str(spec, "contentType", "application/json")
-        headers = {"Content-Type": content_type, **static_headers(spec, api)}
-        return cls(spec, function_name, resources, http_uri(spec, api), method, headers, connect_timeout(spec))
+        options = spec.options
+        assert isinstance(options, HttpOptions)
+        headers = {"Content-Type": options.content_type, **options.headers}
+        return cls(spec, function_name, resources, URL(options.uri), options.method, headers,
+                   options.connect_timeout_ms / 1000)
 
     def identity_headers(self, event: dict[str, Any]) -> dict[str, str]:
         ctx = event.get("requestContext") or {}

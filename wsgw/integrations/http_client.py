@@ -1,5 +1,5 @@
-"""What the HTTP-based integrations share: one pooled keep-alive aiohttp session per node, URI and header
-templates with `${stageVariables.x}`, option checks, and a POST that never follows a redirect to another host.
+"""What the HTTP-based integrations share: one pooled keep-alive aiohttp session per node and a request that
+never follows a redirect to another host. Their options are read at load (wsgw.config.integrations).
 
 aiohttp was chosen over httpx by measurement (a local echo backend, 200-byte JSON bodies, uvloop): about
 4,000 vs 170 requests/s with 32 concurrent callers and 2,000 vs 560 requests/s one at a time.
@@ -7,23 +7,17 @@ aiohttp was chosen over httpx by measurement (a local echo backend, 200-byte JSO
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from wsgw.config import ApiConfig, IntegrationSpec
-from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.integrations.base import IntegrationFailed, Resources
 
 SESSION_KEY = "http.session"
 MAX_REDIRECTS = 5
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-DEFAULT_CONNECT_TIMEOUT_MS = 10_000
-STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.:-]+)\}")
 
 
 def shared_session(resources: Resources) -> aiohttp.ClientSession:
@@ -40,65 +34,6 @@ def shared_session(resources: Resources) -> aiohttp.ClientSession:
         resources.shared[SESSION_KEY] = session
     assert isinstance(session, aiohttp.ClientSession)
     return session
-
-
-def substitute(template: str, variables: Mapping[str, str], key: str) -> str:
-    """Fill `${stageVariables.x}`; a variable the stage does not define is a ConfigError naming `key`."""
-    missing = [m.group(1) for m in STAGE_VARIABLE.finditer(template) if m.group(1) not in variables]
-    if missing:
-        raise ConfigError.single(key, f"stage variable '{missing[0]}' is not defined under 'stageVariables'")
-    return STAGE_VARIABLE.sub(lambda m: variables[m.group(1)], template)
-
-
-def check_options(spec: IntegrationSpec, allowed: set[str]) -> None:
-    """Refuse options a type does not know, naming the key (a typo must not be silently ignored)."""
-    unknown = sorted(set(spec.options) - allowed)
-    if unknown:
-        names = ", ".join(sorted(allowed | {"type", "timeoutMs"}))
-        raise ConfigError([ConfigProblem(f"{spec.key}.{name}",
-                                         f"unknown option for type '{spec.type}'; allowed: {names}")
-                           for name in unknown])
-
-
-def http_uri(spec: IntegrationSpec, api: ApiConfig, option: str = "uri") -> URL:
-    """The required absolute http(s) URI option, stage variables filled in."""
-    key = f"{spec.key}.{option}"
-    raw = spec.options.get(option)
-    if not isinstance(raw, str) or not raw:
-        raise ConfigError.single(key, "missing: give an absolute URL such as http://127.0.0.1:9000/path")
-    filled = substitute(raw, api.stage_variables, key)
-    try:
-        url = URL(filled)
-    except ValueError as exc:
-        raise ConfigError.single(key, f"'{filled}' is not a URL ({exc})") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError.single(key, f"'{filled}' must be an absolute http:// or https:// URL")
-    return url
-
-
-def static_headers(spec: IntegrationSpec, api: ApiConfig) -> dict[str, str]:
-    """The `headers:` option (name: value, stage variables filled in)."""
-    key = f"{spec.key}.headers"
-    raw = spec.options.get("headers") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError.single(key, "must be a mapping of header name to value")
-    headers: dict[str, str] = {}
-    for name, value in raw.items():
-        if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-            raise ConfigError.single(f"{key}.{name}", "is not a valid HTTP header name")
-        if isinstance(value, (dict, list)) or value is None or "\n" in str(value) or "\r" in str(value):
-            raise ConfigError.single(f"{key}.{name}", "must be a single-line string")
-        headers[name] = substitute(str(value), api.stage_variables, f"{key}.{name}")
-    return headers
-
-
-def connect_timeout(spec: IntegrationSpec) -> float:
-    """`connectTimeoutMs` (default 10 s, never beyond timeoutMs) in seconds."""
-    raw = spec.options.get("connectTimeoutMs", min(DEFAULT_CONNECT_TIMEOUT_MS, spec.timeout_ms))
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= spec.timeout_ms:
-        raise ConfigError.single(f"{spec.key}.connectTimeoutMs",
-                                 f"must be a whole number of milliseconds from 1 to timeoutMs ({spec.timeout_ms})")
-    return raw / 1000
 
 
 @dataclass(slots=True)
@@ -154,11 +89,3 @@ def describe(answer: HttpAnswer, limit: int = 200) -> str:
     """The status and the start of the body, for the log."""
     text = answer.body[:limit].decode("utf-8", "replace")
     return f"status {answer.status}, body {text!r}{'...' if len(answer.body) > limit else ''}"
-
-
-def option_str(spec: IntegrationSpec, name: str, default: str, choices: set[str] | None = None) -> str:
-    value: Any = spec.options.get(name, default)
-    if not isinstance(value, str) or (choices is not None and value.upper() not in choices):
-        allowed = f"one of {', '.join(sorted(choices))}" if choices else "a string"
-        raise ConfigError.single(f"{spec.key}.{name}", f"must be {allowed}")
-    return value

@@ -12,24 +12,15 @@ import orjson
 from yarl import URL
 
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.config import ApiConfig, HttpProxyOptions, IntegrationSpec
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
-from wsgw.integrations.http_client import (
-    check_options,
-    connect_timeout,
-    describe,
-    http_uri,
-    send,
-    shared_session,
-    static_headers,
-)
+from wsgw.integrations.http_client import describe, send, shared_session
 
 
 class HttpProxyIntegration(Integration):
     """Options: uri (required), headers, connectTimeoutMs."""
 
     type_name = "http_proxy"
-    options = {"uri", "headers", "connectTimeoutMs"}
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, uri: URL,
                  headers: dict[str, str], connect_timeout_s: float) -> None:
@@ -42,9 +33,10 @@ class HttpProxyIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> HttpProxyIntegration:
-        check_options(spec, cls.options)
-        return cls(spec, function_name, resources, http_uri(spec, api), static_headers(spec, api),
-                   connect_timeout(spec))
+        options = spec.options
+        assert isinstance(options, HttpProxyOptions)
+        return cls(spec, function_name, resources, URL(options.uri), dict(options.headers),
+                   options.connect_timeout_ms / 1000)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
         headers = {**self.headers, "X-Amz-Request-Id": context.aws_request_id}

@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.config import ApiConfig, IntegrationSpec
-from wsgw.errors import ConfigError
+from wsgw.config import ApiConfig, IntegrationSpec, MockOptions
 from wsgw.integrations.base import Integration, Resources
 
 VARIABLE = re.compile(r"\$(context|request\.body|stageVariables)\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
@@ -37,13 +36,8 @@ class MockIntegration(Integration):
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> MockIntegration:
-        response = spec.options.get("response", "")
-        if not isinstance(response, str):
-            response = orjson.dumps(response).decode()
-        status = spec.options.get("statusCode", 200)
-        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ConfigError.single(f"{spec.key}.statusCode", "must be an HTTP status from 200 to 599")
-        return cls(spec, function_name, response, status)
+        assert isinstance(spec.options, MockOptions)
+        return cls(spec, function_name, spec.options.response, spec.options.status_code)
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
         body = self.response

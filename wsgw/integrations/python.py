@@ -20,14 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.config import ApiConfig, IntegrationSpec, PythonOptions
 from wsgw.errors import ConfigError
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.environment import function_environment, function_scope
 from wsgw.integrations.modules import import_from
-
-DEFAULT_MEMORY_MB = 128
-DEFAULT_MAX_HUNG_CALLS = 16
 
 
 def import_handler(reference: str, base_dir: Path, key: str) -> Callable[..., Any]:
@@ -51,7 +48,7 @@ class PythonIntegration(Integration):
 
     def __init__(self, spec: IntegrationSpec, function_name: str, function: Callable[..., Any],
                  resources: Resources, environment: dict[str, str] | None = None,
-                 memory_mb: int = DEFAULT_MEMORY_MB, max_hung: int = DEFAULT_MAX_HUNG_CALLS) -> None:
+                 memory_mb: int = 128, max_hung: int = 16) -> None:
         super().__init__(spec, function_name)
         self.function = function
         self.is_async = inspect.iscoroutinefunction(function)
@@ -66,31 +63,18 @@ class PythonIntegration(Integration):
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> PythonIntegration:
         options = spec.options
+        assert isinstance(options, PythonOptions)
         handler_key = f"{spec.key}.handler" if not spec.key.endswith("handler") else spec.key
         base = spec.key.removesuffix(".handler")
-        reference = options.get("handler")
-        if not isinstance(reference, str):
-            raise ConfigError.single(handler_key, "missing: give 'module:function'")
-        code_uri = options.get("codeUri")
-        if code_uri is not None and (not isinstance(code_uri, str) or not code_uri):
-            raise ConfigError.single(f"{base}.codeUri", "must be a folder relative to the config file")
-        folder = (api.base_dir / code_uri) if code_uri else api.base_dir
+        reference = options.handler
+        folder = (api.base_dir / options.code_uri) if options.code_uri else api.base_dir
         if not folder.is_dir():
             raise ConfigError.single(f"{base}.codeUri", f"{folder} is not a folder")
-        name = options.get("functionName", function_name)
-        if not isinstance(name, str) or not name:
-            raise ConfigError.single(f"{base}.functionName", "must be a non-empty string")
-        memory = options.get("memorySize", DEFAULT_MEMORY_MB)
-        if isinstance(memory, bool) or not isinstance(memory, int) or not 128 <= memory <= 10240:
-            raise ConfigError.single(f"{base}.memorySize", "must be a whole number of MB from 128 to 10240")
-        own = options.get("environment") or {}
-        if not isinstance(own, dict):
-            raise ConfigError.single(f"{base}.environment", "must be a mapping of names to strings")
-        max_hung = options.get("maxHungCalls", DEFAULT_MAX_HUNG_CALLS)
-        if isinstance(max_hung, bool) or not isinstance(max_hung, int) or not 1 <= max_hung <= 1000:
-            raise ConfigError.single(f"{base}.maxHungCalls", "must be a whole number from 1 to 1000")
-        environment = function_environment(api, name, reference, folder.resolve(), memory,
-                                           {str(k): str(v) for k, v in own.items()})
+        name = options.function_name or function_name
+        memory = options.memory_mb
+        max_hung = options.max_hung_calls
+        environment = function_environment(resources.environment, name, reference, folder.resolve(), memory,
+                                           options.environment)
         with function_scope(environment):
             function = import_handler(reference, folder, handler_key)
         return cls(spec, name, function, resources, environment, memory, max_hung)

@@ -7,9 +7,11 @@ are NOT local — in the memory registry there are none, in the Redis one they l
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wsgw.group_config import History
 
 
 class RegistryUnavailable(Exception):
@@ -32,6 +34,37 @@ class ConnectionRecord:
     user_agent: str | None
     domain_name: str = ""                          # what a $disconnect event run on another node needs
     authorizer: dict[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One connection in one group, as presence reports it (and the node that holds its socket)."""
+
+    connection_id: str
+    node_id: str
+    principal_id: str | None
+    connected_at_ms: int
+
+
+@dataclass(slots=True)
+class MemberPage:
+    """One page of a group's presence: the total count, some members, and the token for the next page."""
+
+    count: int
+    members: list[Member] = field(default_factory=list)
+    next_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """A publish as the store recorded it: its sequence number (history groups only) and the nodes that hold
+    members of the group (None: the registry knows no other node, so there is nobody else to ask)."""
+
+    seq: int | None
+    nodes: list[str] | None
+
+
+HistoryEntry = tuple[int, bytes]      # (seq, the published body)
 
 
 class LocalNode(Protocol):
@@ -61,8 +94,30 @@ class LocalNode(Protocol):
         """Every live local connection, for re-registration after the store lost them."""
         ...
 
-    async def run_orphan_disconnect(self, record: ConnectionRecord) -> None:
-        """Run $disconnect (1006) for a connection whose node died; the registry makes sure once."""
+    async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
+        """Run $disconnect (1006) for a connection whose node died; the registry makes sure once. `groups`: the
+        groups the registry removed it from (the node tells their members)."""
+        ...
+
+    async def join_local(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        """Add a local connection to a group (replaying history after `since`), or hold the join while its
+        $connect runs here; None when it is not here."""
+        ...
+
+    async def leave_local(self, group: str, connection_id: str) -> bool | None:
+        """Take a local connection out of a group (False: it was not a member); None when it is not here."""
+        ...
+
+    def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
+        """Hand an already-built frame to every local member of the group but `exclude`; how many took it."""
+        ...
+
+    def local_memberships(self) -> Iterable[tuple[str, Member]]:
+        """Every (group, member) of this node's connections, for re-registration after the store lost them."""
+        ...
+
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int:
+        """Publish to a group on behalf of a caller without the API's settings (a pusher); sockets reached."""
         ...
 
 
@@ -109,6 +164,52 @@ class Registry(ABC):
         run out: a survivor may have reaped it (run its $disconnect), so writing to it or answering 200 would be
         a lie."""
         return True
+
+    # ----- groups: the shared view of membership; the node keeps its own members' sockets -------------------
+
+    @abstractmethod
+    async def join(self, group: str, member: Member) -> None:
+        """Record a member held by THIS node (the node checked it is live); idempotent."""
+
+    @abstractmethod
+    async def leave(self, group: str, connection_id: str) -> bool:
+        """Remove one membership; False when it was not there."""
+
+    @abstractmethod
+    async def leave_all(self, connection_id: str, groups: Collection[str]) -> None:
+        """A connection of this node closed: remove it from every group at once. Never raises."""
+
+    @abstractmethod
+    async def members(self, group: str, limit: int, token: str | None = None) -> MemberPage:
+        """Presence: the live members on every node, `limit` at a time (`token` from the previous page)."""
+
+    @abstractmethod
+    async def groups_of(self, connection_id: str) -> list[str]:
+        """The groups a connection (of any node) is in."""
+
+    @abstractmethod
+    async def stamp(self, group: str, data: bytes, history: History | None, now_ms: int) -> Stamp:
+        """Record a publish before it is fanned out: with history, append it and number it."""
+
+    @abstractmethod
+    async def history(self, group: str, since: int, history: History, now_ms: int) -> list[HistoryEntry] | None:
+        """Every message published after `since`, in order; None when the history no longer reaches back."""
+
+    async def fan_out(self, group: str, frame: bytes, exclude: str | None, stamp: Stamp) -> int:
+        """Deliver to the group's members on the OTHER nodes named by the stamp; how many sockets took it."""
+        return 0
+
+    async def join_remote(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        """Join for a connection held by another node (it joins it itself); None when it does not exist."""
+        return None
+
+    async def leave_remote(self, group: str, connection_id: str) -> bool | None:
+        """Leave for a connection held by another node; None when it does not exist."""
+        return None
+
+    async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
+        """The connections of one principal held by OTHER nodes (the node adds its own)."""
+        return []
 
     def health(self) -> dict[str, object]:
         return {"registry": self.name}

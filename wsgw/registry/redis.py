@@ -21,8 +21,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Collection
+from dataclasses import replace
+from typing import Any
 
-from wsgw.registry.base import ConnectionRecord, LocalNode, Registry, RegistryUnavailable
+from wsgw.group_config import History
+from wsgw.registry.base import (
+    ConnectionRecord,
+    HistoryEntry,
+    LocalNode,
+    Member,
+    MemberPage,
+    Registry,
+    RegistryUnavailable,
+    Stamp,
+)
 from wsgw.registry.batching import Batcher
 from wsgw.registry.redis_link import REDIS_ERRORS, RedisLink
 from wsgw.registry.redis_rpc import Rpc
@@ -61,6 +74,9 @@ class RedisRegistry(Registry):
         self._adopt_from: str | None = None       # set while the connections of a reaped id are still to adopt
         self._unadopted: set[str] = set()         # ... and those connections: a survivor may own them now
         self.rejoins = 0
+        self._principals: dict[str, str] = {}     # local connection id → principalId (its index entry to delete)
+        self._unjoined: dict[str, Collection[str]] = {}   # leave_all calls that could not reach Redis yet
+        self._leaves = Batcher(self._leave_batch)
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
@@ -119,6 +135,10 @@ class RedisRegistry(Registry):
         self._refuse_unsent(records)
         node_id = self.node_id
         await self.store.add_connections(records, node_id)
+        principals = [(r.connection_id, p) for r in records if (p := principal_of(r)) is not None]
+        if principals:
+            await self.store.add_principals(principals)
+            self._principals.update(principals)
         if self.node_id != node_id:              # re-joined under a new id while this batch was on its way
             ids = [r.connection_id for r in records]
             adopted = await self._adopt(ids, node_id)
@@ -142,6 +162,8 @@ class RedisRegistry(Registry):
 
     async def _deregister_batch(self, connection_ids: list[str]) -> None:
         await self.store.remove_connections(connection_ids, self.node_id, self._former_ids)
+        principals = [(cid, p) for cid in connection_ids if (p := self._principals.pop(cid, None)) is not None]
+        await self.store.remove_principals(principals)
 
     def touch(self, connection_id: str, at_ms: int) -> None:
         self._touched[connection_id] = at_ms
@@ -163,12 +185,76 @@ class RedisRegistry(Registry):
         others = [n for n in await self.store.node_ids() if n != self.node_id]
         return sum(await asyncio.gather(*(self.rpc.broadcast(n, data) for n in others)))
 
+    # ----- groups ------------------------------------------------------------------------------------------
+
+    async def join(self, group: str, member: Member) -> None:
+        await self.store.join(group, replace(member, node_id=self.node_id))
+
+    async def leave(self, group: str, connection_id: str) -> bool:
+        return await self.store.leave_group(group, connection_id)
+
+    async def leave_all(self, connection_id: str, groups: Collection[str]) -> None:
+        """Never raises: while Redis is away the memberships are kept and removed once the link is back."""
+        if not groups:
+            return
+        if not self.link.up:
+            self._unjoined[connection_id] = groups
+            return
+        try:
+            await self._leaves.submit((connection_id, groups))
+        except RegistryUnavailable:
+            self._unjoined[connection_id] = groups
+
+    async def _leave_batch(self, items: list[tuple[str, Collection[str]]]) -> None:
+        await self.store.leave_groups(dict(items))
+
+    async def _flush_unjoined(self) -> None:
+        if not self._unjoined:
+            return
+        pending, self._unjoined = self._unjoined, {}
+        try:
+            await self.store.leave_groups(pending)
+        except RegistryUnavailable:
+            self._unjoined.update(pending)
+
+    async def members(self, group: str, limit: int, token: str | None = None) -> MemberPage:
+        return await self.store.members(group, limit, token)
+
+    async def groups_of(self, connection_id: str) -> list[str]:
+        return (await self.store.groups_of([connection_id]))[connection_id]
+
+    async def stamp(self, group: str, data: bytes, history: History | None, now_ms: int) -> Stamp:
+        return await self.store.stamp(group, data, history, now_ms)
+
+    async def history(self, group: str, since: int, history: History, now_ms: int) -> list[HistoryEntry] | None:
+        return await self.store.history(group, since, history, now_ms)
+
+    async def fan_out(self, group: str, frame: bytes, exclude: str | None, stamp: Stamp) -> int:
+        """One request per other node holding members: the frame crosses Redis once per node, not per member."""
+        others = [n for n in stamp.nodes or () if n != self.node_id]
+        if not others:
+            return 0
+        counts = await asyncio.gather(*(self.rpc.publish(n, group, frame, exclude, stamp.seq) for n in others))
+        return sum(counts)
+
+    async def join_remote(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        return await self.rpc.join(group, connection_id, since)
+
+    async def leave_remote(self, group: str, connection_id: str) -> bool | None:
+        return await self.rpc.leave(group, connection_id)
+
+    async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
+        ids = [cid for cid in await self.store.principal_connections(principal_id)
+               if self.node.lookup_local(cid) is None]
+        return await self.store.records(ids)
+
     # ----- heartbeat, batched activity, re-registration ---------------------------------------------
 
     async def _on_up(self) -> None:
         """The link (re)connected: announce the node and re-register every live local connection."""
         await self._heartbeat(always_reregister=True)
         await self._flush_unregistered()
+        await self._flush_unjoined()
 
     async def _tick_forever(self) -> None:
         while True:
@@ -181,6 +267,7 @@ class RedisRegistry(Registry):
                     continue
                 await self._flush_touches()
                 await self._flush_unregistered()
+                await self._flush_unjoined()
                 if time.monotonic() - self.link.up_since >= self.options.node_ttl and (
                         self._reaper is None or self._reaper.done()):
                     self._reaper = asyncio.get_running_loop().create_task(self._reap_dead_nodes())
@@ -216,11 +303,21 @@ class RedisRegistry(Registry):
         records = list(self.node.local_records())
         for start in range(0, len(records), REREGISTER_CHUNK):
             await self.store.add_connections(records[start:start + REREGISTER_CHUNK], node_id)
+        principals = [(r.connection_id, p) for r in records if (p := principal_of(r)) is not None]
+        await self.store.add_principals(principals)
+        await self._rejoin_groups()
         gone = [r.connection_id for r in records if self.node.lookup_local(r.connection_id) is None]
         if gone:                                 # closed while we re-registered: do not leave them behind
             await self.store.remove_connections(gone, self.node_id, self._former_ids)
         if records:
             log.info("re-registered %d connections of node %s", len(records), node_id)
+
+    async def _rejoin_groups(self) -> None:
+        """Write every local membership again under the current node id (after Redis lost them, or a re-join)."""
+        memberships = [(group, Member(m.connection_id, self.node_id, m.principal_id, m.connected_at_ms))
+                       for group, m in self.node.local_memberships()]
+        for start in range(0, len(memberships), REREGISTER_CHUNK):
+            await self.store.join_many(memberships[start:start + REREGISTER_CHUNK])
 
     # ----- coming back after being reaped --------------------------------------------------------------
 
@@ -258,6 +355,7 @@ class RedisRegistry(Registry):
         if gone:                                 # closed while we adopted: do not leave them behind
             await self.store.remove_connections(gone, self.node_id, self._former_ids)
         await self.store.forget_ids(self._former_ids)
+        await self._rejoin_groups()
         self._adopt_from = None
         log.warning("node %s (was %s): kept %d connections, closed %d whose $disconnect a survivor ran",
                     self.node_id, old, len(adopted), len(dropped))
@@ -306,7 +404,15 @@ class RedisRegistry(Registry):
             records = await self.store.claim_orphans(ids, dead)
             for record in records:
                 self.rpc.forget(record.connection_id)
-            await asyncio.gather(*(self.node.run_orphan_disconnect(r) for r in records))
+            claimed = [r.connection_id for r in records]
+            left: dict[str, list[str]] = {}
+            if claimed:                          # no ghost members: out of every group before $disconnect runs
+                left = await self.store.groups_of(claimed)
+                await self.store.leave_groups(left)
+                await self.store.remove_principals(
+                    [(r.connection_id, p) for r in records if (p := principal_of(r)) is not None])
+            await asyncio.gather(*(self.node.run_orphan_disconnect(r, left.get(r.connection_id, ()))
+                                   for r in records))
             total += len(records)
             await self.store.extend_claim(dead, REAPER_CLAIM_MS)
         self.orphans_reaped += total
@@ -316,3 +422,8 @@ class RedisRegistry(Registry):
     def health(self) -> dict[str, object]:
         return {"registry": self.name, "redis": "up" if self.link.up else "down",
                 "redisMode": "cluster" if self.link.cluster else "single"}
+
+
+def principal_of(record: ConnectionRecord) -> str | None:
+    principal = (record.authorizer or {}).get("principalId")
+    return principal if isinstance(principal, str) and principal else None

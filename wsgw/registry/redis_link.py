@@ -88,6 +88,15 @@ class ServerTransport:
         self.connection.close()
 
 
+# Commands whose replies redis-py reshapes (HSCAN into a dict, XRANGE into tuples of dicts) and the store reads
+# as flat lists, the way the raw RESP transport of one server returns them.
+RAW_REPLIES = ("HSCAN", "XRANGE")
+
+
+def _as_sent(response: Any, **_: Any) -> Any:
+    return response
+
+
 class ClusterTransport:
     """A cluster: commands queued in one loop turn go out as one redis-py cluster pipeline (routed by slot)."""
 
@@ -275,6 +284,8 @@ class RedisLink:
             probe.close()
             cluster = RedisCluster.from_url(self.url, socket_timeout=COMMAND_TIMEOUT,
                                             socket_connect_timeout=CONNECT_TIMEOUT, retry=Retry(NoBackoff(), 2))
+            for raw_reply in RAW_REPLIES:       # the store reads these as RESP sends them, as on one server
+                cluster.set_response_callback(raw_reply, _as_sent)
             self._transport = ClusterTransport(cluster, self.mark_down)
             await cluster.initialize()
             owner = cluster.get_node_from_key(self.channel)

@@ -14,11 +14,12 @@ No reply in time: gone if the owner's heartbeat expired, else OwnerTimeout (504)
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -36,6 +37,10 @@ POST = "post"
 GET = "get"
 DELETE = "del"
 BROADCAST = "bcast"
+GROUP_JOIN = "gjoin"
+GROUP_LEAVE = "gleave"
+GROUP_PUBLISH = "gpub"
+GROUP_SEND = "gsend"      # a pusher (no node, no API config) has a node publish to a group for it
 
 _NOBODY: dict[str, Any] = {"s": "nobody"}   # "nobody listens on the owner's channel"
 
@@ -56,28 +61,56 @@ def decode(message: bytes) -> tuple[dict[str, Any], bytes]:
 
 # ----- the serving side: one handler per request kind ---------------------------------------------------
 
-# (node, connection id, data) → the reply's extra fields when done ("ok"), None when the connection is not here.
-Handler = Callable[[LocalNode, str, bytes], dict[str, Any] | None]
+# (node, request header, data) → the reply's extra fields when done ("ok"), None when the connection is not here;
+# or an awaitable of that (the reply is sent once it resolves).
+Reply = dict[str, Any] | None
+Handler = Callable[[LocalNode, dict[str, Any], bytes], Reply | Awaitable[Reply]]
 
 
-def _post(node: LocalNode, connection_id: str, data: bytes) -> dict[str, Any] | None:
-    return {} if node.deliver_local(connection_id, data) else None
+def _post(node: LocalNode, header: dict[str, Any], data: bytes) -> Reply:
+    return {} if node.deliver_local(str(header.get("c", "")), data) else None
 
 
-def _get(node: LocalNode, connection_id: str, _: bytes) -> dict[str, Any] | None:
-    record = node.lookup_local(connection_id)
+def _get(node: LocalNode, header: dict[str, Any], _: bytes) -> Reply:
+    record = node.lookup_local(str(header.get("c", "")))
     return None if record is None else {"rec": record_fields(record)}
 
 
-def _delete(node: LocalNode, connection_id: str, _: bytes) -> dict[str, Any] | None:
-    return {} if node.disconnect_local(connection_id) else None
+def _delete(node: LocalNode, header: dict[str, Any], _: bytes) -> Reply:
+    return {} if node.disconnect_local(str(header.get("c", ""))) else None
 
 
-def _broadcast(node: LocalNode, _: str, data: bytes) -> dict[str, Any] | None:
+def _broadcast(node: LocalNode, _: dict[str, Any], data: bytes) -> Reply:
     return {"n": node.broadcast_local(data)}
 
 
-HANDLERS: dict[str, Handler] = {POST: _post, GET: _get, DELETE: _delete, BROADCAST: _broadcast}
+async def _group_join(node: LocalNode, header: dict[str, Any], _: bytes) -> Reply:
+    since = header.get("since")
+    outcome = await node.join_local(str(header.get("g", "")), str(header.get("c", "")),
+                                    since if isinstance(since, int) else None)
+    return None if outcome is None else {"out": outcome}
+
+
+async def _group_leave(node: LocalNode, header: dict[str, Any], _: bytes) -> Reply:
+    left = await node.leave_local(str(header.get("g", "")), str(header.get("c", "")))
+    return None if left is None else {"left": left}
+
+
+def _group_publish(node: LocalNode, header: dict[str, Any], data: bytes) -> Reply:
+    exclude, seq = header.get("x"), header.get("q")
+    return {"n": node.publish_local(str(header.get("g", "")), data, exclude if isinstance(exclude, str) else None,
+                                    seq if isinstance(seq, int) else None)}
+
+
+async def _group_send(node: LocalNode, header: dict[str, Any], data: bytes) -> Reply:
+    exclude = header.get("x")
+    return {"n": await node.publish_group(str(header.get("g", "")), data,
+                                          exclude if isinstance(exclude, str) else None)}
+
+
+HANDLERS: dict[str, Handler] = {POST: _post, GET: _get, DELETE: _delete, BROADCAST: _broadcast,
+                                GROUP_JOIN: _group_join, GROUP_LEAVE: _group_leave, GROUP_PUBLISH: _group_publish,
+                                GROUP_SEND: _group_send}
 
 
 class Rpc:
@@ -122,6 +155,49 @@ class Rpc:
         reply = await self._ask_node(node_id, BROADCAST, data)
         return 0 if reply is None else int(reply.get("n", 0))
 
+    async def join(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        """Have the connection's node add it to a group (and replay history) → its outcome, None when gone."""
+        header: dict[str, Any] = {"g": group}
+        if since is not None:
+            header["since"] = since
+        reply = await self._call(connection_id, GROUP_JOIN, extra=header, connecting=True)
+        outcome = None if reply is None else reply.get("out")
+        return outcome if isinstance(outcome, dict) else None
+
+    async def leave(self, group: str, connection_id: str) -> bool | None:
+        """Have the connection's node take it out of a group → whether it was a member, None when gone."""
+        reply = await self._call(connection_id, GROUP_LEAVE, extra={"g": group}, connecting=True)
+        return None if reply is None else bool(reply.get("left"))
+
+    async def publish(self, node_id: str, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
+        """Have one node write a group's frame to its members → how many took it (0 when it is gone or silent)."""
+        header: dict[str, Any] = {"g": group}
+        if exclude is not None:
+            header["x"] = exclude
+        if seq is not None:
+            header["q"] = seq
+        reply = await self._ask_node(node_id, GROUP_PUBLISH, frame, header)
+        return 0 if reply is None else int(reply.get("n", 0))
+
+    async def publish_via_node(self, group: str, data: bytes, exclude: str | None) -> int:
+        """A pusher's publish: a node holding members (else any live node) runs it → how many sockets took it."""
+        stamp = await self.store.stamp(group, b"", None, 0)
+        candidates = list(stamp.nodes or ())
+        for node_id in await self.store.node_ids():
+            if node_id not in candidates:
+                candidates.append(node_id)
+        header: dict[str, Any] = {"g": group}
+        if exclude is not None:
+            header["x"] = exclude
+        for node_id in candidates:
+            try:
+                reply = await self._request(node_id, {"o": GROUP_SEND, **header}, data)
+            except TimeoutError:
+                continue
+            if reply is not _NOBODY and reply is not None and reply.get("s") == "ok":
+                return int(reply.get("n", 0))
+        raise RegistryUnavailable("no live node answered to publish to the group")
+
     def forget(self, connection_id: str) -> None:
         self.owners.pop(connection_id, None)
 
@@ -143,13 +219,21 @@ class Rpc:
         """A node's own connections are in its local table: the registry only answers for the others."""
         return self.node is not None and node_id == self.node.node_id
 
-    async def _call(self, connection_id: str, kind: str, data: bytes = b"") -> dict[str, Any] | None:
-        """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead)."""
+    async def _call(self, connection_id: str, kind: str, data: bytes = b"",
+                    extra: dict[str, Any] | None = None, connecting: bool = False) -> dict[str, Any] | None:
+        """The owner's reply when it says "ok"; None when the connection is gone (or its node is dead).
+
+        `connecting`: a connection not registered yet may be in its $connect on some node (a handler joining it
+        to a group before the handshake completes, its request landing on another node or --workers process).
+        Then every other node is asked; the one running that $connect holds the join. This costs a connection
+        nothing: only a request about an unregistered id pays the extra round."""
         cached = connection_id in self.owners
         node = await self._owner(connection_id)
+        if node is None and connecting:
+            return await self._ask_connecting(connection_id, kind, data, extra)
         if node is None or self._is_me(node):
             return None
-        reply = await self._ask(connection_id, node, kind, data)
+        reply = await self._ask(connection_id, node, kind, data, extra)
         if reply is _NOBODY and cached:
             # The cached owner no longer listens; a node that was reaped while stalled re-joins under a new id
             # and takes its connections along, so look the owner up again once before answering gone.
@@ -157,7 +241,7 @@ class Rpc:
             node = await self._owner(connection_id)
             if node is None or self._is_me(node):
                 return None
-            reply = await self._ask(connection_id, node, kind, data)
+            reply = await self._ask(connection_id, node, kind, data, extra)
         if reply is _NOBODY:
             if self._recovering():          # after an outage the owner may not have resubscribed yet
                 raise RegistryUnavailable(f"node {node} is not reachable through redis yet")
@@ -186,19 +270,33 @@ class Rpc:
         finally:
             self.pending.pop(message_id, None)
 
-    async def _ask(self, connection_id: str, node: str, kind: str, data: bytes) -> dict[str, Any] | None:
+    async def _ask(self, connection_id: str, node: str, kind: str, data: bytes,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """A request about one connection; None when its node's heartbeat expired without an answer."""
         try:
-            return await self._request(node, {"o": kind, "c": connection_id}, data)
+            return await self._request(node, {"o": kind, "c": connection_id, **(extra or {})}, data)
         except TimeoutError:
             if await self.store.alive(node):
                 raise OwnerTimeout(f"node {node} did not answer within {self.timeout:.1f}s") from None
             return None
 
-    async def _ask_node(self, node: str, kind: str, data: bytes) -> dict[str, Any] | None:
+    async def _ask_connecting(self, connection_id: str, kind: str, data: bytes,
+                              extra: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The same request to every other live node at once → the reply of the node that holds the connection
+        (its $connect running there), None when none does."""
+        others = [n for n in await self.store.node_ids() if not self._is_me(n)]
+        replies = await asyncio.gather(*(self._ask_node(n, kind, data, {"c": connection_id, **(extra or {})})
+                                         for n in others))
+        for reply in replies:
+            if reply is not None and reply.get("s") == "ok":
+                return reply
+        return None
+
+    async def _ask_node(self, node: str, kind: str, data: bytes,
+                        extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """A node-wide request: the node's reply, or None when it is gone or silent."""
         try:
-            reply = await self._request(node, {"o": kind}, data)
+            reply = await self._request(node, {"o": kind, **(extra or {})}, data)
         except TimeoutError:
             return None
         return None if reply is _NOBODY else reply
@@ -231,9 +329,26 @@ class Rpc:
     def _serve(self, node: LocalNode, kind: str, header: dict[str, Any], data: bytes) -> None:
         handler = HANDLERS.get(kind)
         try:
-            extra = handler(node, str(header.get("c", "")), data) if handler is not None else None
+            outcome = handler(node, header, data) if handler is not None else None
         except RegistryUnavailable:             # fenced: no answer, the caller times out rather than guess
             return
+        if inspect.isawaitable(outcome):
+            task = asyncio.ensure_future(outcome)
+            self._replies.add(task)
+            task.add_done_callback(lambda done: self._answer_later(header, done))
+            return
+        self._answer(header, outcome)
+
+    def _answer_later(self, header: dict[str, Any], done: asyncio.Future[Reply]) -> None:
+        self._replies.discard(done)
+        if done.cancelled():
+            return
+        if done.exception() is not None:        # no reply: the caller times out (never a guessed "ok")
+            log.warning("serving %s failed: %r", header.get("o"), done.exception())
+            return
+        self._answer(header, done.result())
+
+    def _answer(self, header: dict[str, Any], extra: Reply) -> None:
         reply: dict[str, Any] = {"m": header.get("m"), **(extra or {}), "s": "gone" if extra is None else "ok"}
         reply_to = header.get("r")
         if isinstance(reply_to, str):

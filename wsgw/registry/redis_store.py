@@ -9,14 +9,18 @@ Replies come back as bytes from either transport; the methods here turn them int
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from wsgw.registry.base import ConnectionRecord
+from wsgw.group_config import History
+from wsgw.registry.base import ConnectionRecord, HistoryEntry, Member, MemberPage, Stamp
 from wsgw.registry.redis_link import Command, RedisLink
+
+SEQ_KEPT_MS = 24 * 3600 * 1000    # a group's sequence outlives its history: a late `since` is then refused, not
+                                  # mistaken for a sequence that restarted from 1
 
 
 def text(value: Any) -> str:
@@ -47,6 +51,27 @@ class Keys:
 
     def channel(self, node_id: str) -> str:
         return f"{self.prefix}:{{n:{node_id}}}:rx"
+
+    def conn_groups(self, connection_id: str) -> str:
+        """The groups a connection is in (its slot: what a reaper reads right after claiming the connection)."""
+        return f"{self.prefix}:{{{connection_id}}}:groups"
+
+    def members(self, group: str) -> str:
+        """connectionId → `node|connectedAt|principalId`: presence, and whose node a member is on."""
+        return f"{self.prefix}:{{g:{group}}}:members"
+
+    def interest(self, group: str) -> str:
+        """node → how many members it holds: the nodes a publish goes to."""
+        return f"{self.prefix}:{{g:{group}}}:nodes"
+
+    def history(self, group: str) -> str:
+        return f"{self.prefix}:{{g:{group}}}:hist"
+
+    def seq(self, group: str) -> str:
+        return f"{self.prefix}:{{g:{group}}}:seq"
+
+    def principal(self, principal_id: str) -> str:
+        return f"{self.prefix}:{{p:{principal_id}}}:conns"
 
     @property
     def nodes(self) -> str:
@@ -153,6 +178,63 @@ if redis.call('hget', KEYS[1], 'node') == ARGV[1] then
 end
 return false
 """
+
+
+# A member joins (KEYS: members, interest; ARGV: connection id, node, entry): the entry is written and the
+# node's member count goes up — or moves from the node the entry named before (a re-joined node's new id).
+GROUP_JOIN = """
+local old = redis.call('hget', KEYS[1], ARGV[1])
+redis.call('hset', KEYS[1], ARGV[1], ARGV[3])
+if old then
+  local was = string.match(old, '^([^|]*)|')
+  if was == ARGV[2] then
+    return 0
+  end
+  if redis.call('hincrby', KEYS[2], was, -1) <= 0 then
+    redis.call('hdel', KEYS[2], was)
+  end
+end
+redis.call('hincrby', KEYS[2], ARGV[2], 1)
+return 1
+"""
+
+# A member leaves (KEYS: members, interest; ARGV: connection id): its node's count goes down, and the node
+# stops being asked for this group's publishes when it holds no member any more.
+GROUP_LEAVE = """
+local old = redis.call('hget', KEYS[1], ARGV[1])
+if not old then
+  return 0
+end
+redis.call('hdel', KEYS[1], ARGV[1])
+local was = string.match(old, '^([^|]*)|')
+if redis.call('hincrby', KEYS[2], was, -1) <= 0 then
+  redis.call('hdel', KEYS[2], was)
+end
+return 1
+"""
+
+# A publish to a group with history (KEYS: history, seq, interest; ARGV: size, ttl ms, now ms, data, seq ttl ms)
+# → {seq, node...}: numbered, kept, and the nodes to deliver to read in the same step, so a member joining
+# concurrently either is among those nodes or finds this message in the history it reads after joining.
+GROUP_STAMP = """
+local seq = redis.call('incr', KEYS[2])
+redis.call('pexpire', KEYS[2], ARGV[5])
+redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[1], seq .. '-0', 't', ARGV[3], 'd', ARGV[4])
+redis.call('pexpire', KEYS[1], ARGV[2])
+local out = redis.call('hkeys', KEYS[3])
+table.insert(out, 1, seq)
+return out
+"""
+
+
+def member_entry(member: Member) -> str:
+    return f"{member.node_id}|{member.connected_at_ms}|{member.principal_id or ''}"
+
+
+def member_from_entry(connection_id: str, entry: str) -> Member:
+    node, _, rest = entry.partition("|")
+    connected, _, principal = rest.partition("|")
+    return Member(connection_id, node, principal or None, int(connected or 0))
 
 
 # ----- the commands ---------------------------------------------------------------------------------------
@@ -267,3 +349,115 @@ class Store:
         if not await self.alive(dead):
             await self.link.command("HDEL", self.keys.nodes, dead)
         await self.link.command("DEL", self.keys.reaper(dead))
+
+    # groups
+
+    def _join(self, group: str, member: Member) -> list[Command]:
+        """The connection's index first: a node dying in between leaves only an index entry (harmless)."""
+        return [("SADD", self.keys.conn_groups(member.connection_id), group),
+                ("EVAL", GROUP_JOIN, 2, self.keys.members(group), self.keys.interest(group), member.connection_id,
+                 member.node_id, member_entry(member))]
+
+    async def join(self, group: str, member: Member) -> None:
+        await self.link.pipeline(self._join(group, member))
+
+    async def join_many(self, memberships: Sequence[tuple[str, Member]]) -> None:
+        commands: list[Command] = []
+        for group, member in memberships:
+            commands += self._join(group, member)
+        if commands:
+            await self.link.pipeline(commands)
+
+    def _leave(self, group: str, connection_id: str) -> Command:
+        return ("EVAL", GROUP_LEAVE, 2, self.keys.members(group), self.keys.interest(group), connection_id)
+
+    async def leave_group(self, group: str, connection_id: str) -> bool:
+        left, _ = await self.link.pipeline([self._leave(group, connection_id),
+                                            ("SREM", self.keys.conn_groups(connection_id), group)])
+        return bool(int(left))
+
+    async def leave_groups(self, memberships: Mapping[str, Collection[str]]) -> None:
+        """Each connection (id → its groups) out of each of its groups, then its index deleted."""
+        commands: list[Command] = []
+        for connection_id, groups in memberships.items():
+            commands += [self._leave(group, connection_id) for group in groups]
+            commands.append(("DEL", self.keys.conn_groups(connection_id)))
+        if commands:
+            await self.link.pipeline(commands)
+
+    async def groups_of(self, connection_ids: Sequence[str]) -> dict[str, list[str]]:
+        replies = await self.link.pipeline([("SMEMBERS", self.keys.conn_groups(cid)) for cid in connection_ids])
+        return {cid: sorted(text(g) for g in reply or []) for cid, reply in zip(connection_ids, replies, strict=True)}
+
+    async def members(self, group: str, limit: int, token: str | None) -> MemberPage:
+        """HSCAN one step; the token is `cursor.skip`: a small hash (listpack) answers all of it at once, so a
+        page past `limit` is cut and the next call scans the same step again, skipping what was returned."""
+        cursor, _, skip_text = (token or "0.0").partition(".")
+        skip = int(skip_text) if skip_text.isdigit() else 0
+        count, (next_cursor, flat) = await self.link.pipeline([
+            ("HLEN", self.keys.members(group)),
+            ("HSCAN", self.keys.members(group), cursor if cursor.isdigit() else "0", "COUNT", limit)])
+        values = [text(v) for v in flat]
+        pairs = list(zip(values[0::2], values[1::2], strict=True))[skip:]
+        members = [member_from_entry(cid, entry) for cid, entry in pairs[:limit]]
+        if len(pairs) > limit:
+            return MemberPage(int(count), members, f"{cursor}.{skip + limit}")
+        following = text(next_cursor)
+        return MemberPage(int(count), members, None if following == "0" else f"{following}.0")
+
+    async def stamp(self, group: str, data: bytes, history: History | None, now_ms: int) -> Stamp:
+        """One round trip: with history, number and keep the message; either way, the nodes to deliver to."""
+        if history is None:
+            nodes = await self.link.command("HKEYS", self.keys.interest(group))
+            return Stamp(None, [text(n) for n in nodes])
+        ttl_ms = history.ttl_seconds * 1000
+        reply = await self.link.command("EVAL", GROUP_STAMP, 3, self.keys.history(group), self.keys.seq(group),
+                                        self.keys.interest(group), history.size, ttl_ms, now_ms, data,
+                                        max(ttl_ms, SEQ_KEPT_MS))
+        return Stamp(int(reply[0]), [text(n) for n in reply[1:]])
+
+    async def history(self, group: str, since: int, history: History, now_ms: int) -> list[HistoryEntry] | None:
+        """The messages after `since`, or None when they are no longer all kept (trimmed, expired, or `since`
+        is ahead of the group's sequence: it was reset)."""
+        top_raw, entries = await self.link.pipeline([
+            ("GET", self.keys.seq(group)),
+            ("XRANGE", self.keys.history(group), f"{since + 1}-0", "+", "COUNT", history.size + 1)])
+        top = int(top_raw or 0)
+        if since > top:
+            return None
+        oldest = now_ms - history.ttl_seconds * 1000
+        out: list[HistoryEntry] = []
+        for entry_id, flat in entries or []:
+            fields = dict(zip(flat[0::2], flat[1::2], strict=True))
+            at = int(fields.get(b"t") or fields.get("t") or 0)
+            data = fields.get(b"d", fields.get("d", b""))
+            if at < oldest:
+                continue
+            out.append((int(text(entry_id).split("-")[0]), data if isinstance(data, bytes) else str(data).encode()))
+        if since == top:
+            return []
+        if not out or out[0][0] != since + 1:
+            return None
+        return out
+
+    # principals
+
+    async def add_principals(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if pairs:
+            await self.link.pipeline([("SADD", self.keys.principal(p), cid) for cid, p in pairs])
+
+    async def remove_principals(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if pairs:
+            await self.link.pipeline([("SREM", self.keys.principal(p), cid) for cid, p in pairs])
+
+    async def records(self, connection_ids: Sequence[str]) -> list[ConnectionRecord]:
+        replies = await self.link.pipeline([("HGETALL", self.keys.conn(cid)) for cid in connection_ids])
+        out = []
+        for cid, flat in zip(connection_ids, replies, strict=True):
+            fields = pairs_to_dict(flat) if isinstance(flat, list) else {text(k): text(v) for k, v in flat.items()}
+            if fields:
+                out.append(record_from_fields(cid, fields))
+        return out
+
+    async def principal_connections(self, principal_id: str) -> list[str]:
+        return sorted(text(c) for c in await self.link.command("SMEMBERS", self.keys.principal(principal_id)))

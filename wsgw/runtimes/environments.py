@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from wsgw.runtimes.endpoint_alias import ENV_VARIABLE as ALIASES_VARIABLE
+from wsgw.runtimes.endpoint_alias import EndpointAlias, format_aliases
 from wsgw.runtimes.invocation import (
     MAX_PAYLOAD_BYTES,
     FunctionTimeout,
@@ -41,6 +44,8 @@ __all__ = [
     "CUSTOM_RUNTIMES",
     "NODE_BOOTSTRAP",
     "NODE_RUNTIMES",
+    "PYTHON_BOOTSTRAP",
+    "PYTHON_RUNTIMES",
     "ExecutionEnvironment",
     "FunctionEnvironments",
     "FunctionSpec",
@@ -51,8 +56,10 @@ __all__ = [
 
 NODE_RUNTIMES = frozenset({"nodejs18.x", "nodejs20.x", "nodejs22.x"})
 CUSTOM_RUNTIMES = frozenset({"provided", "provided.al2", "provided.al2023"})
+PYTHON_RUNTIMES = frozenset({"python3.9", "python3.10", "python3.11", "python3.12", "python3.13"})
 RUNTIME_DIR = Path(__file__).resolve().parent
 NODE_BOOTSTRAP = RUNTIME_DIR / "node" / "bootstrap.mjs"
+PYTHON_BOOTSTRAP = RUNTIME_DIR / "python" / "bootstrap.py"
 PASSTHROUGH = ("NODE_EXTRA_CA_CERTS", "AWS_CA_BUNDLE")
 PASSTHROUGH_PREFIX = "AWS_ENDPOINT_URL"
 _STOP_GRACE_S = 0.5
@@ -80,6 +87,8 @@ class FunctionSpec:
     concurrency: int = field(default_factory=default_concurrency)
     idle_s: float = 300.0
     init_timeout_s: float = 10.0                        # Lambda's init phase limit for on-demand functions
+    endpoint_aliases: tuple[EndpointAlias, ...] = ()    # AWS host names of the APIs -> the gateway (endpoint_alias)
+    local_ca: Path | None = None                        # the dev CA the gateway's certificate comes from
 
     @property
     def arn(self) -> str:
@@ -94,6 +103,10 @@ def runtime_command(spec: FunctionSpec) -> list[str]:
             raise RuntimeUnavailable(f"{spec.runtime} needs `node` (Node.js 18 or later) on PATH: "
                                      "install the Debian package `nodejs` (apt-get install nodejs)")
         return [node, str(NODE_BOOTSTRAP)]
+    if spec.runtime in PYTHON_RUNTIMES:
+        # The gateway's own interpreter, in a process of its own: the packages the gateway sees (boto3) are
+        # there, as the SDK is on Lambda; whatever version `python3.x` names.
+        return [sys.executable, str(PYTHON_BOOTSTRAP)]
     if spec.runtime in CUSTOM_RUNTIMES:
         bootstrap = spec.code_dir / "bootstrap"
         if not bootstrap.is_file():
@@ -103,7 +116,7 @@ def runtime_command(spec: FunctionSpec) -> list[str]:
             raise RuntimeUnavailable(f"{spec.runtime}: {bootstrap} is not executable (chmod +x it)")
         return [str(bootstrap)]
     raise RuntimeUnavailable(f"runtime {spec.runtime!r} cannot run as a process; supported: "
-                             + ", ".join(sorted(NODE_RUNTIMES | CUSTOM_RUNTIMES)))
+                             + ", ".join(sorted(NODE_RUNTIMES | PYTHON_RUNTIMES | CUSTOM_RUNTIMES)))
 
 
 def lambda_environment(spec: FunctionSpec, runtime_api: str, log_stream: str,
@@ -129,6 +142,8 @@ def lambda_environment(spec: FunctionSpec, runtime_api: str, log_stream: str,
         values["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
         node_modules = RUNTIME_DIR / "node" / "node_modules"
         values["NODE_PATH"] = f"{node_modules}:{RUNTIME_DIR / 'node'}:{spec.code_dir}"
+    elif spec.runtime in PYTHON_RUNTIMES:
+        values["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
     if spec.credentials is not None:
         values.update(spec.credentials)
     elif parent.get("AWS_ACCESS_KEY_ID") and parent.get("AWS_SECRET_ACCESS_KEY"):
@@ -141,7 +156,12 @@ def lambda_environment(spec: FunctionSpec, runtime_api: str, log_stream: str,
     for name, value in parent.items():
         if name.startswith(PASSTHROUGH_PREFIX) or name in PASSTHROUGH:
             values[name] = value
+    if spec.local_ca is not None:
+        values["NODE_EXTRA_CA_CERTS"] = str(spec.local_ca)       # Node adds it to its roots at start
+        values["WSGW_LOCAL_CA"] = str(spec.local_ca)             # the Python bootstrap: AWS_CA_BUNDLE = roots + it
     values.update(spec.environment)
+    if spec.endpoint_aliases:
+        values[ALIASES_VARIABLE] = format_aliases(spec.endpoint_aliases)
     values["AWS_LAMBDA_RUNTIME_API"] = runtime_api
     return values
 

@@ -16,7 +16,8 @@ from wsgw.aws.management import (
 )
 from wsgw.gateway import Gateway
 from wsgw.registry import OwnerTimeout, RegistryUnavailable
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.request import HttpRequest
+from wsgw.server.http import HttpResponse
 
 
 class ConnectionsApi:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from wsgw.gateway import Gateway
+from wsgw.request import HttpRequest
 from wsgw.server.budgets import Budgets
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.server.http import HttpResponse
 
 
 class OpenSocket(Protocol):

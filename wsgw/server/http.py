@@ -1,4 +1,4 @@
-"""Plain HTTP/1.1 values: a parsed request and a response serialised by hand (fast, no framework)."""
+"""A plain HTTP/1.1 response serialised by hand (fast, no framework); the request is wsgw.request."""
 
 from __future__ import annotations
 
@@ -8,27 +8,10 @@ from http import HTTPStatus
 
 import orjson
 
-from wsgw.aws.websocket_events import header_value
-from wsgw.http_events import FRAMING_HEADERS
+from wsgw.rest.events import FRAMING_HEADERS
 
 SERVER_HEADER = b"wsgw"
 _BREAKS = re.compile(r"[\r\n]")
-
-
-@dataclass(slots=True)
-class HttpRequest:
-    method: str
-    raw_path: str                 # still percent-encoded, without the query
-    query_string: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    source_ip: str
-    keep_alive: bool = True
-    http_version: str = "1.1"
-    domain_name: str = ""         # what requestContext.domainName says: see listener.trusted_domain
-
-    def header(self, name: str) -> str | None:
-        return header_value(self.headers, name)
 
 
 @dataclass(slots=True)

@@ -12,15 +12,15 @@ import asyncio
 import logging
 from collections import deque
 from typing import cast
-from urllib.parse import parse_qsl
 
 import httptools
 
-from wsgw.gateway import Handshake
+from wsgw.headers import Headers
+from wsgw.request import HttpRequest
 from wsgw.server.budgets import tripped
 from wsgw.server.context import ListenerContext, OpenSocket
 from wsgw.server.flow import FlowControl
-from wsgw.server.http import HttpRequest, HttpResponse, plain_error
+from wsgw.server.http import HttpResponse, plain_error
 from wsgw.server.websocket import WebSocketProtocol, handshake_answer, refusal_of
 
 __all__ = ["HttpConnection", "ListenerContext", "OpenSocket", "trusted_domain"]
@@ -244,16 +244,17 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
+        headers = Headers(self.headers)
         request = HttpRequest(
             method=self.parser.get_method().decode("ascii", "replace"),
             raw_path=path,
             query_string=query,
-            headers=self.headers,
+            headers=headers,
             body=b"".join(self.body),
             source_ip=self.source_ip,
             keep_alive=self.parser.should_keep_alive(),
             http_version=self.parser.get_http_version(),
-            domain_name=trusted_domain(next((v for k, v in self.headers if k.lower() == "host"), None),
+            domain_name=trusted_domain(headers.get("host"),
                                        self.local, self.ctx.gateway.api.domain_name),
         )
         if self.parser.should_upgrade():
@@ -337,13 +338,9 @@ class HttpConnection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
-        subprotocols = [p.strip() for value in _all(request.headers, "sec-websocket-protocol")
-                        for p in value.split(",") if p.strip()]
-        hs = Handshake(request.headers, parse_qsl(request.query_string, keep_blank_values=True),
-                       request.source_ip, request.domain_name, subprotocols)
         assert self.transport is not None and self.flow is not None
         ws = WebSocketProtocol(self.ctx, self.transport, self.flow, request)
-        outcome = await gateway.connect(hs, ws)
+        outcome = await gateway.connect(request, ws)
         if outcome.conn is None:
             if not self.lost:
                 self._fail(plain_error(outcome.status, outcome.body or "Refused"))
@@ -405,18 +402,14 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
-
-
 def handshake_problem(request: HttpRequest) -> HttpResponse | None:
     """Judge the whole upgrade request before $connect runs, so a handshake that will be refused costs no
     handler call (and leaves no state that no $disconnect would clean up): websockets' own verdict, plus no
     body (an upgrade carries none)."""
-    if request.body or _all(request.headers, "content-length") not in ([], ["0"]) \
-            or _all(request.headers, "transfer-encoding"):
+    if request.body or request.headers.get_all("content-length") not in ([], ["0"]) \
+            or request.headers.get_all("transfer-encoding"):
         return plain_error(400, "Bad Request: a WebSocket upgrade request has no body")
-    version = _all(request.headers, "sec-websocket-version")
+    version = request.headers.get_all("sec-websocket-version")
     if version and version != ["13"]:
         return HttpResponse(426, b'{"message": "Unsupported Sec-WebSocket-Version: use 13"}',
                             [("Sec-WebSocket-Version", "13"), ("Content-Type", "application/json")])

@@ -1,29 +1,32 @@
-"""Dispatch of plain HTTP requests: health, metrics, the @connections API and (later) the REST front."""
+"""Dispatch of plain HTTP requests: health, metrics, the @connections API, then the REST front."""
 
 from __future__ import annotations
 
 from urllib.parse import unquote
 
 from wsgw.gateway import Gateway
+from wsgw.request import HttpRequest
+from wsgw.rest.front import RestFront
 from wsgw.server.connections_api import ConnectionsApi, too_large
-from wsgw.server.http import HttpRequest, HttpResponse, plain_error
-from wsgw.server.rest import RestFront
+from wsgw.server.groups_api import GroupsApi
+from wsgw.server.http import HttpResponse, plain_error
 
 
 class HttpRouter:
     """Maps a request to its answer; no sockets here."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, rest: RestFront) -> None:
         self.gateway = gateway
         self.stage = gateway.api.stage
         self.stage_prefix = f"/{self.stage}"
         self.connections = ConnectionsApi(gateway)
         self.limits = gateway.api.limits
-        self.rest = RestFront(gateway)
+        self.rest = rest
+        self.groups = GroupsApi(gateway, self.connections)
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
         """How large a body this path accepts, and the 413 it answers beyond that."""
-        if "/@connections/" in raw_path or raw_path.endswith("/@broadcast"):
+        if "/@connections/" in raw_path or "/@groups/" in raw_path or raw_path.endswith("/@broadcast"):
             return self.limits.max_post_bytes, too_large(self.limits.max_post_bytes)
         if not raw_path.startswith(self.stage_prefix):      # /health, /metrics: no bodies
             return 0, plain_error(413, "Request Entity Too Large: this path takes no body")
@@ -42,6 +45,10 @@ class HttpRouter:
                                 [("Content-Type", "text/plain; version=0.0.4")])
         parts = path.split("/")
         if len(parts) >= 2 and unquote(parts[1]) == self.stage:
+            if len(parts) >= 3 and parts[2] == "@groups":
+                return await self.groups.handle(request, parts[3:])
+            if len(parts) == 3 and parts[2] == "@connections" and request.query_string:
+                return await self.groups.list_connections(request)
             if len(parts) >= 3 and parts[2] == "@connections":
                 if len(parts) != 4 or not parts[3]:
                     return HttpResponse.aws_error(400, "BadRequestException",

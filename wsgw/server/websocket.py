@@ -23,10 +23,11 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from wsgw.gateway import Connection, Gateway
+from wsgw.request import HttpRequest
 from wsgw.server.budgets import tripped
 from wsgw.server.context import ListenerContext
 from wsgw.server.flow import FlowControl
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.server.http import HttpResponse
 
 log = logging.getLogger("wsgw.server")
 protocol_log = logging.getLogger("wsgw.websocket")   # websockets logs every open at INFO; keep it quiet

@@ -80,6 +80,17 @@ def ensure_dev_certificates(directory: Path | None = None, names: Iterable[str] 
     return DevCertificates(home, ca_cert_path, ca_key_path, cert_path, key_path, created_ca, issued)
 
 
+def ensure_api_certificates(directory: Path | None, api_hosts: Iterable[str],
+                            names: Iterable[str] = ()) -> DevCertificates:
+    """`ensure_dev_certificates`, the server certificate also naming each of `api_hosts`.
+
+    `api_hosts` are AWS's host names for the APIs a node serves (`{apiId}.execute-api.{region}.amazonaws.com`,
+    wsgw.runtimes.endpoint_alias): handlers that reach the gateway through them check its certificate
+    against those names, and trust the local CA for it.
+    """
+    return ensure_dev_certificates(directory, [*names, *api_hosts])
+
+
 def _normalise_names(names: Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for name in names:

@@ -3,9 +3,10 @@
 botocore verifies against `AWS_CA_BUNDLE` when set (its `ca_bundle` config variable, which the environment
 overrides), else against certifi's bundle (botocore.httpsession.get_cert_path → certifi.where()), else its own
 cacert.pem. `requests` reads `REQUESTS_CA_BUNDLE` the same way. So wsgw writes one file — the roots those
-libraries would have used anyway, plus the local CA — and points both variables at it for this process only:
-handlers reach `https://{domainName}/{stage}` on this node, while real AWS and every other HTTPS service still
-verify against the normal roots. A bundle the user already set is kept and extended, never replaced.
+libraries would have used anyway, plus the local CA — and points both variables at it in the environment of
+the node's in-process functions (never the process's own): handlers reach `https://{domainName}/{stage}` on
+this node, while real AWS and every other HTTPS service still verify against the normal roots.
+A bundle the user already set is kept and extended, never replaced.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 BUNDLE_VARIABLES = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
@@ -48,24 +50,31 @@ def write_trust_bundle(ca_cert: Path, destination: Path, base: Path | None = Non
     return destination
 
 
-def patch_environment(values: Mapping[str, str]) -> Callable[[], None]:
-    """Set process environment variables; the returned function puts the previous values back."""
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+@dataclass(frozen=True, slots=True)
+class TrustBundle:
+    """The roots a handler's HTTPS client would have used, plus the local CA, in one file next to the CA.
 
-    def restore() -> None:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    Building it reads nothing but the given environment; `write()` makes the file (when the node starts).
+    `variables` are what in-process handlers see (in their function environment, never the process's).
+    """
 
-    return restore
+    ca_cert: Path
+    base: Path | None
+
+    @property
+    def path(self) -> Path:
+        return self.ca_cert.with_name(BUNDLE_NAME)
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {name: str(self.path) for name in BUNDLE_VARIABLES}
+
+    def write(self) -> Path:
+        return write_trust_bundle(self.ca_cert, self.path, self.base)
 
 
-def trust_in_process(ca_cert: Path) -> Callable[[], None]:
-    """Point AWS_CA_BUNDLE / REQUESTS_CA_BUNDLE at roots + `ca_cert` (next to it); returns an undo function."""
-    user_bundle = os.environ.get("AWS_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE")
+def trust_bundle(ca_cert: Path, environ: Mapping[str, str]) -> TrustBundle:
+    """The bundle for `ca_cert`, extending a bundle the user already set (AWS_CA_BUNDLE / REQUESTS_CA_BUNDLE)."""
+    user_bundle = environ.get("AWS_CA_BUNDLE") or environ.get("REQUESTS_CA_BUNDLE")
     base = Path(user_bundle) if user_bundle and not user_bundle.endswith(BUNDLE_NAME) else None
-    bundle = write_trust_bundle(ca_cert, ca_cert.with_name(BUNDLE_NAME), base)
-    return patch_environment({name: str(bundle) for name in BUNDLE_VARIABLES})
+    return TrustBundle(ca_cert, base)

@@ -5,18 +5,29 @@
 // handler (async, or with a callback), POST /response or /error. console.* lines carry the request id as
 // on Lambda (`<ISO time>\t<requestId>\t<LEVEL>\t<message>`). Load failures go to /init/error. Any failure of
 // the Runtime API itself ends the process: the gateway that ran it is gone.
+//
+// Before the handler loads: `@aws-sdk/*` resolves from wsgw's own node_modules when the handler's folders lack
+// it (NODE_PATH for `require`, resolve-hooks.mjs for `import`), and the API's AWS host names reach the gateway
+// (endpoint-alias.mjs, from WSGW_ENDPOINT_ALIASES).
 
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
-import { createRequire } from 'node:module';
+import nodeModule, { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { installAliases } from './endpoint-alias.mjs';
 
 const API = process.env.AWS_LAMBDA_RUNTIME_API;
 const [HOST, PORT] = API.split(':');
 const BASE = '/2018-06-01/runtime';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });   // idle keep-alive sockets are unref'd
+
+installAliases(process.env.WSGW_ENDPOINT_ALIASES);
+delete process.env.WSGW_ENDPOINT_ALIASES;                            // wsgw's, not part of Lambda's environment
+if (typeof nodeModule.register === 'function') {                     // Node 18.19+, 20.6+
+  nodeModule.register('./resolve-hooks.mjs', import.meta.url, { data: { fallbackParent: import.meta.url } });
+}
 
 // -- the Runtime API ----------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -15,26 +16,12 @@ import orjson
 
 from wsgw.aws.ids import request_time
 from wsgw.aws.proxy_result import InvalidIntegrationResult, header_text, result_status
-from wsgw.http_routes import decode_component
+from wsgw.request import HttpRequest
+from wsgw.rest.routes import decode_component
 
 Pairs = list[tuple[str, str]]
 
-__all__ = ["FRAMING_HEADERS", "HttpRequestInfo", "HttpResult", "http_event", "is_text_body", "parse_query",
-           "read_http_result"]
-
-
-@dataclass(slots=True)
-class HttpRequestInfo:
-    """One HTTP request as the REST front saw it (no sockets)."""
-
-    method: str
-    raw_path: str              # percent-encoded, stage included (AWS keeps a named stage in rawPath)
-    raw_query: str
-    headers: Pairs
-    body: bytes
-    source_ip: str
-    protocol: str = "HTTP/1.1"
-    domain_name: str = ""        # the listener's trusted domain (never a client-chosen Host); "" = Host header
+__all__ = ["FRAMING_HEADERS", "HttpResult", "http_event", "is_text_body", "parse_query", "read_http_result"]
 
 
 _TEXT_TYPES: Final = ("text/", "application/json", "application/xml", "application/javascript",
@@ -76,7 +63,7 @@ def parse_query(raw_query: str) -> Pairs:
     return pairs
 
 
-def _joined(pairs: Pairs, lower: bool) -> dict[str, str]:
+def _joined(pairs: Sequence[tuple[str, str]], lower: bool) -> dict[str, str]:
     """Repeated names joined with ',' (payload 2.0 has no multi-value maps)."""
     out: dict[str, str] = {}
     for name, value in pairs:
@@ -87,7 +74,7 @@ def _joined(pairs: Pairs, lower: bool) -> dict[str, str]:
 
 
 def http_event(
-    request: HttpRequestInfo,
+    request: HttpRequest,
     *,
     route_key: str,
     path_parameters: dict[str, str],
@@ -102,7 +89,9 @@ def http_event(
 ) -> dict[str, object]:
     """The payload 2.0 event of an HTTP API Lambda proxy integration.
 
-    Header names are lower-cased and repeats joined with ','; Cookie headers are split into `cookies`
+    `request.raw_path` is percent-encoded with the stage included (AWS keeps a named stage in rawPath);
+    `request.domain_name` is the listener's trusted domain (never a client-chosen Host), "" for the Host
+    header. Header names are lower-cased and repeats joined with ','; Cookie headers are split into `cookies`
     (and kept in `headers`, as a capture shows); keys for absent parts (query, path parameters, stage
     variables, body, cookies) are left out as AWS does.
     """
@@ -114,7 +103,7 @@ def http_event(
         name, value = pairs[forwarded]
         pairs[forwarded] = (name, f"{value}, {request.source_ip}" if value else request.source_ip)
     headers = _joined(pairs, lower=True)
-    cookies = [c.strip() for k, v in request.headers if k.lower() == "cookie" for c in v.split(";") if c.strip()]
+    cookies = [c.strip() for v in request.headers.get_all("cookie") for c in v.split(";") if c.strip()]
     host = request.domain_name or headers.get("host", "")
     context: dict[str, object] = {
         "accountId": account_id,
@@ -142,7 +131,7 @@ def http_event(
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": request.raw_path,
-        "rawQueryString": request.raw_query,
+        "rawQueryString": request.query_string,
     }
     if cookies:
         event["cookies"] = cookies

@@ -1,57 +1,72 @@
-"""The API definition (wsgw.yaml): parsed and validated once, at start, into frozen values.
+"""The API definition (wsgw.yaml): parsed and validated once, at load, into frozen values.
 
-Every problem is reported with the dotted key it concerns and the fix, all at once, so that
-`wsgw check` can print one line per problem.
+Every problem is reported with the dotted key it concerns and the fix, all at once, so that `wsgw check` can
+print one line per problem. No raw mapping survives: integration options (wsgw.config.integrations),
+throttles (wsgw.config.throttling), `tls:` and `http:` (wsgw.http_config) are typed here; what only the
+machine can tell (a handler's import, a file) is found when the node is built (wsgw.server.node).
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.config.authorizers import (
+    AUTHORIZER_OPTIONS,
+    AuthorizerOptions,
+    JwtAuthorizerOptions,
+    RequestAuthorizerOptions,
+    parse_authorizer_options,
+)
+from wsgw.config.common import Collector, did_you_mean, string_map
+from wsgw.config.integrations import (
+    HANDLER_PATTERN,
+    HTTP_INTEGRATION_TIMEOUT_RANGE_MS,
+    INTEGRATION_SCHEMAS,
+    INTEGRATION_TIMEOUT_RANGE_MS,
+    AwsLambdaOptions,
+    GroupOptions,
+    HttpOptions,
+    HttpProxyOptions,
+    IntegrationOptions,
+    IntegrationSpec,
+    MockOptions,
+    OptionContext,
+    PythonOptions,
+    parse_integration,
+)
+from wsgw.config.throttling import BucketSpec, parse_bucket
+from wsgw.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wsgw.http_config import HttpApiSpec
+from wsgw.group_config import JOIN_ROUTES, GroupsConfig, parse_groups
 
 DEFAULT_SELECTION = "$request.body.action"
 # Who may call @connections and @broadcast: loopback and private networks (workers, other nodes, a load
 # balancer's health checks), not the open internet. AWS requires IAM-signed calls; see management.allowFrom.
 DEFAULT_MANAGEMENT_ALLOW = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
-HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management",
+    "management", "groups",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
               "throttling", "environment"}
-AUTHORIZER_TYPES = {"request", "jwt"}
-
-
-@dataclass(frozen=True, slots=True)
-class IntegrationSpec:
-    """How to reach one handler: its type (python, mock, http_proxy …), options and timeout."""
-
-    type: str
-    options: dict[str, Any]
-    timeout_ms: int
-    key: str  # the dotted config key, for error messages
-
-
+AUTHORIZER_TYPES = set(AUTHORIZER_OPTIONS)
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
     key: str
     integration: IntegrationSpec
     authorizer: str | None
     route_response: bool
-    throttling: Any = None     # raw `throttling:` mapping, validated by wsgw.throttle when the gateway is built
+    throttling: BucketSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +75,8 @@ class AuthorizerSpec:
     type: str
     identity_sources: tuple[str, ...]
     ttl_seconds: int
-    integration: IntegrationSpec | None
-    options: dict[str, Any]
+    integration: IntegrationSpec | None        # request authorizers: the Lambda to call
+    options: AuthorizerOptions                 # typed per type (wsgw.config.authorizers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +125,15 @@ LIMIT_KEYS: dict[str, tuple[str, type, float]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """The config's `tls:` section, paths resolved against the config file's folder."""
+
+    mode: str | None = None              # only | both | off; None: only, when a certificate is given
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ApiConfig:
     """One API as served by one node."""
 
@@ -119,79 +143,21 @@ class ApiConfig:
     stage_variables: dict[str, str] = field(default_factory=dict)
     routes: dict[str, RouteSpec] = field(default_factory=dict)
     authorizers: dict[str, AuthorizerSpec] = field(default_factory=dict)
-    http: dict[str, Any] = field(default_factory=dict)
+    http: HttpApiSpec | None = None     # the REST front (`http:`); None when the API has none
     limits: Limits = field(default_factory=Limits)
     binary_as_base64: bool = False
     api_id: str = "wsgwlocal0"
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    throttling: dict[str, Any] = field(default_factory=dict)
+    throttling: BucketSpec | None = None   # the stage's default route throttle
     environment: dict[str, str] = field(default_factory=dict)
     domain_name: str | None = None        # requestContext.domainName behind a load balancer, e.g. chat.example.com
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
-    tls: dict[str, str] = field(default_factory=dict)   # mode (only|both|off), certfile, keyfile
+    tls: TlsConfig | None = None          # the config's `tls:`; --tls/--certfile/--keyfile win over it
+    groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
 
 
-class _Collector:
-    """Gathers problems so that all of them are reported together."""
-
-    def __init__(self) -> None:
-        self.problems: list[ConfigProblem] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.problems.append(ConfigProblem(key, message))
-
-
-def _did_you_mean(word: str, choices: set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def parse_integration(raw: dict[str, Any], key: str, problems: _Collector,
-                      timeout_range: tuple[int, int] = INTEGRATION_TIMEOUT_RANGE_MS) -> IntegrationSpec | None:
-    """Read `handler: mod:fn` or `integration: {type: …}` from a route or authorizer mapping."""
-    if "handler" in raw and "integration" in raw:
-        problems.add(key, "give either 'handler' or 'integration', not both")
-        return None
-    if "handler" in raw:
-        handler = raw["handler"]
-        options: dict[str, Any] = {"handler": handler}
-        kind = "python"
-        timeout = raw.get("timeoutMs", timeout_range[1])
-        ikey = f"{key}.handler"
-        if not isinstance(handler, str) or not HANDLER_PATTERN.match(handler):
-            problems.add(ikey, f"'{handler}' is not 'module:function' (e.g. handlers.chat:on_connect)")
-            return None
-    elif "integration" in raw:
-        integ = raw["integration"]
-        ikey = f"{key}.integration"
-        if not isinstance(integ, dict):
-            problems.add(ikey, "must be a mapping with at least 'type' (python, mock, http, http_proxy, aws_lambda)")
-            return None
-        given = integ.get("type")
-        if not isinstance(given, str) or not given:
-            problems.add(f"{ikey}.type", "missing: name the type (python, mock, http, http_proxy, aws_lambda)")
-            return None
-        kind = given.lower()
-        options = {k: v for k, v in integ.items() if k not in ("type", "timeoutMs")}
-        timeout = integ.get("timeoutMs", timeout_range[1])
-    else:
-        problems.add(key, "needs 'handler: module:function' or 'integration: {type: ...}'")
-        return None
-    if "environment" in raw:
-        # Route-level `environment:` (like a Lambda function's variables) goes to the python integration.
-        env = _string_map(raw["environment"], f"{key}.environment", problems)
-        if kind != "python":
-            problems.add(f"{key}.environment", "applies to python handlers only")
-        options = {**options, "environment": {**options.get("environment", {}), **env}}
-    low, high = timeout_range
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
-        problems.add(f"{ikey}.timeoutMs", f"must be a whole number of milliseconds from {low} to {high}")
-        return None
-    return IntegrationSpec(type=kind, options=options, timeout_ms=timeout, key=ikey)
-
-
-def _parse_routes(raw: Any, problems: _Collector) -> dict[str, RouteSpec]:
+def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
     routes: dict[str, RouteSpec] = {}
     if raw is None:
         return routes
@@ -203,15 +169,15 @@ def _parse_routes(raw: Any, problems: _Collector) -> dict[str, RouteSpec]:
         if not isinstance(route_key, str) or not route_key or len(route_key) > 128:
             problems.add(key, "a route key is a non-empty string of at most 128 characters")
             continue
-        if route_key.startswith("$") and route_key not in ("$connect", "$disconnect", "$default"):
-            problems.add(key, "only $connect, $disconnect and $default may start with '$'")
+        if route_key.startswith("$") and route_key not in ("$connect", "$disconnect", "$default", *JOIN_ROUTES):
+            problems.add(key, "only $connect, $disconnect, $default, $join and $leave may start with '$'")
             continue
         if not isinstance(route, dict):
             problems.add(key, "must be a mapping, e.g. {handler: handlers.chat:on_default}")
             continue
         for unknown in set(route) - ROUTE_KEYS:
-            problems.add(f"{key}.{unknown}", "unknown key" + _did_you_mean(str(unknown), ROUTE_KEYS))
-        spec = parse_integration(route, key, problems)
+            problems.add(f"{key}.{unknown}", "unknown key" + did_you_mean(str(unknown), ROUTE_KEYS))
+        spec = parse_integration(route, key, problems, context)
         authorizer = route.get("authorizer")
         if authorizer is not None and not isinstance(authorizer, str):
             problems.add(f"{key}.authorizer", "must name an authorizer defined under 'authorizers'")
@@ -227,12 +193,13 @@ def _parse_routes(raw: Any, problems: _Collector) -> dict[str, RouteSpec]:
         if not isinstance(respond, bool):
             problems.add(f"{key}.routeResponse", "must be true or false")
             respond = False
+        throttling = parse_bucket(route.get("throttling"), f"{key}.throttling", problems)
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, route.get("throttling"))
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling)
     return routes
 
 
-def _parse_identity_sources(raw: Any, key: str, problems: _Collector) -> tuple[str, ...]:
+def _parse_identity_sources(raw: Any, key: str, problems: Collector) -> tuple[str, ...]:
     if raw is None:
         return ()
     items = [raw] if isinstance(raw, str) else raw
@@ -253,7 +220,7 @@ def _parse_identity_sources(raw: Any, key: str, problems: _Collector) -> tuple[s
     return tuple(sources)
 
 
-def _parse_authorizers(raw: Any, problems: _Collector) -> dict[str, AuthorizerSpec]:
+def _parse_authorizers(raw: Any, problems: Collector, context: OptionContext) -> dict[str, AuthorizerSpec]:
     result: dict[str, AuthorizerSpec] = {}
     if raw is None:
         return result
@@ -269,19 +236,20 @@ def _parse_authorizers(raw: Any, problems: _Collector) -> dict[str, AuthorizerSp
         if kind not in AUTHORIZER_TYPES:
             problems.add(f"{key}.type", f"'{kind}' is not one of: " + ", ".join(sorted(AUTHORIZER_TYPES)))
             continue
-        integration = parse_integration(spec, key, problems) if kind == "request" else None
+        integration = parse_integration(spec, key, problems, context) if kind == "request" else None
         ttl = spec.get("resultTtlInSeconds", 300 if kind == "request" else 0)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 3600:
             problems.add(f"{key}.resultTtlInSeconds", "must be a whole number from 0 to 3600 (0 turns the cache off)")
             ttl = 0
         sources = _parse_identity_sources(spec.get("identitySource"), f"{key}.identitySource", problems)
-        options = {k: v for k, v in spec.items()
-                   if k not in ("type", "handler", "integration", "identitySource", "resultTtlInSeconds")}
-        result[str(name)] = AuthorizerSpec(str(name), kind, sources, ttl, integration, options)
+        options, option_problems = parse_authorizer_options(str(name), kind, spec, ttl, sources)
+        problems.problems.extend(option_problems)
+        if options is not None and (integration is not None or kind != "request"):
+            result[str(name)] = AuthorizerSpec(str(name), kind, sources, ttl, integration, options)
     return result
 
 
-def _parse_limits(raw: Any, problems: _Collector) -> Limits:
+def _parse_limits(raw: Any, problems: Collector) -> Limits:
     if raw is None:
         return Limits()
     if not isinstance(raw, dict):
@@ -290,7 +258,7 @@ def _parse_limits(raw: Any, problems: _Collector) -> Limits:
     values: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in LIMIT_KEYS:
-            problems.add(f"limits.{name}", "unknown limit" + _did_you_mean(str(name), set(LIMIT_KEYS)))
+            problems.add(f"limits.{name}", "unknown limit" + did_you_mean(str(name), set(LIMIT_KEYS)))
             continue
         attr, kind, minimum = LIMIT_KEYS[name]
         ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
@@ -301,36 +269,25 @@ def _parse_limits(raw: Any, problems: _Collector) -> Limits:
     return Limits(**values)
 
 
-def _string_map(raw: Any, key: str, problems: _Collector) -> dict[str, str]:
+def _parse_tls(raw: Any, base_dir: Path, problems: Collector) -> TlsConfig | None:
     if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        problems.add(key, "must be a mapping of names to string values")
-        return {}
-    out = {}
-    for k, v in raw.items():
-        if isinstance(v, (dict, list)) or v is None:
-            problems.add(f"{key}.{k}", "must be a string (or a number, written as text)")
-            continue
-        out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
-    return out
-
-
-def _parse_tls(raw: Any, problems: _Collector) -> dict[str, str]:
-    if raw is None:
-        return {}
+        return None
     if not isinstance(raw, dict):
         problems.add("tls", "must be a mapping such as {mode: only, certfile: cert.pem, keyfile: key.pem}")
-        return {}
+        return None
     for unknown in set(raw) - TLS_KEYS:
-        problems.add(f"tls.{unknown}", "unknown key" + _did_you_mean(str(unknown), TLS_KEYS))
-    tls = _string_map({k: v for k, v in raw.items() if k in TLS_KEYS}, "tls", problems)
-    if tls.get("mode", "only") not in ("only", "both", "off"):
+        problems.add(f"tls.{unknown}", "unknown key" + did_you_mean(str(unknown), TLS_KEYS))
+    tls = string_map({k: v for k, v in raw.items() if k in TLS_KEYS}, "tls", problems)
+    mode = tls.get("mode")
+    if mode is not None and mode not in ("only", "both", "off"):
         problems.add("tls.mode", "must be only (wss/https), both (also ws/http on the same port) or off")
-    return tls
+    if not tls:
+        return None
+    certfile, keyfile = tls.get("certfile"), tls.get("keyfile")
+    return TlsConfig(mode, base_dir / certfile if certfile else None, base_dir / keyfile if keyfile else None)
 
 
-def _parse_networks(raw: Any, problems: _Collector) -> tuple[str, ...]:
+def _parse_networks(raw: Any, problems: Collector) -> tuple[str, ...]:
     if not isinstance(raw, list):
         problems.add("management.allowFrom", "must be a list of networks, e.g. [127.0.0.1/32, 10.0.0.0/8]")
         return DEFAULT_MANAGEMENT_ALLOW
@@ -345,11 +302,11 @@ def _parse_networks(raw: Any, problems: _Collector) -> tuple[str, ...]:
 
 def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
     """Validate a loaded document into an ApiConfig; raise ConfigError listing every problem."""
-    problems = _Collector()
+    problems = Collector()
     if not isinstance(raw, dict):
         raise ConfigError.single("(top level)", "the file must hold a mapping with at least 'routes'")
     for unknown in set(raw) - TOP_LEVEL_KEYS:
-        problems.add(str(unknown), "unknown key" + _did_you_mean(str(unknown), TOP_LEVEL_KEYS))
+        problems.add(str(unknown), "unknown key" + did_you_mean(str(unknown), TOP_LEVEL_KEYS))
 
     stage = raw.get("stage", "dev")
     if not isinstance(stage, str) or not STAGE_PATTERN.match(stage) or stage.startswith("@") or stage == "health":
@@ -359,25 +316,6 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
     if not isinstance(expression, str) or "request.body" not in expression:
         problems.add("routeSelectionExpression", "must select from the body, e.g. $request.body.action")
         expression = DEFAULT_SELECTION
-    routes = _parse_routes(raw.get("routes"), problems)
-    authorizers = _parse_authorizers(raw.get("authorizers"), problems)
-    for route in routes.values():
-        if route.authorizer is not None and route.authorizer not in authorizers:
-            problems.add(f"routes.{route.key}.authorizer",
-                         f"'{route.authorizer}' is not defined under 'authorizers'"
-                         + _did_you_mean(route.authorizer, set(authorizers)))
-    http = raw.get("http") or {}
-    if not isinstance(http, dict):
-        problems.add("http", "must be a mapping with 'routes' (and optionally 'cors')")
-        http = {}
-    binary = raw.get("isBase64Encoded", False)
-    if not isinstance(binary, bool):
-        problems.add("isBase64Encoded", "must be true (deliver binary frames base64-encoded) or false (refuse them)")
-        binary = False
-    throttling = raw.get("throttling") or {}
-    if not isinstance(throttling, dict):
-        problems.add("throttling", "must be a mapping such as {rateLimit: 1000, burstLimit: 500}")
-        throttling = {}
     ids = {}
     for key, pattern, default in (("apiId", r"^[a-z0-9]{1,32}$", "wsgwlocal0"),
                                   ("region", r"^[a-z]{2}(-[a-z]+)+-\d$", "us-east-1"),
@@ -387,6 +325,25 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
             problems.add(key, f"'{value}' does not look like an AWS {key} (e.g. {default})")
             value = default
         ids[key] = value
+    stage_variables = string_map(raw.get("stageVariables"), "stageVariables", problems)
+    context = OptionContext(stage_variables, ids["region"])
+    routes = _parse_routes(raw.get("routes"), problems, context)
+    authorizers = _parse_authorizers(raw.get("authorizers"), problems, context)
+    # named ones, built or not: a broken authorizer is reported once, not again by each route using it
+    declared = set(map(str, raw["authorizers"])) if isinstance(raw.get("authorizers"), dict) else set()
+    for route in routes.values():
+        if route.authorizer is not None and route.authorizer not in declared:
+            problems.add(f"routes.{route.key}.authorizer",
+                         f"'{route.authorizer}' is not defined under 'authorizers'"
+                         + did_you_mean(route.authorizer, declared))
+    from wsgw.http_config import parse_http  # here, not at the top: http_config builds on this module
+
+    http = parse_http(raw.get("http"), declared, context, problems)
+    binary = raw.get("isBase64Encoded", False)
+    if not isinstance(binary, bool):
+        problems.add("isBase64Encoded", "must be true (deliver binary frames base64-encoded) or false (refuse them)")
+        binary = False
+    throttling = parse_bucket(raw.get("throttling") or None, "throttling", problems)
     domain = raw.get("domainName")
     if domain is not None and (not isinstance(domain, str) or not re.match(r"^[A-Za-z0-9.\[\]:-]{1,253}$", domain)):
         problems.add("domainName", "must be a host name with an optional port, e.g. chat.example.com or 10.0.0.5:8080")
@@ -404,7 +361,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         management_allow_from=allow_from,
         stage=stage,
         route_selection_expression=expression,
-        stage_variables=_string_map(raw.get("stageVariables"), "stageVariables", problems),
+        stage_variables=stage_variables,
         routes=routes,
         authorizers=authorizers,
         http=http,
@@ -414,8 +371,9 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         region=ids["region"],
         account_id=ids["accountId"],
         throttling=throttling,
-        environment=_string_map(raw.get("environment"), "environment", problems),
-        tls=_parse_tls(raw.get("tls"), problems),
+        environment=string_map(raw.get("environment"), "environment", problems),
+        tls=_parse_tls(raw.get("tls"), base_dir, problems),
+        groups=parse_groups(raw.get("groups"), problems.add, routes),
     )
     if problems.problems:
         raise ConfigError(problems.problems)
@@ -428,3 +386,33 @@ def load_api(path: str | Path) -> ApiConfig:
 
     loaded = load_document(path)
     return parse_api(loaded.raw, loaded.base_dir)
+
+
+__all__ = [
+    "HANDLER_PATTERN",
+    "HTTP_INTEGRATION_TIMEOUT_RANGE_MS",
+    "INTEGRATION_SCHEMAS",
+    "INTEGRATION_TIMEOUT_RANGE_MS",
+    "ApiConfig",
+    "AuthorizerOptions",
+    "AuthorizerSpec",
+    "AwsLambdaOptions",
+    "BucketSpec",
+    "Collector",
+    "GroupOptions",
+    "HttpOptions",
+    "HttpProxyOptions",
+    "IntegrationOptions",
+    "IntegrationSpec",
+    "JwtAuthorizerOptions",
+    "Limits",
+    "MockOptions",
+    "OptionContext",
+    "PythonOptions",
+    "RequestAuthorizerOptions",
+    "RouteSpec",
+    "TlsConfig",
+    "load_api",
+    "parse_api",
+    "parse_integration",
+]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsgw.errors import ConfigProblem
+from wsgw.headers import Headers
 
 Pairs = list[tuple[str, str]]
 
@@ -73,9 +74,10 @@ class CorsConfig:
         return headers
 
 
-def is_preflight(method: str, headers: Pairs) -> bool:
-    names = {k.lower() for k, _ in headers}
-    return method == "OPTIONS" and "origin" in names and "access-control-request-method" in names
+def is_preflight(method: str, headers: Headers) -> bool:
+    """An OPTIONS request with Origin and Access-Control-Request-Method, which AWS answers itself."""
+    return (method == "OPTIONS" and headers.get("origin") is not None
+            and headers.get("access-control-request-method") is not None)
 
 
 def strip_cors(headers: Pairs) -> Pairs:

@@ -1,37 +1,46 @@
 """The REST front: `METHOD /{stage}/path` served as an AWS HTTP API (payload format 2.0) on the listener's port.
 
 Per request: header-size limit → CORS preflight → strict path decoding → route match (404) → authorizer
-(401/403) → request schema (400) → integration through the gateway's timeout handling (503 on timeout,
-500 on failure) → the handler's response with CORS headers. Error bodies are AWS's `{"message": ...}`.
+(401/403) → request schema (400) → integration under the deadline it is given (503 on timeout, 500 on
+failure) → the handler's response with CORS headers. Error bodies are AWS's `{"message": ...}`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from jsonschema.protocols import Validator
 
-from wsgw.authorizers import Authorizer, AuthRequest, status_message
+from wsgw.authorizers import Authorizer, RestAuthRequest, run_authorizer, status_message
 from wsgw.aws.ids import method_arn, new_id
-from wsgw.aws.proxy_result import InvalidIntegrationResult
+from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.websocket_events import ConnectionInfo
-from wsgw.gateway import Gateway
+from wsgw.config import ApiConfig
 from wsgw.gateway.routes import function_name_for
-from wsgw.http_config import HttpApiSpec, parse_http
-from wsgw.http_cors import CorsConfig, is_preflight, strip_cors
-from wsgw.http_events import HttpRequestInfo, http_event, parse_query, read_http_result
-from wsgw.http_routes import BadPath, RouteTable, split_path
-from wsgw.integrations import Integration, build_integration
-from wsgw.server.http import HttpRequest, HttpResponse
+from wsgw.http_config import HttpApiSpec
+from wsgw.integrations import Integration, Resources, build_integration
+from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
+from wsgw.metrics import Metrics
+from wsgw.request import HttpRequest
+from wsgw.rest.cors import CorsConfig, is_preflight, strip_cors
+from wsgw.rest.events import http_event, parse_query, read_http_result
+from wsgw.rest.routes import BadPath, RouteTable, split_path
+from wsgw.server.http import HttpResponse
+from wsgw.throttle import Throttler
 
 log = logging.getLogger("wsgw.rest")
 
 MAX_REQUEST_HEAD_BYTES = 10_240   # AWS HTTP API quota: request line and header values combined
 _SINGLE_HEADERS = ("host", "content-length", "content-type", "authorization")
+#: What a failed integration call answers over HTTP (docs/aws-contract.md, "REST front").
+_FAILURE_ANSWERS = {Failure.TIMEOUT: (503, "Service Unavailable"),
+                    Failure.INVALID_RESULT: (500, "Internal Server Error"),
+                    Failure.ERROR: (500, "Internal Server Error")}
 
 
 @dataclass(slots=True)
@@ -42,6 +51,7 @@ class RestRoute:
     authorizer: Authorizer | None
     authorizer_type: str
     validator: Validator | None
+    make_context: ContextFactory
 
 
 def message(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
@@ -49,21 +59,26 @@ def message(status: int, text: str, headers: list[tuple[str, str]] | None = None
 
 
 class RestFront:
-    """Built once per node from `http:`; `handle` answers a request under the stage, or None if no route fits."""
+    """Built once per node from the parsed `http:` section; `handle` answers a request under the stage, or
+    None if no route fits. Everything it uses is handed in: the gateway does not know it exists."""
 
-    def __init__(self, gateway: Gateway, spec: HttpApiSpec | None = None) -> None:
-        self.gateway = gateway
-        api = gateway.api
-        self.spec = spec if spec is not None else parse_http(api)
-        self.cors: CorsConfig | None = self.spec.cors
+    def __init__(self, api: ApiConfig, spec: HttpApiSpec, *, resources: Resources,
+                 authorizers: Mapping[str, Authorizer], throttle: Throttler, metrics: Metrics,
+                 deadline: Deadline) -> None:
+        self.api = api
+        self.spec = spec
+        self.cors: CorsConfig | None = spec.cors
+        self.throttle = throttle
+        self.metrics = metrics
+        self.deadline = deadline
         routes: list[tuple[Any, RestRoute]] = []
-        for route in self.spec.routes:
-            integration = build_integration(route.integration, api, gateway.resources,
-                                            function_name_for(api, route.key))
-            authorizer = gateway.authorizers.get(route.authorizer) if route.authorizer else None
+        for route in spec.routes:
+            integration = build_integration(route.integration, api, resources, function_name_for(api, route.key))
+            authorizer = authorizers.get(route.authorizer) if route.authorizer else None
             kind = api.authorizers[route.authorizer].type if route.authorizer else ""
-            routes.append((route.pattern, RestRoute(route.key, integration, route.integration.timeout_ms / 1000,
-                                                    authorizer, kind, route.validator)))
+            routes.append((route.pattern, RestRoute(
+                route.key, integration, route.integration.timeout_ms / 1000, authorizer, kind, route.validator,
+                LambdaContext.factory(integration.function_name, api.region, api.account_id))))
         self.table: RouteTable[RestRoute] = RouteTable(routes)
 
     async def close(self) -> None:
@@ -99,19 +114,15 @@ class RestFront:
 
     async def _run(self, request: HttpRequest, route: RestRoute, params: dict[str, str],
                    query: list[tuple[str, str]], segments: list[str]) -> HttpResponse:
-        gateway = self.gateway
-        api = gateway.api
+        api = self.api
         request_id = new_id()
         now = time.time_ns() // 1_000_000
-        info = HttpRequestInfo(request.method, request.raw_path, request.query_string, request.headers,
-                               request.body, request.source_ip, f"HTTP/{request.http_version}",
-                               request.domain_name)
-        event = http_event(info, route_key=route.key, path_parameters=params, query=query, stage=api.stage,
+        event = http_event(request, route_key=route.key, path_parameters=params, query=query, stage=api.stage,
                            stage_variables=api.stage_variables or None, api_id=api.api_id,
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
-        if not gateway.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
-            gateway.metrics.inc("wsgw_throttled_total", 'scope="http"')
+        if not self.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
+            self.metrics.inc("wsgw_throttled_total", 'scope="http"')
             return message(429, "Too Many Requests", trace)
         if route.authorizer is not None:
             refused = await self._authorize(route, request, event, query, segments, request_id, now)
@@ -123,21 +134,12 @@ class RestFront:
             if invalid is not None:
                 return message(400, invalid, trace)
         try:
-            raw = await gateway.invoke_integration(route.integration, route.timeout_s, event, request_id)
+            raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                               self.deadline)
             result = read_http_result(raw)
-        except TimeoutError:
-            log.error("HTTP route %s timed out after %.0f ms (requestId %s)", route.key, route.timeout_s * 1000,
-                      request_id)
-            gateway.metrics.inc("wsgw_integration_errors_total", 'kind="timeout"')
-            return message(503, "Service Unavailable", trace)
-        except InvalidIntegrationResult as exc:
-            log.error("HTTP route %s returned an invalid result: %s (requestId %s)", route.key, exc, request_id)
-            gateway.metrics.inc("wsgw_integration_errors_total", 'kind="invalid_result"')
-            return message(500, "Internal Server Error", trace)
-        except Exception:
-            log.exception("HTTP route %s failed (requestId %s)", route.key, request_id)
-            gateway.metrics.inc("wsgw_integration_errors_total", 'kind="error"')
-            return message(500, "Internal Server Error", trace)
+        except Exception as exc:
+            failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s, request_id)
+            return message(*_FAILURE_ANSWERS[failure], trace)
         headers = result.headers + trace
         return HttpResponse(result.status, result.body, headers)
 
@@ -146,19 +148,15 @@ class RestFront:
                          now: int) -> HttpResponse | None:
         """Run the route's authorizer; on Allow put its context into requestContext.authorizer."""
         assert route.authorizer is not None
-        api = self.gateway.api
+        api = self.api
         info = ConnectionInfo(request_id, now, request.source_ip, request.header("user-agent"),
                               request.domain_name, api.stage, api.api_id)
         arn = route_arn(api.region, api.account_id, api.api_id, api.stage, request.method, segments)
-        auth = AuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
-                           http_event=event)
-        try:
-            outcome = await route.authorizer.authorize(auth)
-        except Exception:
-            log.exception("authorizer of HTTP route %s failed (requestId %s)", route.key, request_id)
-            return message(500, status_message(500))
+        auth = RestAuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
+                               event)
+        outcome = await run_authorizer(route.authorizer, auth)
         if not outcome.allowed:
-            self.gateway.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
+            self.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
             status = outcome.status if outcome.status in (401, 403) else 500
             return message(status, status_message(status))
         context = event["requestContext"]

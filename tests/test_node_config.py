@@ -1,0 +1,44 @@
+"""NodeConfig: one frozen value for how a node runs; its tuning defaults are the figures the modules use."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from wsgw.config.node import NodeConfig
+from wsgw.errors import ConfigError
+from wsgw.gateway import deadlines, inbox
+from wsgw.registry import redis_link
+from wsgw.rest import front
+from wsgw.server import listener, websocket
+
+
+def test_tuning_defaults_match_the_module_constants_still_read_directly() -> None:
+    node = NodeConfig()
+    assert (node.listener.max_head_bytes, node.listener.max_url_bytes, node.listener.max_pipelined,
+            node.listener.max_queued_bytes, node.listener.max_early_bytes, node.listener.keepalive_seconds,
+            node.listener.close_handshake_seconds) == (
+        listener.MAX_HEAD_BYTES, listener.MAX_URL_BYTES, listener.MAX_PIPELINED, listener.MAX_QUEUED_BYTES,
+        listener.MAX_EARLY_BYTES, listener.KEEPALIVE_SECONDS, websocket.CLOSE_HANDSHAKE_SECONDS)
+    assert (node.gateway.inbox_high_water, node.gateway.inbox_low_water, node.gateway.watchdog_seconds) == (
+        inbox.INBOX_HIGH_WATER, inbox.INBOX_LOW_WATER, deadlines.WATCHDOG_SECONDS)
+    assert (node.redis.command_timeout, node.redis.connect_timeout, node.redis.retry_seconds) == (
+        redis_link.COMMAND_TIMEOUT, redis_link.CONNECT_TIMEOUT, redis_link.RETRY_SECONDS)
+    assert node.rest.max_request_head_bytes == front.MAX_REQUEST_HEAD_BYTES
+
+
+def test_node_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        NodeConfig().port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("settings", "line"), [
+    ({"workers": 0}, "--workers: must be 1 or more"),
+    ({"workers": 2}, "--workers: several processes need the Redis registry; add --redis redis://HOST:PORT/0"),
+    ({"port": 70000}, "--port: 70000 is not a TCP port (0 picks a free one)"),
+])
+def test_bad_node_settings_name_the_flag(settings: dict[str, int], line: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig(**settings)  # type: ignore[arg-type]
+    assert [str(p) for p in caught.value.problems] == [line]

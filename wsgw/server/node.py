@@ -1,0 +1,93 @@
+"""The one place a node's object graph is built from (ApiConfig, NodeConfig): `wsgw run`, `wsgw check` and the
+tests all come through `build_node`, so whatever `run` would refuse, `check` reports.
+
+Building does no network I/O and touches no process-wide state: handler modules are imported (that is how a
+missing handler is found) and integrations, authorizers, the throttle, the REST front (handed its dependencies) and the
+registry object are made, but nothing listens, connects or writes the process's environment until
+`GatewayServer.start()`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from wsgw.authorizers import build_authorizers
+from wsgw.config import ApiConfig
+from wsgw.config.node import NodeConfig
+from wsgw.errors import ConfigError, ConfigProblem
+from wsgw.gateway import Gateway
+from wsgw.gateway.routes import RouteTable
+from wsgw.http_config import HttpApiSpec
+from wsgw.integrations import Resources
+from wsgw.integrations.environment import node_environment
+from wsgw.registry import MemoryRegistry, Registry, open_registry
+from wsgw.rest.front import RestFront
+from wsgw.server.router import HttpRouter
+from wsgw.throttle import build_throttler
+from wsgw.tls.trust import TrustBundle, trust_bundle
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Node:
+    """Everything one node serves with, built and not yet started."""
+
+    api: ApiConfig
+    config: NodeConfig
+    resources: Resources
+    gateway: Gateway
+    rest: RestFront
+    router: HttpRouter
+    trust: TrustBundle | None      # the local CA's bundle to write at start, when the node serves a dev CA
+
+    def discard(self) -> None:
+        """Release what building made, for a node that never starts (`wsgw check`)."""
+        self.resources.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None) -> Node:
+    """Build every part; ConfigError lists every problem of every part (routes, authorizers, the REST front)."""
+    tls = config.tls
+    trust = trust_bundle(tls.dev_ca, os.environ) if tls is not None and tls.dev_ca is not None else None
+    extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
+    resources = Resources(executor=ThreadPoolExecutor(config.gateway.handler_threads, "wsgw-handler"),
+                          environment=node_environment(api, os.environ, Path.home(), extra))
+    problems: list[ConfigProblem] = []
+
+    def attempt(make: Callable[[], T]) -> T | None:
+        try:
+            return make()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    try:
+        if registry is None:
+            try:
+                registry = open_registry(config.redis_url)
+            except ValueError as exc:
+                problems.append(ConfigProblem("--redis", str(exc).removeprefix("--redis: ")))
+                registry = MemoryRegistry()
+        # Each part is built even when another failed, so that one run lists every problem of the API.
+        routes = attempt(lambda: RouteTable(api, resources))
+        authorizers = attempt(lambda: build_authorizers(api, resources))
+        gateway = Gateway(api, registry, node_id=config.node_id, resources=resources,
+                          routes=routes or RouteTable(replace(api, routes={}), resources),
+                          authorizers=authorizers or {}, throttle=build_throttler(api, time.monotonic))
+        rest = attempt(lambda: RestFront(api, api.http or HttpApiSpec(), resources=resources,
+                                         authorizers=gateway.authorizers, throttle=gateway.throttle,
+                                         metrics=gateway.metrics, deadline=gateway.deadlines.within))
+        if problems:
+            raise ConfigError(problems)
+    except BaseException:
+        resources.executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    assert rest is not None
+    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest), trust)
