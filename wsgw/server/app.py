@@ -37,7 +37,7 @@ class GatewayServer:
         self.router = node.router
         self.open_sockets: set[OpenSocket] = set()
         self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
-                                       self.open_sockets, Budgets.from_limits(self.api.limits))
+                                       self.open_sockets, Budgets.from_limits(self.api.limits, self.config.listener))
         self.server: asyncio.Server | None = None
 
     async def start(self) -> None:

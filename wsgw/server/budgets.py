@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wsgw.config import Limits
+from wsgw.config.node import ListenerSettings
 from wsgw.metrics import Metrics
 
 BUDGET_METRIC = "wsgw_budget_exceeded_total"
@@ -35,11 +36,15 @@ class Budgets:
     drain_bytes_per_second: int = 16 * 1024      # out, closing: a closing peer draining slower is aborted
 
     @classmethod
-    def from_limits(cls, limits: Limits) -> Budgets:
+    def from_limits(cls, limits: Limits, listener: ListenerSettings | None = None) -> Budgets:
+        """The API's `limits:` (per connection, in wsgw.yaml) and the node's listener tuning (NodeConfig)."""
+        tuning = listener or ListenerSettings()
         return cls(send_buffer_bytes=limits.max_send_buffer_bytes, message_bytes=limits.max_message_bytes,
                    frame_bytes=limits.max_frame_bytes, fragments_per_message=limits.max_fragments_per_message,
                    read_batch_bytes=limits.read_batch_bytes, pipelined_requests=limits.max_pipelined_requests,
-                   unsent_response_bytes=limits.max_unsent_response_bytes)
+                   unsent_response_bytes=limits.max_unsent_response_bytes, early_bytes=tuning.max_early_bytes,
+                   head_bytes=tuning.max_head_bytes, url_bytes=tuning.max_url_bytes,
+                   pipelined_bytes=tuning.max_queued_bytes)
 
     # ----- the checks: True means "over budget" --------------------------------------------------------
 
