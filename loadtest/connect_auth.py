@@ -1,11 +1,14 @@
-"""Connects per second through a real `wsgw run` node: no authorizer, a cached REQUEST authorizer, a JWT one.
+"""Connects per second through a real `wsgw run` node: no authorizer, a cached REQUEST authorizer, a cached
+TOKEN authorizer, a JWT one, and SigV4 on $connect (authorizationType: AWS_IAM, a presigned URL).
 
     PYTHONPATH=. python -m loadtest.connect_auth --connects 2000 --concurrency 50
 
 Each connect is a raw WebSocket upgrade (the client side is kept as cheap as possible so that the node is
 what is measured): send the handshake, read the 101, then drop the socket (the node runs $disconnect). The
 REQUEST authorizer is called once (its decision is cached by the token, every connect uses the same token);
-the JWT authorizer verifies an ES256 signature on every connect, with keys from a local JWKS file.
+the JWT authorizer verifies an ES256 signature on every connect, with keys from a local JWKS file; the TOKEN
+authorizer is cached by the token; the AWS_IAM setup verifies the presigned URL's SigV4 signature on every
+connect (one URL, valid for 5 minutes, replayed, as a client reconnecting with its URL would).
 """
 
 from __future__ import annotations
@@ -45,8 +48,22 @@ ROUTES: dict[str, Any] = {
 }
 
 
+AKID, SECRET = "AKIDBENCH", "bench-secret-access-key"
+
+
+def presigned_query(port_placeholder: str) -> str:
+    """The query of a presigned `$connect` URL for host 127.0.0.1:<port> (signed per node once it listens)."""
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="GET", url=f"http://127.0.0.1:{port_placeholder}/dev")
+    SigV4QueryAuth(Credentials(AKID, SECRET), "execute-api", "us-east-1", expires=300).add_auth(request)
+    return str(request.url).split("?", 1)[1]
+
+
 def configs(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
-    """name → (API definition, the Authorization header to send)."""
+    """name → (API definition, the Authorization header to send; `presign` for a presigned URL)."""
     import jwt
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -63,6 +80,16 @@ def configs(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
                                       "identitySource": ["route.request.header.Authorization"]}},
             "routes": {**ROUTES, "$connect": {**ROUTES["$connect"], "authorizer": "users"}},
         }, "bench-token"),
+        "token (cached)": ({
+            "authorizers": {"bearer": {"type": "token", "handler": "bench_auth:allow", "resultTtlInSeconds": 300,
+                                       "identitySource": "$request.header.Authorization",
+                                       "identityValidationExpression": "^Bearer [-0-9a-zA-Z._~+/]+=*$"}},
+            "routes": {**ROUTES, "$connect": {**ROUTES["$connect"], "authorizer": "bearer"}},
+        }, "Bearer bench-token"),
+        "sigv4 (AWS_IAM)": ({
+            "management": {"auth": "iam", "credentials": [{"accessKeyId": AKID, "secretAccessKey": SECRET}]},
+            "routes": {**ROUTES, "$connect": {**ROUTES["$connect"], "authorizationType": "AWS_IAM"}},
+        }, "presign"),
         "jwt (ES256)": ({
             "authorizers": {"tokens": {"type": "jwt", "issuer": "https://bench/", "audience": ["bench"],
                                        "jwksUri": str(folder / "jwks.json")}},
@@ -106,7 +133,10 @@ async def one_connect(port: int, request: bytes) -> int:
 
 async def run(port: int, stage: str, authorization: str, total: int, concurrency: int) -> tuple[float, dict[int, int]]:
     key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET /{stage} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    target = f"/{stage}"
+    if authorization == "presign":
+        target, authorization = f"/{stage}?{presigned_query(str(port))}", "none"
+    request = (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: {authorization}\r\n"
                "\r\n").encode()
     statuses: dict[int, int] = {}
@@ -140,6 +170,7 @@ def main() -> None:
         try:
             for name, (raw, authorization) in configs(folder).items():
                 config = folder / f"{name.split()[0]}.yaml"
+                raw = {"stage": "dev", **raw}
                 config.write_text(yaml.safe_dump(raw))
                 nodes[name] = (Node(config), authorization)
             rates: dict[str, list[float]] = {name: [] for name in nodes}

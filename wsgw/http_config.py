@@ -12,6 +12,7 @@ from jsonschema import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from wsgw.config.access import parse_route_access
 from wsgw.config.common import Collector
 from wsgw.config.integrations import (
     HTTP_INTEGRATION_TIMEOUT_RANGE_MS,
@@ -19,11 +20,13 @@ from wsgw.config.integrations import (
     OptionContext,
     parse_integration,
 )
+from wsgw.config.throttling import BucketSpec, parse_bucket
 from wsgw.rest.cors import CorsConfig, parse_cors
 from wsgw.rest.routes import RouteKeyError, RoutePattern, parse_route_key
 
 HTTP_KEYS = {"routes", "cors"}
-HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs"}
+HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs", "throttling",
+                   "apiKeyRequired", "authorizationScopes", "authorizationType"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,10 @@ class HttpRouteSpec:
     integration: IntegrationSpec
     authorizer: str | None
     validator: Validator | None      # compiled requestSchema
+    throttling: BucketSpec | None = None                 # this route's own bucket (never a WebSocket route's)
+    api_key_required: bool = False
+    authorization_scopes: tuple[str, ...] | None = None  # a JWT/Cognito token must carry one of these
+    authorization_type: str = "NONE"                     # NONE, or AWS_IAM (a SigV4-signed request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +102,12 @@ def parse_http(raw: Any, authorizers: AbstractSet[str], context: OptionContext,
         validator = None
         if "requestSchema" in route:
             validator = _compile_schema(route["requestSchema"], f"{key}.requestSchema", problems)
+        access = parse_route_access(route, key, authorizer, problems)
         if spec is not None:
-            routes.append(HttpRouteSpec(str(route_key), pattern, spec, authorizer, validator))
+            routes.append(HttpRouteSpec(str(route_key), pattern, spec, authorizer, validator,
+                                        parse_bucket(route.get("throttling"), f"{key}.throttling", problems),
+                                        *access))
     cors, cors_problems = parse_cors(raw.get("cors"))
     problems.problems.extend(cors_problems)
     return HttpApiSpec(tuple(routes), cors)
+

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from wsgw.authorizers.base import Authorizer, AuthOutcome, run_authorizer, status_message
+from wsgw.authorizers.cognito import CognitoAuthorizer
 from wsgw.authorizers.fronts import AuthRequest, Front, RestAuthRequest, WebSocketAuthRequest
 from wsgw.authorizers.jwt import JwtAuthorizer
 from wsgw.authorizers.request import RequestAuthorizer
+from wsgw.authorizers.token import TokenAuthorizer
 from wsgw.config import ApiConfig
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.integrations.base import Resources
 
 AUTHORIZER_TYPES: dict[str, type[Authorizer]] = {
-    cls.type_name: cls for cls in (RequestAuthorizer, JwtAuthorizer)
+    cls.type_name: cls for cls in (RequestAuthorizer, TokenAuthorizer, JwtAuthorizer, CognitoAuthorizer)
 }
 
 

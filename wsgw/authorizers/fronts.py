@@ -40,6 +40,8 @@ class AuthRequest(ABC):
     now_ms: int
     route_key: str
     method_arn: str
+    # the route's authorizationScopes: a JWT/Cognito token must carry one of them (None: the authorizer's own)
+    required_scopes: tuple[str, ...] | None = field(default=None, kw_only=True)
 
     @property
     def subprotocols(self) -> list[str]:

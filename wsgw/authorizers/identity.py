@@ -22,6 +22,7 @@ _PREFIXES: tuple[tuple[str, SourceKind], ...] = (
     ("route.request.querystring.", "querystring"),
     ("$request.header.", "header"),
     ("$request.querystring.", "querystring"),
+    ("method.request.header.", "header"),
     ("stageVariables.", "stageVariables"),
     ("context.", "context"),
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, Self
 
 import jwt
 
@@ -59,6 +59,11 @@ class JwtAuthorizer(Authorizer):
     def from_spec(cls, spec: AuthorizerSpec, api: ApiConfig, resources: Resources) -> JwtAuthorizer:
         options = spec.options
         assert isinstance(options, JwtAuthorizerOptions)
+        return cls.from_options(spec, options, api)
+
+    @classmethod
+    def from_options(cls, spec: AuthorizerSpec, options: JwtAuthorizerOptions, api: ApiConfig) -> Self:
+        """Built from JWT options (also a Cognito authorizer's, whose pool gives the issuer and key set)."""
         jwks_uri = options.jwks_uri
         if jwks_uri is not None and not is_url(jwks_uri) and not (api.base_dir / jwks_uri).is_file():
             raise ConfigError.single(f"authorizers.{spec.name}.jwksUri",
@@ -106,10 +111,12 @@ class JwtAuthorizer(Authorizer):
             )
         except jwt.InvalidTokenError as exc:
             return self._refuse(401, request, f"{type(exc).__name__}: {exc}")
-        if not self._audience_ok(claims):
-            return self._refuse(401, request, "aud/client_id is not one of the configured audiences")
-        scopes = token_scopes(claims)
-        if self.scopes is not None and not self.scopes.intersection(scopes or ()):
+        problem = self.claims_problem(claims)
+        if problem is not None:
+            return self._refuse(401, request, problem)
+        scopes = self.scopes_of(claims)
+        required = request.required_scopes if request.required_scopes is not None else self.scopes
+        if required is not None and not set(required).intersection(scopes or ()):
             return self._refuse(403, request, "the token carries none of the required scopes")
         jwt_context: dict[str, object] = {"claims": claims, "scopes": scopes}
         context = request.jwt_context(claims.get("sub"), jwt_context, int((time.monotonic() - started) * 1000))
@@ -134,10 +141,17 @@ class JwtAuthorizer(Authorizer):
                 return value, None
         return None
 
-    def _audience_ok(self, claims: dict[str, Any]) -> bool:
+    def claims_problem(self, claims: dict[str, Any]) -> str | None:
+        """Why verified claims are still refused (401), or None; here: `aud` (or `client_id`) not configured."""
         aud = claims.get("aud", claims.get("client_id"))
         given = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        return any(isinstance(a, str) and a in self.audience for a in given)
+        if any(isinstance(a, str) and a in self.audience for a in given):
+            return None
+        return "aud/client_id is not one of the configured audiences"
+
+    def scopes_of(self, claims: dict[str, Any]) -> list[str] | None:
+        """The scopes a route's authorizationScopes are matched against."""
+        return token_scopes(claims)
 
     def _refuse(self, status: int, request: AuthRequest, why: str) -> AuthOutcome:
         """Log why (never the token), tell the client only the status."""

@@ -83,15 +83,30 @@ class RequestAuthorizer(Authorizer):
 
     # ----- deciding --------------------------------------------------------------------------------
 
-    async def authorize(self, request: AuthRequest) -> AuthOutcome:
+    def identity(self, request: AuthRequest) -> list[str] | None:
+        """The identity sources' values; None (logged) when one is missing: 401 without calling."""
         values: list[str] = []
         for source in self.sources:
             value = source.resolve(request)
             if value is None:
                 log.warning("authorizer %s: identity source %s missing (requestId %s): 401",
                             self.spec.name, source.text, request.request_id)
-                return AuthOutcome(401, message=status_message(401))
+                return None
             values.append(value)
+        return values
+
+    def event(self, request: AuthRequest, identity: list[str]) -> dict[str, object]:
+        """The function's input event: AWS's REQUEST event of the request's front."""
+        return request.lambda_event(identity)
+
+    def read(self, request: AuthRequest, raw: object) -> AuthorizerDecision:
+        """The function's answer (JSON-decoded), as the request's front reads a REQUEST authorizer's."""
+        return request.read_decision(raw)
+
+    async def authorize(self, request: AuthRequest) -> AuthOutcome:
+        values = self.identity(request)
+        if values is None:
+            return AuthOutcome(401, message=status_message(401))
         # The front is part of the key: a REST decision (a simple `isAuthorized`, which allows every ARN,
         # or a nested context WebSocket must refuse) never answers a $connect, nor the other way round.
         key = (request.front.value, *values)
@@ -143,7 +158,7 @@ class RequestAuthorizer(Authorizer):
     async def _call(self, request: AuthRequest, identity: list[str], key: tuple[str, ...] | None) -> _CallResult:
         """Invoke the function once and read its answer; never raises (the status says what went wrong)."""
         self.calls += 1
-        event = request.lambda_event(identity)
+        event = self.event(request, identity)
         context = LambdaContext(self.integration.function_name, request.request_id, self.integration.timeout_ms,
                                 self.region, self.account_id)
         started = time.monotonic()
@@ -165,7 +180,7 @@ class RequestAuthorizer(Authorizer):
             return _CallResult(500, None, _since(started))
         latency = _since(started)
         try:
-            decision = request.read_decision(_decoded(raw))
+            decision = self.read(request, _decoded(raw))
         except AuthorizerResponseError as exc:
             log.warning("authorizer %s answered a malformed response (requestId %s): %s: 500", name,
                         request.request_id, exc)
@@ -186,8 +201,10 @@ def _decoded(raw: object) -> object:
 
 
 def _is_unauthorized(exc: BaseException) -> bool:
-    """Lambda's convention: an error whose message is exactly "Unauthorized" means 401."""
-    return str(exc) == UNAUTHORIZED or (len(exc.args) == 1 and exc.args[0] == UNAUTHORIZED)
+    """Lambda's convention: an error whose message is exactly "Unauthorized" means 401 (also a function reached
+    through the Invoke API, whose errorMessage says so)."""
+    return (str(exc) == UNAUTHORIZED or (len(exc.args) == 1 and exc.args[0] == UNAUTHORIZED)
+            or getattr(exc, "function_message", None) == UNAUTHORIZED)
 
 
 def _since(started: float) -> int:

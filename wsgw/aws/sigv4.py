@@ -10,6 +10,8 @@ Errors carry API Gateway's 403 error types and messages (docs/aws-contract.md, "
 from __future__ import annotations
 
 import calendar
+import datetime
+import functools
 import hashlib
 import hmac
 import re
@@ -158,10 +160,9 @@ def _signature(credential: str, signed_headers: str, signature: str, amz_date: s
 
 
 def _check_time(sig: _Signature, now: float) -> None:
-    try:
-        signed_at = calendar.timegm(time.strptime(sig.amz_date, "%Y%m%dT%H%M%SZ"))
-    except ValueError:
-        raise SignatureError(INCOMPLETE, "X-Amz-Date is not a valid date.") from None
+    signed_at = _epoch(sig.amz_date)
+    if signed_at is None:
+        raise SignatureError(INCOMPLETE, "X-Amz-Date is not a valid date.")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     if sig.expires is not None and now > signed_at + sig.expires:
         raise SignatureError(INVALID, f"Signature expired: {sig.amz_date} is now earlier than {stamp} "
@@ -200,7 +201,30 @@ def _expected_signature(method: str, raw_path: str, query_string: str, headers: 
     request.context["payload_signing_enabled"] = True      # execute-api signs the body's hash, presigned too
     signer = SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), sig.service, sig.region)
     canonical = signer.canonical_request(request)
-    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+    string_to_sign = signer.string_to_sign(request, canonical)
+    # botocore's signature() derives the signing key (four HMACs) on every call; it only changes with the
+    # secret, the day, the region and the service, so it is derived once per day instead.
+    signing_key = _signing_key(key.secret_access_key, sig.date, sig.region, sig.service)
+    return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """SigV4's derived key: HMAC chain over the date, region, service and "aws4_request" (as botocore's)."""
+    key = ("AWS4" + secret).encode("utf-8")
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
+
+
+def _epoch(amz_date: str) -> int | None:
+    """`YYYYMMDDTHHMMSSZ` → epoch seconds (already shape-checked), or None when not a real date and time."""
+    try:
+        moment = datetime.datetime(int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]),
+                                   int(amz_date[9:11]), int(amz_date[11:13]), int(amz_date[13:15]))
+    except ValueError:
+        return None
+    return calendar.timegm(moment.timetuple())
 
 
 def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:

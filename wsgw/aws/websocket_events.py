@@ -41,6 +41,8 @@ class ConnectionInfo:
     api_id: str
     # principalId, context keys, integrationLatency: goes to requestContext.authorizer when not None
     authorizer: dict[str, object] | None = None
+    # the caller's access key when the handshake was SigV4-signed (authorizationType: AWS_IAM)
+    access_key: str | None = None
 
 
 # Hop-by-hop headers AWS leaves out of the $connect integration event (they do reach a
@@ -103,9 +105,12 @@ def _with_forwarded_for(pairs: Pairs, source_ip: str) -> list[tuple[str, str]]:
 
 
 def _identity(conn: ConnectionInfo) -> dict[str, object]:
-    if conn.user_agent is None:
-        return {"sourceIp": conn.source_ip}
-    return {"sourceIp": conn.source_ip, "userAgent": conn.user_agent}
+    identity: dict[str, object] = {"sourceIp": conn.source_ip}
+    if conn.user_agent is not None:
+        identity["userAgent"] = conn.user_agent
+    if conn.access_key is not None:          # AWS_IAM: the signer, as REST APIs' identity carries it
+        identity["accessKey"] = conn.access_key
+    return identity
 
 
 def _context(

@@ -14,11 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsgw.config.access import (
+    DEFAULT_API_KEY_SELECTION,
+    ApiKeySpec,
+    ManagementConfig,
+    UsagePlanSpec,
+    parse_api_key_selection,
+    parse_api_keys,
+    parse_management,
+    parse_route_access,
+    parse_usage_plans,
+)
 from wsgw.config.authorizers import (
     AUTHORIZER_OPTIONS,
     AuthorizerOptions,
+    CognitoAuthorizerOptions,
     JwtAuthorizerOptions,
     RequestAuthorizerOptions,
+    TokenAuthorizerOptions,
     parse_authorizer_options,
 )
 from wsgw.config.common import Collector, did_you_mean, string_map
@@ -54,11 +67,11 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management", "groups",
+    "management", "groups", "apiKeys", "usagePlans", "apiKeySelectionExpression",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
-              "throttling", "environment"}
+              "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes"}
 AUTHORIZER_TYPES = set(AUTHORIZER_OPTIONS)
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
@@ -67,6 +80,9 @@ class RouteSpec:
     authorizer: str | None
     route_response: bool
     throttling: BucketSpec | None = None
+    api_key_required: bool = False                       # $connect only (as on AWS)
+    authorization_scopes: tuple[str, ...] | None = None  # $connect: a JWT/Cognito token must carry one
+    authorization_type: str = "NONE"                     # $connect: NONE or AWS_IAM (a SigV4-signed handshake)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +171,10 @@ class ApiConfig:
     management_allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
     tls: TlsConfig | None = None          # the config's `tls:`; --tls/--certfile/--keyfile win over it
     groups: GroupsConfig = field(default_factory=GroupsConfig)    # wsgw/group_config.py
+    management: ManagementConfig = field(default_factory=lambda: ManagementConfig(DEFAULT_MANAGEMENT_ALLOW))
+    api_keys: dict[str, ApiKeySpec] = field(default_factory=dict)
+    usage_plans: dict[str, UsagePlanSpec] = field(default_factory=dict)
+    api_key_selection: str = DEFAULT_API_KEY_SELECTION
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -194,8 +214,12 @@ def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict
             problems.add(f"{key}.routeResponse", "must be true or false")
             respond = False
         throttling = parse_bucket(route.get("throttling"), f"{key}.throttling", problems)
+        access = parse_route_access(route, key, authorizer, problems)
+        if route_key != "$connect" and (access[0] or access[2] != "NONE"):
+            problems.add(f"{key}.{'apiKeyRequired' if access[0] else 'authorizationType'}",
+                         "WebSocket APIs check API keys and IAM on $connect only; move it there")
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling)
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access)
     return routes
 
 
@@ -210,11 +234,12 @@ def _parse_identity_sources(raw: Any, key: str, problems: Collector) -> tuple[st
     for item in items:
         for part in (p.strip() for p in item.split(",")):
             if not re.match(
-                r"^(route\.request\.(header|querystring)\.|\$request\.(header|querystring)\.|stageVariables\.|context\.)\S+$",
+                r"^(route\.request\.(header|querystring)\.|\$request\.(header|querystring)\.|method\.request\.header\."
+                r"|stageVariables\.|context\.)\S+$",
                 part,
             ):
                 problems.add(key, f"'{part}' is not route.request.header.X, route.request.querystring.X, "
-                             "stageVariables.X or context.X")
+                             "$request.header.X, method.request.header.X, stageVariables.X or context.X")
                 continue
             sources.append(part)
     return tuple(sources)
@@ -236,15 +261,16 @@ def _parse_authorizers(raw: Any, problems: Collector, context: OptionContext) ->
         if kind not in AUTHORIZER_TYPES:
             problems.add(f"{key}.type", f"'{kind}' is not one of: " + ", ".join(sorted(AUTHORIZER_TYPES)))
             continue
-        integration = parse_integration(spec, key, problems, context) if kind == "request" else None
-        ttl = spec.get("resultTtlInSeconds", 300 if kind == "request" else 0)
+        lambda_kind = kind in ("request", "token")
+        integration = parse_integration(spec, key, problems, context) if lambda_kind else None
+        ttl = spec.get("resultTtlInSeconds", 300 if lambda_kind else 0)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 3600:
             problems.add(f"{key}.resultTtlInSeconds", "must be a whole number from 0 to 3600 (0 turns the cache off)")
             ttl = 0
         sources = _parse_identity_sources(spec.get("identitySource"), f"{key}.identitySource", problems)
         options, option_problems = parse_authorizer_options(str(name), kind, spec, ttl, sources)
         problems.problems.extend(option_problems)
-        if options is not None and (integration is not None or kind != "request"):
+        if options is not None and (integration is not None or not lambda_kind):
             result[str(name)] = AuthorizerSpec(str(name), kind, sources, ttl, integration, options)
     return result
 
@@ -348,17 +374,17 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
     if domain is not None and (not isinstance(domain, str) or not re.match(r"^[A-Za-z0-9.\[\]:-]{1,253}$", domain)):
         problems.add("domainName", "must be a host name with an optional port, e.g. chat.example.com or 10.0.0.5:8080")
         domain = None
-    allow_from: tuple[str, ...] = DEFAULT_MANAGEMENT_ALLOW
-    management = raw.get("management")
-    if management is not None:
-        if not isinstance(management, dict) or set(management) - {"allowFrom"}:
-            problems.add("management", "must be a mapping with 'allowFrom: [CIDR, ...]'")
-        else:
-            allow_from = _parse_networks(management.get("allowFrom", []), problems)
+    management = parse_management(raw.get("management"), DEFAULT_MANAGEMENT_ALLOW, base_dir, problems,
+                                  _parse_networks)
+    usage_plans = parse_usage_plans(raw.get("usagePlans"), problems)
     api = ApiConfig(
         base_dir=base_dir,
         domain_name=domain,
-        management_allow_from=allow_from,
+        management_allow_from=management.allow_from,
+        management=management,
+        usage_plans=usage_plans,
+        api_keys=parse_api_keys(raw.get("apiKeys"), usage_plans, base_dir, problems),
+        api_key_selection=parse_api_key_selection(raw.get("apiKeySelectionExpression"), problems),
         stage=stage,
         route_selection_expression=expression,
         stage_variables=stage_variables,
@@ -398,6 +424,7 @@ __all__ = [
     "AuthorizerSpec",
     "AwsLambdaOptions",
     "BucketSpec",
+    "CognitoAuthorizerOptions",
     "Collector",
     "GroupOptions",
     "HttpOptions",
@@ -412,6 +439,7 @@ __all__ = [
     "RequestAuthorizerOptions",
     "RouteSpec",
     "TlsConfig",
+    "TokenAuthorizerOptions",
     "load_api",
     "parse_api",
     "parse_integration",

@@ -1,4 +1,5 @@
-"""Authorizer options: one frozen spec per type (request, jwt) and its parser, checked at load (pure, no I/O).
+"""Authorizer options: one frozen spec per type (request, token, jwt, cognito) and its parser, checked at load
+(pure, no I/O).
 
 Each type reads the options it knows; any other key is refused by name with a did-you-mean. Whether a
 `jwksUri` file exists is left to the JWT authorizer when the node is built.
@@ -7,6 +8,7 @@ Each type reads the options it knows; any other key is refused by name with a di
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +43,25 @@ class JwtAuthorizerOptions:
     jwks_cache_seconds: float
 
 
-AuthorizerOptions = RequestAuthorizerOptions | JwtAuthorizerOptions
+@dataclass(frozen=True, slots=True)
+class TokenAuthorizerOptions:
+    """`token`: a Lambda TOKEN authorizer (its integration is AuthorizerSpec.integration)."""
+
+    header: str                                   # the one header the token is read from
+    validation: re.Pattern[str] | None            # identityValidationExpression: a token must match it whole
+    cache_max_entries: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CognitoAuthorizerOptions:
+    """`cognito`: tokens of one Cognito user pool, checked as the JWT authorizer checks, plus what Cognito
+    tokens mean (`token_use`, the app client)."""
+
+    jwt: JwtAuthorizerOptions                     # issuer = the pool; audience = appClientIds
+    token_use: frozenset[str]                     # id, access
+
+
+AuthorizerOptions = RequestAuthorizerOptions | JwtAuthorizerOptions | TokenAuthorizerOptions | CognitoAuthorizerOptions
 
 
 class OptionReader:
@@ -150,6 +170,94 @@ def _jwt(r: OptionReader, ttl_seconds: int, identity_sources: tuple[str, ...]) -
                                 frozenset(scopes) if scopes else None, timeout_ms, refresh_s, max_age_s)
 
 
+TOKEN_SOURCE = re.compile(r"^(\$request\.header\.|method\.request\.header\.|route\.request\.header\.)([^\s.]+)$")
+DEFAULT_TOKEN_SOURCE = "$request.header.Authorization"
+
+
+def _token(r: OptionReader, ttl_seconds: int, identity_sources: tuple[str, ...]) -> TokenAuthorizerOptions | None:
+    max_entries = int(r.number("resultCacheMaxEntries", 10_000, 1, 10_000_000))
+    expression = r.string("identityValidationExpression")
+    pattern = None
+    if expression is not None:
+        try:
+            pattern = re.compile(expression)
+        except re.error as exc:
+            r.problem("identityValidationExpression", f"is not a regular expression: {exc}")
+    sources = identity_sources or (DEFAULT_TOKEN_SOURCE,)
+    header = None
+    if len(sources) != 1:
+        r.problem("identitySource", "a TOKEN authorizer reads exactly one header, e.g. "
+                  "$request.header.Authorization (use type: request for several sources)")
+    else:
+        found = TOKEN_SOURCE.match(sources[0])
+        if found is None:
+            r.problem("identitySource", f"'{sources[0]}': a TOKEN authorizer reads a header "
+                      "($request.header.X or method.request.header.X)")
+        else:
+            header = found.group(2)
+    r.unknown(ignored=frozenset({"timeoutMs"}))
+    if header is None or r.problems:
+        return None
+    return TokenAuthorizerOptions(header, pattern, max_entries)
+
+
+COGNITO_POOL_ARN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:userpool/"
+                              r"([a-z]{2}(?:-[a-z]+)+-\d_[0-9A-Za-z]+)$")
+
+
+def cognito_issuer(pool_arn: str) -> str | None:
+    """The issuer of a user pool's tokens, from its ARN: https://cognito-idp.{region}.amazonaws.com/{poolId}."""
+    found = COGNITO_POOL_ARN.match(pool_arn)
+    if found is None:
+        return None
+    return f"https://cognito-idp.{found.group(1)}.amazonaws.com/{found.group(2)}"
+
+
+def _cognito(r: OptionReader, ttl_seconds: int,
+             identity_sources: tuple[str, ...]) -> CognitoAuthorizerOptions | None:
+    issuer = r.string("issuer")
+    arn = r.string("userPoolArn")
+    if arn is not None:
+        from_arn = cognito_issuer(arn)
+        if from_arn is None:
+            r.problem("userPoolArn", "must look like arn:aws:cognito-idp:eu-west-1:123456789012:userpool/"
+                      "eu-west-1_AbCdEf")
+        elif issuer is not None and issuer.rstrip("/") != from_arn:
+            r.problem("issuer", f"does not match userPoolArn (its issuer is {from_arn}); give one of them")
+        issuer = from_arn or issuer
+    if issuer is None and arn is None:
+        r.problem("issuer", "missing: give the pool's issuer (https://cognito-idp.{region}.amazonaws.com/"
+                  "{poolId}) or userPoolArn")
+    clients = r.string_list("appClientIds", required=True, example="[abc123]")
+    uses = r.string_list("tokenUse") or ("id", "access")
+    for use in uses:
+        if use not in ("id", "access"):
+            r.problem("tokenUse", f"'{use}' is not id or access")
+    jwks_uri = r.string("jwksUri")
+    algorithms = r.string_list("algorithms") or ("RS256",)
+    leeway = r.number("leewaySeconds", 0, 0, 600)
+    timeout_ms = r.number("jwksTimeoutMs", 2000, 50, 29_000)
+    refresh_s = r.number("jwksRefreshSeconds", 30, 0, 86_400)
+    max_age_s = r.number("jwksCacheSeconds", 3600, 1, 86_400)
+    for alg in algorithms:
+        if alg not in SUPPORTED_ALGORITHMS:
+            r.problem("algorithms", f"'{alg}' is not one of: " + ", ".join(SUPPORTED_ALGORITHMS))
+    if ttl_seconds:
+        r.problem("resultTtlInSeconds", "a Cognito authorizer checks each token locally; remove this key")
+    for text in identity_sources or (DEFAULT_IDENTITY_SOURCE,):
+        if not text.startswith(("route.request.header.", "route.request.querystring.", "$request.header.",
+                                "$request.querystring.", "method.request.header.")):
+            r.problem("identitySource", f"'{text}': a token comes from a header or a query parameter")
+    r.unknown()
+    if issuer is None or clients is None or r.problems:
+        return None
+    issuer = issuer.rstrip("/")
+    jwks = jwks_uri or f"{issuer}/.well-known/jwks.json"
+    jwt = JwtAuthorizerOptions(issuer, frozenset(clients), jwks, tuple(algorithms), leeway, None, timeout_ms,
+                               refresh_s, max_age_s)
+    return CognitoAuthorizerOptions(jwt, frozenset(uses))
+
+
 def is_url(text: str) -> bool:
     return text.startswith(("https://", "http://"))
 
@@ -157,6 +265,8 @@ def is_url(text: str) -> bool:
 AUTHORIZER_OPTIONS: dict[str, Callable[[OptionReader, int, tuple[str, ...]], AuthorizerOptions | None]] = {
     "request": _request,
     "jwt": _jwt,
+    "token": _token,
+    "cognito": _cognito,
 }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from wsgw.config.common import Collector, did_you_mean
 
-THROTTLE_KEYS = frozenset({"rateLimit", "burstLimit"})
+THROTTLE_KEYS = frozenset({"rateLimit", "burstLimit", "scope"})
+SCOPES = ("node", "cluster")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class BucketSpec:
 
     rate: float
     burst: int
+    scope: str = "node"        # node: each node has its own bucket (the default); cluster: one bucket in Redis
 
 
 def parse_bucket(raw: Any, key: str, problems: Collector) -> BucketSpec | None:
@@ -30,7 +32,7 @@ def parse_bucket(raw: Any, key: str, problems: Collector) -> BucketSpec | None:
     before = len(problems.problems)
     for name in raw:
         if name not in THROTTLE_KEYS:
-            problems.add(f"{key}.{name}", "unknown key; use rateLimit and burstLimit"
+            problems.add(f"{key}.{name}", "unknown key; use rateLimit, burstLimit and scope"
                          + did_you_mean(str(name), THROTTLE_KEYS))
     rate = raw.get("rateLimit")
     burst = raw.get("burstLimit")
@@ -39,7 +41,11 @@ def parse_bucket(raw: Any, key: str, problems: Collector) -> BucketSpec | None:
     if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
         problems.add(f"{key}.burstLimit", "must be a whole number of requests >= 0 "
                      "(the bucket size; 0 refuses every request)")
+    scope = raw.get("scope", "node")
+    if scope not in SCOPES:
+        problems.add(f"{key}.scope", "must be node (a bucket per node, the default) or cluster (one bucket "
+                     "shared by every node through Redis)")
     if len(problems.problems) > before:
         return None
     assert isinstance(rate, (int, float)) and isinstance(burst, int)
-    return BucketSpec(float(rate), burst)
+    return BucketSpec(float(rate), burst, str(scope))

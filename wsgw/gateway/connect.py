@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from wsgw.authorizers import Authorizer, WebSocketAuthRequest, run_authorizer, status_message
+from wsgw.authorizers.iam import IamVerifier
 from wsgw.aws.ids import method_arn, new_id
 from wsgw.aws.proxy_result import read_integration_result
 from wsgw.aws.websocket_events import ConnectionInfo, connect_event
@@ -21,6 +22,7 @@ from wsgw.gateway.dispatch import TOO_MANY, Dispatcher
 from wsgw.gateway.local import LocalTable
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.sink import SocketSink
+from wsgw.gateway.usage import UsagePlans
 from wsgw.integrations.calls import Failure, report_failure
 from wsgw.metrics import Metrics
 from wsgw.registry import Registry, RegistryUnavailable
@@ -59,6 +61,8 @@ class ConnectFlow:
     forget: Callable[[str], None]         # deregister in the background (a write that may have landed)
     # the group joins a $connect handler asked for, applied once the connection is open (gateway/groups.py)
     joins: Callable[[Connection, list[tuple[str, int | None]]], Awaitable[None]] | None = None
+    iam: IamVerifier | None = None        # SigV4 of an `authorizationType: AWS_IAM` $connect (server/node.py)
+    usage: UsagePlans | None = None       # API keys of an `apiKeyRequired` $connect
 
     async def run(self, hs: HttpRequest, sink: SocketSink) -> ConnectOutcome:
         if not self.accepting():
@@ -84,18 +88,24 @@ class ConnectFlow:
         query = parse_qsl(hs.query_string, keep_blank_values=True)
         offered = hs.headers.tokens("sec-websocket-protocol")
         route = self.routes.connect
-        if not self.throttle.admit_route("$connect"):
+        if not await self.throttle.admit("$connect"):
             self.metrics.inc("wsgw_throttled_total", 'scope="route"')
             self.metrics.inc("wsgw_connections_refused_total", 'status="429"')
             return ConnectOutcome(429, TOO_MANY), None, None, ""
         subprotocol: str | None = None
         consumed: tuple[str, ...] = ()          # subprotocols that carried a token: never answered
         request_id = new_id()
+        spec = api.routes.get("$connect")
+        if spec is not None and spec.authorization_type == "AWS_IAM":
+            refused = self._signed(hs, info)
+            if refused is not None:
+                return refused, None, None, ""
         if route is not None and route.authorizer is not None:
             authorizer = self.authorizers[route.authorizer]
             request = WebSocketAuthRequest(
                 info, hs.headers, query, api.stage_variables, request_id, started, "$connect",
-                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered)
+                method_arn(api.region, api.account_id, api.api_id, api.stage, "$connect"), offered,
+                required_scopes=api.routes["$connect"].authorization_scopes)
             outcome = await run_authorizer(authorizer, request)
             if not outcome.allowed:
                 self.metrics.inc("wsgw_connections_refused_total", f'status="{outcome.status}"')
@@ -104,6 +114,11 @@ class ConnectFlow:
             info.authorizer = outcome.context
             subprotocol = outcome.subprotocol
             consumed = outcome.consumed
+        if spec is not None and spec.api_key_required and self.usage is not None:
+            over = await self.usage.admit(self.usage.presented(hs.headers, info.authorizer))
+            if over is not None:
+                self.metrics.inc("wsgw_connections_refused_total", f'status="{over[0]}"')
+                return ConnectOutcome(*over), None, None, ""
         if route is None:
             return None, info, subprotocol, ""
         event = connect_event(info, hs.headers, query, api.stage_variables or None, request_id, started)
@@ -128,6 +143,21 @@ class ConnectFlow:
             subprotocol = first if first in offered and first not in consumed else None
         greeting = result.body if route.route_response and result.body else ""
         return None, info, subprotocol, greeting
+
+    def _signed(self, hs: HttpRequest, info: ConnectionInfo) -> ConnectOutcome | None:
+        """AWS_IAM on $connect: the handshake (a presigned URL, or signed headers) must verify; the signer's
+        access key goes to requestContext.identity.accessKey of every event of the connection."""
+        from wsgw.aws.sigv4 import SignatureError
+
+        assert self.iam is not None
+        try:
+            caller = self.iam.verify(hs)
+        except SignatureError as exc:
+            log.warning("refusing a $connect: %s (%s)", exc.error_type, exc.message)
+            self.metrics.inc("wsgw_connections_refused_total", 'status="403"')
+            return ConnectOutcome(403, exc.message)
+        info.access_key = caller.access_key_id
+        return None
 
     async def _admit(self, info: ConnectionInfo, sink: SocketSink, subprotocol: str | None,
                      greeting: str) -> ConnectOutcome:

@@ -50,7 +50,7 @@ class Dispatcher:
             self.metrics.inc("wsgw_route_misses_total")
             self.send_error(conn, FORBIDDEN, request_id)
             return
-        if not self.throttle.admit_route(route.key):
+        if not await self.throttle.admit(route.key):
             self.metrics.inc("wsgw_throttled_total", 'scope="route"')
             self.send_error(conn, TOO_MANY, request_id)
             return

@@ -20,6 +20,7 @@ from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.local import LocalTable, encode_frame
 from wsgw.group_config import GroupPolicy, GroupsConfig
+from wsgw.membership import Membership
 from wsgw.metrics import Metrics
 from wsgw.registry import Registry
 from wsgw.registry.base import Member, MemberPage
@@ -58,35 +59,22 @@ class GroupTable:
     members whose history is being replayed (live frames are held back for them until it is done)."""
 
     def __init__(self) -> None:
-        self.members: dict[str, dict[str, Connection]] = {}
-        self.of: dict[str, set[str]] = {}
+        self.index: Membership[Connection] = Membership()
+        self.members = self.index.members          # group → its local connections (read by deliver)
         self.buffering: dict[tuple[str, str], list[Buffered]] = {}
         self.floors: dict[tuple[str, str], int] = {}     # replayed up to: a later live copy of these is a duplicate
 
     def add(self, group: str, conn: Connection) -> bool:
-        members = self.members.setdefault(group, {})
-        if conn.id in members:
-            return False
-        members[conn.id] = conn
-        self.of.setdefault(conn.id, set()).add(group)
-        return True
+        return self.index.add(group, conn.id, conn, replace=False)
 
     def remove(self, group: str, connection_id: str) -> bool:
-        members = self.members.get(group)
-        if members is None or members.pop(connection_id, None) is None:
+        if not self.index.remove(group, connection_id):
             return False
-        if not members:
-            del self.members[group]
-        groups = self.of.get(connection_id)
-        if groups is not None:
-            groups.discard(group)
-            if not groups:
-                del self.of[connection_id]
         self.floors.pop((group, connection_id), None)
         return True
 
     def remove_all(self, connection_id: str) -> list[str]:
-        groups = sorted(self.of.get(connection_id, ()))
+        groups = self.index.groups_of(connection_id)
         for group in groups:
             self.remove(group, connection_id)
         return groups
@@ -135,7 +123,7 @@ class Groups:
 
     def is_member(self, group: str, connection_id: str) -> bool:
         """A local connection's membership (relay routes: membership is the authorization)."""
-        return group in self.table.of.get(connection_id, ())
+        return group in self.table.index.of.get(connection_id, ())
 
     def policy(self, group: str) -> GroupPolicy:
         return self.config.policy_for(group)
@@ -227,7 +215,7 @@ class Groups:
             for seq, data in entries:
                 conn.sink.send(envelope(group, seq, data) if policy.envelope else data)
                 last = seq
-            if last > self.table.floors.get(key, 0) and group in self.table.of.get(conn.id, ()):
+            if last > self.table.floors.get(key, 0) and group in self.table.index.of.get(conn.id, ()):
                 self.table.floors[key] = last
         for live_seq, frame in held:
             if entries is None or live_seq is None or live_seq > last:
@@ -291,7 +279,7 @@ class Groups:
             self.track(asyncio.get_running_loop().create_task(self._leave_all(conn, groups)))
 
     def _any_conn(self, connection_id: str) -> Connection | None:
-        for group in self.table.of.get(connection_id, ()):
+        for group in self.table.index.of.get(connection_id, ()):
             return self.table.members[group][connection_id]
         return None
 

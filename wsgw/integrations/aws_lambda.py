@@ -89,7 +89,9 @@ class AwsLambdaIntegration(Integration):
                             self.connect_timeout_s, self.spec.timeout_ms / 1000)
         function_error = answer.headers.get("X-Amz-Function-Error")
         if function_error:
-            raise IntegrationFailed(f"function {self.url.path} raised ({function_error}): {describe(answer, 1000)}")
+            failed = IntegrationFailed(f"function {self.url.path} raised ({function_error}): {describe(answer, 1000)}")
+            failed.function_message = _error_message(answer.body)
+            raise failed
         if answer.status != 200:
             kind = answer.headers.get("x-amzn-ErrorType", "")
             raise IntegrationFailed(f"Invoke {self.url} failed {kind}: {describe(answer)}")
@@ -100,3 +102,13 @@ class AwsLambdaIntegration(Integration):
         except orjson.JSONDecodeError as exc:
             raise IntegrationFailed(f"Invoke {self.url} returned a payload that is not JSON: "
                                     f"{describe(answer)}") from exc
+
+
+def _error_message(body: bytes) -> str | None:
+    """`errorMessage` of a function error's payload (`{"errorMessage", "errorType"}`), if there is one."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    message = payload.get("errorMessage") if isinstance(payload, dict) else None
+    return message if isinstance(message, str) else None

@@ -15,6 +15,9 @@ from wsgw.config import ApiConfig, IntegrationSpec
 class IntegrationFailed(Exception):
     """The backend failed (raised, refused, answered garbage); the client gets the AWS error frame."""
 
+    #: the function's own errorMessage when a Lambda raised (an authorizer's "Unauthorized" means 401)
+    function_message: str | None = None
+
 
 class Refused(Exception):
     """The integration refuses this caller (a relay route for a non-member): the client gets AWS's Forbidden frame."""

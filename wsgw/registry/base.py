@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wsgw.group_config import History
+from wsgw.registry.counters import Counters, MemoryCounters
 
 
 class RegistryUnavailable(Exception):
@@ -125,6 +126,7 @@ class Registry(ABC):
     """One small interface, one implementation per file (memory, redis)."""
 
     name: str
+    _counters: Counters
 
     @abstractmethod
     async def start(self, node: LocalNode) -> None: ...
@@ -213,3 +215,11 @@ class Registry(ABC):
 
     def health(self) -> dict[str, object]:
         return {"registry": self.name}
+
+    def counters(self) -> Counters:
+        """Where throttles and quotas that hold across nodes are counted (this node only, unless overridden)."""
+        found: Counters | None = getattr(self, "_counters", None)
+        if found is None:
+            found = MemoryCounters()
+            self._counters = found
+        return found

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Collection
 
 from wsgw.group_config import History
+from wsgw.membership import Membership
 from wsgw.registry.base import ConnectionRecord, HistoryEntry, LocalNode, Member, MemberPage, Registry, Stamp
 
 
@@ -29,8 +30,7 @@ class MemoryRegistry(Registry):
     name = "memory"
 
     def __init__(self) -> None:
-        self.groups: dict[str, dict[str, Member]] = {}
-        self.of: dict[str, set[str]] = {}
+        self.index: Membership[Member] = Membership()
         self.histories: dict[str, GroupHistory] = {}
 
     async def start(self, node: LocalNode) -> None:
@@ -60,34 +60,23 @@ class MemoryRegistry(Registry):
     # ----- groups ----------------------------------------------------------------------------------------
 
     async def join(self, group: str, member: Member) -> None:
-        self.groups.setdefault(group, {})[member.connection_id] = member
-        self.of.setdefault(member.connection_id, set()).add(group)
+        self.index.add(group, member.connection_id, member)
 
     async def leave(self, group: str, connection_id: str) -> bool:
-        members = self.groups.get(group)
-        if members is None or members.pop(connection_id, None) is None:
-            return False
-        if not members:
-            del self.groups[group]
-        groups = self.of.get(connection_id)
-        if groups is not None:
-            groups.discard(group)
-            if not groups:
-                del self.of[connection_id]
-        return True
+        return self.index.remove(group, connection_id)
 
     async def leave_all(self, connection_id: str, groups: Collection[str]) -> None:
-        for group in list(self.of.get(connection_id, ())) or groups:
-            await self.leave(group, connection_id)
+        for group in self.index.groups_of(connection_id) or groups:
+            self.index.remove(group, connection_id)
 
     async def members(self, group: str, limit: int, token: str | None = None) -> MemberPage:
-        members = list(self.groups.get(group, {}).values())
+        members = list(self.index.of_group(group).values())
         start = int(token) if token and token.isdigit() else 0
         end = start + limit
         return MemberPage(len(members), members[start:end], str(end) if end < len(members) else None)
 
     async def groups_of(self, connection_id: str) -> list[str]:
-        return sorted(self.of.get(connection_id, ()))
+        return self.index.groups_of(connection_id)
 
     async def stamp(self, group: str, data: bytes, history: History | None, now_ms: int) -> Stamp:
         if history is None:

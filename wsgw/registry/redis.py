@@ -37,6 +37,7 @@ from wsgw.registry.base import (
     Stamp,
 )
 from wsgw.registry.batching import Batcher
+from wsgw.registry.counters import Counters, RedisCounters
 from wsgw.registry.redis_link import REDIS_ERRORS, RedisLink
 from wsgw.registry.redis_rpc import Rpc
 from wsgw.registry.redis_store import Keys, Store, record_from_fields
@@ -418,6 +419,13 @@ class RedisRegistry(Registry):
         self.orphans_reaped += total
         await self.store.release_node(dead)
         log.warning("node %s: $disconnect ran for %d orphaned connections", dead, total)
+
+    def counters(self) -> Counters:
+        found: Counters | None = getattr(self, "_counters", None)
+        if found is None:
+            found = RedisCounters(lambda: self.link, self.options.key_prefix)
+            self._counters = found
+        return found
 
     def health(self) -> dict[str, object]:
         return {"registry": self.name, "redis": "up" if self.link.up else "down",

@@ -51,11 +51,16 @@ class RespConnection(asyncio.Protocol):
         self.subscribed = False
         self.closed = False
         self.outgoing: list[bytes] = []          # commands written together at the end of the loop turn
+        self.last_reply = 0.0                    # loop time of the last reply: the server is making progress
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
+        if self._loop is not None:
+            self.last_reply = self._loop.time()
         self.reader.feed(data)
         while True:
             try:
@@ -113,8 +118,12 @@ class RespConnection(asyncio.Protocol):
             self.transport.write(b"".join(outgoing))
 
     def oldest_wait(self, now: float) -> float:
-        """Seconds the oldest unanswered command has waited (0 when none): a hung server shows here."""
-        return now - self.waiters[0][1] if self.waiters else 0.0
+        """Seconds the server has made no progress on unanswered commands (0 when none): a hung server shows
+        here. Counted from the oldest command's send or the last reply, whichever is later, so a server busy
+        with a long pipeline (5,000 deregistrations at once) but answering is not taken for a hung one."""
+        if not self.waiters:
+            return 0.0
+        return now - max(self.waiters[0][1], self.last_reply)
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

@@ -17,12 +17,14 @@ import orjson
 from jsonschema.protocols import Validator
 
 from wsgw.authorizers import Authorizer, RestAuthRequest, run_authorizer, status_message
+from wsgw.authorizers.iam import IamVerifier
 from wsgw.aws.ids import method_arn, new_id
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
 from wsgw.gateway.routes import function_name_for
-from wsgw.http_config import HttpApiSpec
+from wsgw.gateway.usage import UsagePlans
+from wsgw.http_config import HttpApiSpec, HttpRouteSpec
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
 from wsgw.metrics import Metrics
@@ -52,6 +54,7 @@ class RestRoute:
     authorizer_type: str
     validator: Validator | None
     make_context: ContextFactory
+    spec: HttpRouteSpec
 
 
 def message(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
@@ -64,13 +67,15 @@ class RestFront:
 
     def __init__(self, api: ApiConfig, spec: HttpApiSpec, *, resources: Resources,
                  authorizers: Mapping[str, Authorizer], throttle: Throttler, metrics: Metrics,
-                 deadline: Deadline) -> None:
+                 deadline: Deadline, usage: UsagePlans | None = None) -> None:
         self.api = api
         self.spec = spec
         self.cors: CorsConfig | None = spec.cors
         self.throttle = throttle
         self.metrics = metrics
         self.deadline = deadline
+        self.usage = usage
+        self.iam: IamVerifier | None = None       # AWS_IAM routes' verifier (server/node.py sets it)
         routes: list[tuple[Any, RestRoute]] = []
         for route in spec.routes:
             integration = build_integration(route.integration, api, resources, function_name_for(api, route.key))
@@ -78,7 +83,7 @@ class RestFront:
             kind = api.authorizers[route.authorizer].type if route.authorizer else ""
             routes.append((route.pattern, RestRoute(
                 route.key, integration, route.integration.timeout_ms / 1000, authorizer, kind, route.validator,
-                LambdaContext.factory(integration.function_name, api.region, api.account_id))))
+                LambdaContext.factory(integration.function_name, api.region, api.account_id), route)))
         self.table: RouteTable[RestRoute] = RouteTable(routes)
 
     async def close(self) -> None:
@@ -121,14 +126,26 @@ class RestFront:
                            stage_variables=api.stage_variables or None, api_id=api.api_id,
                            account_id=api.account_id, request_id=request_id, now_ms=now)
         trace = [("apigw-requestid", request_id)]
-        if not self.throttle.admit_route(route.key):       # the stage's bucket (HTTP routes have none)
+        if not await self.throttle.admit(route.key, "http"):   # its own bucket, else the stage's
             self.metrics.inc("wsgw_throttled_total", 'scope="http"')
             return message(429, "Too Many Requests", trace)
+        if route.spec.authorization_type == "AWS_IAM":
+            refused = self._signed(request, event)
+            if refused is not None:
+                refused.headers.extend(trace)
+                return refused
         if route.authorizer is not None:
             refused = await self._authorize(route, request, event, query, segments, request_id, now)
             if refused is not None:
                 refused.headers.extend(trace)
                 return refused
+        if route.spec.api_key_required and self.usage is not None:
+            context = event["requestContext"]
+            authorizer = context.get("authorizer", {}).get("lambda") if isinstance(context, dict) else None
+            over = await self.usage.admit(self.usage.presented(request.headers, authorizer))
+            if over is not None:
+                self.metrics.inc("wsgw_api_key_refused_total", f'status="{over[0]}"')
+                return message(*over, trace)
         if route.validator is not None:
             invalid = validate_body(route.validator, request)
             if invalid is not None:
@@ -153,7 +170,7 @@ class RestFront:
                               request.domain_name, api.stage, api.api_id)
         arn = route_arn(api.region, api.account_id, api.api_id, api.stage, request.method, segments)
         auth = RestAuthRequest(info, request.headers, query, api.stage_variables, request_id, now, route.key, arn,
-                               event)
+                               event, required_scopes=route.spec.authorization_scopes)
         outcome = await run_authorizer(route.authorizer, auth)
         if not outcome.allowed:
             self.metrics.inc("wsgw_http_refused_total", f'status="{outcome.status}"')
@@ -162,6 +179,22 @@ class RestFront:
         context = event["requestContext"]
         assert isinstance(context, dict)
         context["authorizer"] = authorizer_context(route.authorizer_type, outcome.context)
+        return None
+
+    def _signed(self, request: HttpRequest, event: dict[str, Any]) -> HttpResponse | None:
+        """AWS_IAM on a REST route: the request must carry a valid SigV4 signature (API Gateway's 403s)."""
+        from wsgw.aws.sigv4 import SignatureError
+
+        if self.iam is None:
+            return message(500, "Internal Server Error")
+        try:
+            caller = self.iam.verify(request)
+        except SignatureError as exc:
+            self.metrics.inc("wsgw_http_refused_total", 'status="403"')
+            return HttpResponse.aws_error(exc.status, exc.error_type, exc.message)
+        context = event["requestContext"]
+        assert isinstance(context, dict)
+        context["authorizer"] = {"iam": {"accessKey": caller.access_key_id, "accountId": self.api.account_id}}
         return None
 
     # ----- helpers ---------------------------------------------------------------------------------

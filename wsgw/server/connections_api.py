@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import unquote
 
+from wsgw.authorizers.iam import IamVerifier
 from wsgw.aws.management import (
     BAD_REQUEST,
     CONNECTION_ID,
@@ -23,22 +24,34 @@ from wsgw.server.http import HttpResponse
 class ConnectionsApi:
     """POST (push), GET (describe) and DELETE (close) one connection by id."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, iam: IamVerifier | None = None) -> None:
         self.gateway = gateway
         self.max_post_bytes = gateway.api.limits.max_post_bytes
         self.allowed = [ipaddress.ip_network(n) for n in gateway.api.management_allow_from]
+        # management.auth: iam → every management call must be SigV4-signed by a configured credential
+        self.iam = iam if gateway.api.management.auth == "iam" else None
 
     def forbidden(self, request: HttpRequest) -> HttpResponse | None:
-        """403 ForbiddenException (as AWS answers an unauthorised call) for sources outside management.allowFrom."""
+        """The refusal of a management call, or None: 403 ForbiddenException (as AWS answers an unauthorised
+        call) for sources outside management.allowFrom; with `auth: iam`, API Gateway's 403 for a request
+        that is not signed, or not signed right, by one of the configured credentials."""
         try:
             source = ipaddress.ip_address(request.source_ip)
         except ValueError:
             source = None
-        if source is not None and any(source in network for network in self.allowed):
-            return None
-        return HttpResponse.aws_error(403, FORBIDDEN,
-                                      f"Forbidden: {request.source_ip} may not call the management API "
-                                      "(see management.allowFrom)")
+        if source is None or not any(source in network for network in self.allowed):
+            return HttpResponse.aws_error(403, FORBIDDEN,
+                                          f"Forbidden: {request.source_ip} may not call the management API "
+                                          "(see management.allowFrom)")
+        if self.iam is not None:
+            from wsgw.aws.sigv4 import SignatureError
+
+            try:
+                self.iam.verify(request)
+            except SignatureError as exc:
+                self.gateway.metrics.inc("wsgw_management_refused_total", f'type="{exc.error_type}"')
+                return HttpResponse.aws_error(exc.status, exc.error_type, exc.message)
+        return None
 
     async def handle(self, request: HttpRequest, encoded_id: str) -> HttpResponse:
         refused = self.forbidden(request)

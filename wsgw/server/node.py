@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from wsgw.authorizers import build_authorizers
+from wsgw.authorizers.iam import build_iam_verifier
 from wsgw.config import ApiConfig
 from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import RouteTable
+from wsgw.gateway.usage import build_usage
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
@@ -78,16 +80,24 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         # Each part is built even when another failed, so that one run lists every problem of the API.
         routes = attempt(lambda: RouteTable(api, resources))
         authorizers = attempt(lambda: build_authorizers(api, resources))
+        iam = attempt(lambda: build_iam_verifier(api, os.environ))
+        usage = attempt(lambda: build_usage(api, registry.counters(), os.environ))
         gateway = Gateway(api, registry, node_id=config.node_id, resources=resources,
                           routes=routes or RouteTable(replace(api, routes={}), resources),
-                          authorizers=authorizers or {}, throttle=build_throttler(api, time.monotonic))
+                          authorizers=authorizers or {},
+                          throttle=build_throttler(api, time.monotonic, registry.counters()))
         rest = attempt(lambda: RestFront(api, api.http or HttpApiSpec(), resources=resources,
                                          authorizers=gateway.authorizers, throttle=gateway.throttle,
-                                         metrics=gateway.metrics, deadline=gateway.deadlines.within))
+                                         metrics=gateway.metrics, deadline=gateway.deadlines.within,
+                                         usage=usage))
+        gateway.connect_flow.iam = iam
+        gateway.connect_flow.usage = usage
+        if rest is not None:
+            rest.iam = iam
         if problems:
             raise ConfigError(problems)
     except BaseException:
         resources.executor.shutdown(wait=False, cancel_futures=True)
         raise
     assert rest is not None
-    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest), trust)
+    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust)

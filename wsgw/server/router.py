@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from wsgw.authorizers.iam import IamVerifier
 from wsgw.gateway import Gateway
 from wsgw.request import HttpRequest
 from wsgw.rest.front import RestFront
@@ -15,11 +16,11 @@ from wsgw.server.http import HttpResponse, plain_error
 class HttpRouter:
     """Maps a request to its answer; no sockets here."""
 
-    def __init__(self, gateway: Gateway, rest: RestFront) -> None:
+    def __init__(self, gateway: Gateway, rest: RestFront, iam: IamVerifier | None = None) -> None:
         self.gateway = gateway
         self.stage = gateway.api.stage
         self.stage_prefix = f"/{self.stage}"
-        self.connections = ConnectionsApi(gateway)
+        self.connections = ConnectionsApi(gateway, iam)
         self.limits = gateway.api.limits
         self.rest = rest
         self.groups = GroupsApi(gateway, self.connections)
