@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -13,14 +15,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wsgw.config import ApiConfig, TlsConfig, parse_api
+from wsgw.config import ApiConfig, TlsConfig
 from wsgw.config.node import NodeConfig
+from wsgw.config.site import SiteConfig, load_site
 from wsgw.errors import ConfigError, ConfigProblem
-from wsgw.server.node import build_node
+from wsgw.server.site import Site
 from wsgw.tls import TlsSettings
 
 if TYPE_CHECKING:
     from wsgw.loaders import Loaded
+
+log = logging.getLogger("wsgw")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -46,6 +51,14 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ca-dir", type=Path, default=None,
                      help="where the local development CA lives (default: $WSGW_CA_DIR, $WSGW_HOME/ca or "
                           "~/.local/share/wsgw/ca)")
+    run.add_argument("--pid-file", type=Path, default=None,
+                     help="write the node's process id here, for `wsgw reload --pid-file`")
+    reload = sub.add_parser("reload", help="re-read the running node's files: new connections get the new "
+                            "definition, open ones keep theirs; a bad file is refused and the node keeps serving")
+    reload.add_argument("--url", default=None,
+                        help="the node's address, e.g. http://127.0.0.1:8080 (POST /@reload; prints the refusal "
+                             "reasons); the default when no --pid-file is given")
+    reload.add_argument("--pid-file", type=Path, default=None, help="send SIGHUP to the process id in this file")
     check = sub.add_parser("check", help="validate an API definition")
     check.add_argument("-c", "--config", default="wsgw.yaml")
     _add_template_options(check)
@@ -61,8 +74,9 @@ def _add_template_options(command: argparse.ArgumentParser) -> None:
                          help="SAM parameter override, or serverless ${opt:NAME}; repeatable")
 
 
-def _load(args: argparse.Namespace) -> tuple[ApiConfig, Loaded]:
-    """Read and validate; warnings (what a template asks for that is ignored locally) go to stderr."""
+def _load(args: argparse.Namespace) -> tuple[SiteConfig, Loaded]:
+    """Read and validate every API, version and stage; warnings (what a template asks for that is ignored
+    locally) go to stderr."""
     from wsgw.loaders import LoadFailed, LoadOptions, load_document
 
     params = {}
@@ -71,13 +85,15 @@ def _load(args: argparse.Namespace) -> tuple[ApiConfig, Loaded]:
         if not sep or not name:
             raise ConfigError.single(f"--param {item}", "must be NAME=VALUE")
         params[name] = value
+    options = LoadOptions(args.stage, args.region, params)
     try:
-        loaded = load_document(args.config, LoadOptions(args.stage, args.region, params))
+        loaded = load_document(args.config, options)
+        site, warnings = load_site(args.config, options)
     except LoadFailed as exc:
         _print_warnings(exc.warnings)
         raise
-    _print_warnings(loaded.warnings)
-    return parse_api(loaded.raw, loaded.base_dir), loaded
+    _print_warnings(warnings)
+    return site, loaded
 
 
 def _print_warnings(warnings: list[ConfigProblem]) -> None:
@@ -86,30 +102,46 @@ def _print_warnings(warnings: list[ConfigProblem]) -> None:
 
 
 def check(args: argparse.Namespace) -> int:
-    """Exit 0 when the API can be served; else exit 2 with one line per problem naming the key."""
+    """Exit 0 when every API, version and stage can be served; else exit 2 with one line per problem naming
+    the key. Says which stage serves which version."""
     try:
-        api, loaded = _load(args)
+        site, loaded = _load(args)
         if args.print_yaml:
             from wsgw.loaders.dump import as_wsgw_yaml
 
             print(as_wsgw_yaml(loaded.raw, loaded.kind, args.config), end="", flush=True)
-        build_node(api, NodeConfig()).discard()      # exactly what `run` builds, without listening
+        _discard(Site(site, NodeConfig()))       # exactly what `run` builds, without listening
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
     if args.print_yaml:
         return 0
-    http_routes = len(api.http.routes) if api.http is not None else 0
-    print(f"{args.config}: ok ({loaded.kind}: {len(api.routes)} routes, {http_routes} HTTP routes, "
-          f"{len(api.authorizers)} authorizers{f', {len(loaded.warnings)} warnings' if loaded.warnings else ''})")
+    api = site.first()
+    stages = [s for a in site.apis.values() for s in a.stages.values()]
+    if len(stages) == 1 and stages[0].canary is None and len(site.apis) == 1 \
+            and next(iter(site.apis.values())).versions.get("default") == "(inline)":
+        http_routes = len(api.http.routes) if api.http is not None else 0
+        print(f"{args.config}: ok ({loaded.kind}: {len(api.routes)} routes, {http_routes} HTTP routes, "
+              f"{len(api.authorizers)} authorizers{f', {len(loaded.warnings)} warnings' if loaded.warnings else ''})")
+        return 0
+    versions = sum(len(a.versions) for a in site.apis.values())
+    print(f"{args.config}: ok ({len(site.apis)} API{'s' if len(site.apis) > 1 else ''}, {versions} "
+          f"version{'s' if versions > 1 else ''}, {len(stages)} stages)")
+    for line in site.describe():
+        print(f"  {line}")
     return 0
 
 
-async def _serve(api: ApiConfig, config: NodeConfig) -> None:
+def _discard(site: Site) -> None:
+    for deployment in site.routing.deployments:
+        deployment.node.discard()
+
+
+async def _serve(args: argparse.Namespace, site_config: SiteConfig, config: NodeConfig) -> None:
     from wsgw.server.app import GatewayServer
 
-    server = GatewayServer(build_node(api, config))
+    server = GatewayServer(Site(site_config, config))
     await server.start()
     # Everything imported and built so far lives as long as the node: move it out of the cyclic GC's view,
     # so full collections stay short (they showed as 10-20 ms latency spikes at p99).
@@ -120,19 +152,98 @@ async def _serve(api: ApiConfig, config: NodeConfig) -> None:
 
     redis_url, tls = config.redis_url, config.tls
     registry = f"redis ({redacted(redis_url)})" if redis_url else "memory"
-    print(f"wsgw serving stage '{api.stage}' on the {registry} registry", flush=True)
+    if server.site.single:
+        print(f"wsgw serving stage '{server.api.stage}' on the {registry} registry", flush=True)
+    else:
+        print(f"wsgw serving on the {registry} registry:", flush=True)
+        for line in site_config.describe():
+            print(f"  {line}", flush=True)
+        for name, port in server.ports.items():
+            print(f"  API {name} on port {port}", flush=True)
     if tls is not None:
         _print_tls(tls)
     print(f"  WebSocket:    {urls.websocket}", flush=True)
     print(f"  @connections: {urls.connections}/{{connectionId}}", flush=True)
     print(f"  health:       {urls.health}", flush=True)
+    lock = asyncio.Lock()
+
+    async def reload() -> list[str]:
+        """Re-read the files; refused (logged with check's messages) or applied to new connections at once."""
+        async with lock:
+            try:
+                fresh, _ = _load(args)
+                lines = await server.reload(fresh)
+            except ConfigError as exc:
+                log.error("reload refused; still serving the previous definition:\n%s",
+                          "\n".join(f"  {p}" for p in exc.problems))
+                raise
+            log.info("reloaded:\n%s", "\n".join(f"  {line}" for line in lines))
+            return lines
+
+    async def reload_quietly() -> None:
+        with contextlib.suppress(ConfigError):
+            await reload()
+
+    server.site.reloader = reload
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload_quietly())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    if args.pid_file is not None:
+        args.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        await stop.wait()
+    finally:
+        if args.pid_file is not None:
+            with contextlib.suppress(OSError):
+                args.pid_file.unlink()
     print("wsgw stopping: closing connections", flush=True)
     await server.stop()
+
+
+def reload_node(args: argparse.Namespace) -> int:
+    """`wsgw reload`: SIGHUP to the pid in --pid-file, or POST /@reload to --url (which answers with the problems)."""
+    if args.pid_file is not None and args.url is None:
+        try:
+            pid = int(args.pid_file.read_text(encoding="utf-8").strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            print(f"{args.pid_file}: cannot signal the node ({exc})", file=sys.stderr)
+            return 1
+        print(f"sent SIGHUP to {pid}; the node logs whether the new files were applied or refused")
+        return 0
+    import urllib.error
+    import urllib.request
+
+    url = (args.url or "http://127.0.0.1:8080").rstrip("/") + "/@reload"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b""), timeout=60) as reply:
+            answer = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            problems = json.loads(body).get("problems") or [body.decode(errors="replace")]
+        except ValueError:
+            problems = [body.decode(errors="replace")]
+        print("reload refused; the node keeps serving the previous definition:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
+    print("reloaded:")
+    for line in answer.get("stages", []):
+        print(f"  {line}")
+    return 0
 
 
 def _node_config(args: argparse.Namespace, api: ApiConfig) -> NodeConfig:
@@ -199,18 +310,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check":
         return check(args)
+    if args.command == "reload":
+        return reload_node(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        api, _ = _load(args)
+        site, _ = _load(args)
+        api = site.first()
         config = _node_config(args, api)
         if config.workers > 1:
             from wsgw.workers import supervise
 
+            if args.pid_file is not None:         # SIGHUP to the supervisor reloads every worker
+                args.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
             return supervise(config.workers, config.host, config.port, _child_args(args),
                              env={"WSGW_REDIS_URL": args.redis})
         sys.path.insert(0, str(api.base_dir))
         _install_loop()
-        asyncio.run(_serve(api, config))
+        asyncio.run(_serve(args, site, config))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

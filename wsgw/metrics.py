@@ -51,3 +51,25 @@ class Metrics:
             lines.append(f"# TYPE {name} gauge")
             lines.append(f"{name} {read()}")
         return "\n".join(lines) + "\n"
+
+
+def render_labelled(parts: list[tuple[str, Metrics]]) -> str:
+    """Several gateways' metrics as one Prometheus text, each line carrying its gateway's labels (api, stage,
+    version), so that a canary can be compared with the version it may replace."""
+    by_name: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for labels, metrics in parts:
+        for (name, label), value in sorted(metrics.counters.items()):
+            kinds[name] = "counter"
+            joined = f"{labels},{label}" if label else labels
+            by_name.setdefault(name, []).append(f"{name}{{{joined}}} {value}")
+        for name, read in sorted(metrics.gauges.items()):
+            kinds[name] = "gauge"
+            by_name.setdefault(name, []).append(f"{name}{{{labels}}} {read()}")
+    lines: list[str] = []
+    for name in sorted(by_name):
+        if kinds[name] == "counter":
+            lines.append(f"# HELP {name} {HELP.get(name, name)}")
+        lines.append(f"# TYPE {name} {kinds[name]}")
+        lines.extend(by_name[name])
+    return "\n".join(lines) + "\n"

@@ -50,8 +50,15 @@ def supervise(count: int, host: str, port: int, child_args: list[str], env: dict
             if worker.poll() is None:
                 worker.send_signal(sig)
 
+    def reload(_sig: int, _frame: FrameType | None) -> None:
+        """SIGHUP to the supervisor reloads every worker (each re-reads the files and logs the outcome)."""
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, reload)
     restarts = [0] * count
     try:
         while not stopping:

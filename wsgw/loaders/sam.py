@@ -282,22 +282,31 @@ class _Sam:
         return names
 
     def read_stage(self, api: str) -> None:
+        """Every `AWS::ApiGatewayV2::Stage` of the API becomes a stage (`stages:`, all serving this template);
+        with --stage, only that one is served."""
         stages = [lid for lid in self.of_type("AWS::ApiGatewayV2::Stage") if self.props(lid).get("ApiId") == api]
-        stage_name = None
-        if stages:
-            props = self.props(stages[0])
-            stage_name = props.get("StageName")
+        served: dict[str, dict[str, Any]] = {}
+        for lid in stages:
+            props = self.props(lid)
+            name = props.get("StageName")
+            if not isinstance(name, str):
+                self.out.warn(f"Resources.{lid}.Properties.StageName", "not a plain name; stage ignored")
+                continue
             variables = string_values(props.get("StageVariables"))
-            if variables:
-                self.out.raw["stageVariables"] = variables
-            for name in props:
-                if name not in ("ApiId", "StageName", "StageVariables", "AutoDeploy", "DeploymentId",
-                                "Description", "Tags"):
-                    self.out.warn(f"Resources.{stages[0]}.Properties.{name}", "not applied locally; ignored")
-            for extra in stages[1:]:
-                self.out.warn(f"Resources.{extra}", f"wsgw serves one stage; serving '{stage_name}'")
-        stage = self.stage_option or stage_name or "dev"
+            served[name] = {"stageVariables": variables} if variables else {}
+            for key in props:
+                if key not in ("ApiId", "StageName", "StageVariables", "AutoDeploy", "DeploymentId",
+                               "Description", "Tags"):
+                    self.out.warn(f"Resources.{lid}.Properties.{key}", "not applied locally; ignored")
+        if self.stage_option and self.stage_option in served:
+            served = {self.stage_option: served[self.stage_option]}
+        first = next(iter(served), None)
+        stage = self.stage_option or first or "dev"
         self.out.raw["stage"] = stage
+        if len(served) > 1:
+            self.out.raw["stages"] = served
+        elif first is not None and served[first].get("stageVariables"):
+            self.out.raw["stageVariables"] = served[first]["stageVariables"]
 
     def report_others(self) -> None:
         handled = {SAM_FUNCTION, "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",

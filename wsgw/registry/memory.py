@@ -1,4 +1,8 @@
-"""The in-memory registry: one process, so every connection is local and there is nothing else to find.
+"""The in-memory registry: one process, so every connection is in one of the process's gateways.
+
+A process serving several stages or versions of one API runs one gateway per (stage, version), all sharing
+one `MemoryHub`: a push, a lookup or a broadcast that its own gateway cannot answer is asked of the other
+gateways on the hub, as the Redis registry asks other nodes. Alone (the default), a hub has one node.
 
 Groups live here too (one process is the whole truth): membership, and the bounded history of the groups
 whose pattern asks for it.
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
+from typing import Any
 
 from wsgw.group_config import History
 from wsgw.membership import Membership
@@ -24,20 +29,36 @@ class GroupHistory:
         self.entries: deque[tuple[int, int, bytes]] = deque()
 
 
-class MemoryRegistry(Registry):
-    """The default: the node's own socket table is the whole truth."""
-
-    name = "memory"
+class MemoryHub:
+    """What the gateways of one API in one process share: each other, and the group state."""
 
     def __init__(self) -> None:
+        self.nodes: list[LocalNode] = []
         self.index: Membership[Member] = Membership()
         self.histories: dict[str, GroupHistory] = {}
 
+
+class MemoryRegistry(Registry):
+    """The default: the node's own socket table (and its hub's other gateways) is the whole truth."""
+
+    name = "memory"
+
+    def __init__(self, hub: MemoryHub | None = None) -> None:
+        self.hub = hub or MemoryHub()
+        self.index = self.hub.index
+        self.histories = self.hub.histories
+        self.node: LocalNode | None = None
+
+    def _others(self) -> list[LocalNode]:
+        return [n for n in self.hub.nodes if n is not self.node]
+
     async def start(self, node: LocalNode) -> None:
         self.node = node
+        self.hub.nodes.append(node)
 
     async def stop(self) -> None:
-        return None
+        if self.node in self.hub.nodes:
+            self.hub.nodes.remove(self.node)
 
     async def register(self, record: ConnectionRecord) -> None:
         return None
@@ -49,13 +70,41 @@ class MemoryRegistry(Registry):
         return None
 
     async def lookup(self, connection_id: str) -> ConnectionRecord | None:
+        for node in self._others():
+            record = node.lookup_local(connection_id)
+            if record is not None:
+                return record
         return None
 
     async def deliver(self, connection_id: str, data: bytes) -> bool:
-        return False
+        return any(node.deliver_local(connection_id, data) for node in self._others())
 
     async def disconnect(self, connection_id: str) -> bool:
-        return False
+        return any(node.disconnect_local(connection_id) for node in self._others())
+
+    async def broadcast(self, data: bytes) -> int:
+        return sum(node.broadcast_local(data) for node in self._others())
+
+    async def fan_out(self, group: str, frame: bytes, exclude: str | None, stamp: Stamp) -> int:
+        return sum(node.publish_local(group, frame, exclude, stamp.seq) for node in self._others())
+
+    async def join_remote(self, group: str, connection_id: str, since: int | None) -> dict[str, Any] | None:
+        for node in self._others():
+            answer = await node.join_local(group, connection_id, since)
+            if answer is not None:
+                return answer
+        return None
+
+    async def leave_remote(self, group: str, connection_id: str) -> bool | None:
+        for node in self._others():
+            answer = await node.leave_local(group, connection_id)
+            if answer is not None:
+                return answer
+        return None
+
+    async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
+        return [record for node in self._others() for record in node.local_records()
+                if (record.authorizer or {}).get("principalId") == principal_id]
 
     # ----- groups ----------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""One running node: a built Node (wsgw.server.node.build_node) plus a listening socket; started by the CLI
-and by tests (port 0)."""
+"""One running node: a built Node (wsgw.server.node.build_node), or a Site of several APIs, stages and
+versions (wsgw.server.site), plus its listening sockets; started by the CLI and by tests (port 0)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import asyncio
 import socket
 from dataclasses import dataclass
 
+from wsgw.config import ApiConfig
+from wsgw.config.site import SiteConfig
+from wsgw.errors import ConfigError
+from wsgw.gateway import Gateway
+from wsgw.rest.front import RestFront
 from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node
+from wsgw.server.router import HttpRouter
+from wsgw.server.site import Site
 
 
 @dataclass(slots=True)
@@ -21,47 +28,101 @@ class Urls:
 
 
 class GatewayServer:
-    """Owns the listening socket; `start()` returns once the node accepts connections."""
+    """Owns the listening sockets; `start()` returns once the node accepts connections.
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.api = node.api
-        self.config = node.config
-        self.tls = node.config.tls
+    `node`, `api`, `gateway`, `rest` and `router` are the first stage's (the only one in the single-API form)."""
+
+    def __init__(self, node: Node | Site) -> None:
+        self.site = node if isinstance(node, Site) else Site.of_node(node)
+        self.config = self.site.node_config
+        self.tls = self.config.tls
         self.dual: DualAcceptor | None = None
-        self.host = node.config.host
-        self.port = node.config.port
-        self.reuse_port = node.config.reuse_port
-        self.gateway = node.gateway
-        self.rest = node.rest
-        self.router = node.router
+        self.duals: list[DualAcceptor] = []
+        self.host = self.config.host
+        self.port = self.config.port
+        self.ports: dict[str, int] = {}          # API name → its own port, once listening
+        self.reuse_port = self.config.reuse_port
         self.open_sockets: set[OpenSocket] = set()
-        self.context = ListenerContext(self.gateway, self.router.handle, self.router.body_limit_for,
-                                       self.open_sockets, Budgets.from_limits(self.api.limits, self.config.listener))
+        self.contexts: dict[int | None, ListenerContext] = {}
+        for port in [*sorted({a.port for a in self.site.routing.apis.values() if a.port}), None]:
+            front = self.site.front(port)
+            self.contexts[port] = ListenerContext(front.gateway(), front.handle, front.body_limit_for,
+                                                  self.open_sockets, front.pick,
+                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener))
+        self.context = self.contexts[None]
         self.server: asyncio.Server | None = None
+        self.servers: list[asyncio.Server] = []
+
+    @property
+    def node(self) -> Node:
+        return self.site.routing.first.node
+
+    @property
+    def api(self) -> ApiConfig:
+        return self.node.api
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.node.gateway
+
+    @property
+    def rest(self) -> RestFront:
+        return self.node.rest
+
+    @property
+    def router(self) -> HttpRouter:
+        return self.node.router
+
+    async def reload(self, config: SiteConfig) -> list[str]:
+        """Serve `config` from now on (new connections and requests); ConfigError, and nothing changes, when it
+        cannot be served. Open connections stay on the version they started on."""
+        lines = await self.site.apply(config)
+        for port, context in self.contexts.items():
+            context.gateway = self.site.front(port).gateway()
+        return lines
 
     async def start(self) -> None:
-        if self.node.trust is not None:
-            self.node.trust.write()          # the file handlers' AWS_CA_BUNDLE points at
-        await self.gateway.start()
+        await self.site.start()
+        for port in self.contexts:
+            if port is not None:
+                await self._listen(port)
+        await self._listen(None)
+
+    async def _listen(self, port_key: int | None) -> None:
+        context = self.contexts[port_key]
+        port = self.port if port_key is None else port_key
         loop = asyncio.get_running_loop()
+        handshake = self.api.limits.handshake_timeout_seconds
         if self.tls is not None and self.tls.mode == "both":
-            sock = socket.create_server((self.host, self.port), family=_family(self.host),
+            sock = socket.create_server((self.host, port), family=_family(self.host),
                                         backlog=self.config.listener.backlog, reuse_port=self.reuse_port)
-            self.dual = DualAcceptor(sock, lambda: HttpConnection(self.context), self.tls.context,
-                                     self.api.limits.handshake_timeout_seconds)
-            self.dual.start()
-            self.port = sock.getsockname()[1]
-            return
-        self.server = await loop.create_server(
-            lambda: HttpConnection(self.context), self.host, self.port,
-            reuse_port=self.reuse_port or None, backlog=self.config.listener.backlog,
-            ssl=self.tls.context if self.tls is not None else None,
-            ssl_handshake_timeout=self.api.limits.handshake_timeout_seconds if self.tls is not None else None,
-        )
-        sock = self.server.sockets[0]
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.port = sock.getsockname()[1]
+            dual = DualAcceptor(sock, lambda: HttpConnection(context), self.tls.context, handshake)
+            dual.start()
+            self.duals.append(dual)
+            bound = sock.getsockname()[1]
+        else:
+            try:
+                server = await loop.create_server(
+                    lambda: HttpConnection(context), self.host, port,
+                    reuse_port=self.reuse_port or None, backlog=self.config.listener.backlog,
+                    ssl=self.tls.context if self.tls is not None else None,
+                    ssl_handshake_timeout=handshake if self.tls is not None else None,
+                )
+            except OSError as exc:
+                raise ConfigError.single("port" if port_key is None else f"port {port}",
+                                         f"cannot listen on {self.host}:{port} ({exc.strerror})") from None
+            self.servers.append(server)
+            sock = server.sockets[0]
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            bound = sock.getsockname()[1]
+        if port_key is None:
+            self.port = bound
+            self.server = self.servers[-1] if self.servers and not self.duals else None
+            self.dual = self.duals[-1] if self.duals else None
+        else:
+            for api in self.site.routing.apis.values():
+                if api.port == port_key:
+                    self.ports[api.name] = bound
 
     @property
     def urls(self) -> Urls:
@@ -72,20 +133,19 @@ class GatewayServer:
                     f"{http}://{host}:{self.port}/health")
 
     async def stop(self) -> None:
-        """Stop accepting, close every socket with 1001, run every $disconnect."""
-        if self.server is not None:
-            self.server.close()
-        if self.dual is not None:
-            await self.dual.close()
+        """Stop accepting, close every socket with 1001, run every $disconnect (every stage and version)."""
+        for server in self.servers:
+            server.close()
+        for dual in self.duals:
+            await dual.close()
         for conn in list(self.open_sockets):
             conn.shutdown()
-        await self.gateway.shutdown(self.config.gateway.shutdown_grace_seconds)
-        await self.rest.close()
+        await self.site.stop(self.config.gateway.shutdown_grace_seconds)
         for conn in list(self.open_sockets):
             if conn.transport is not None:
                 conn.transport.close()
-        if self.server is not None:
-            await self.server.wait_closed()
+        for server in self.servers:
+            await server.wait_closed()
 
 
 def _family(host: str) -> socket.AddressFamily:

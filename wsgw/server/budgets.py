@@ -8,6 +8,7 @@ comes with its budget or is visibly missing one. README "Running it safely" list
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from wsgw.config import Limits
@@ -45,6 +46,14 @@ class Budgets:
                    unsent_response_bytes=limits.max_unsent_response_bytes, early_bytes=tuning.max_early_bytes,
                    head_bytes=tuning.max_head_bytes, url_bytes=tuning.max_url_bytes,
                    pipelined_bytes=tuning.max_queued_bytes)
+
+    def with_limits(self, limits: Limits) -> Budgets:
+        """The same node tuning under another API's `limits:` (several APIs or stages on one port)."""
+        return dataclasses.replace(
+            self, send_buffer_bytes=limits.max_send_buffer_bytes, message_bytes=limits.max_message_bytes,
+            frame_bytes=limits.max_frame_bytes, fragments_per_message=limits.max_fragments_per_message,
+            read_batch_bytes=limits.read_batch_bytes, pipelined_requests=limits.max_pipelined_requests,
+            unsent_response_bytes=limits.max_unsent_response_bytes)
 
     # ----- the checks: True means "over budget" --------------------------------------------------------
 

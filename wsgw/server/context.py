@@ -26,8 +26,10 @@ class OpenSocket(Protocol):
 
 @dataclass(slots=True)
 class ListenerContext:
-    gateway: Gateway
+    gateway: Gateway                  # the port's settings and HTTP metrics (its first stage's gateway)
     handle_http: Callable[[HttpRequest], Awaitable[HttpResponse]]
     body_limit_for: Callable[[str], tuple[int, HttpResponse]]   # raw path → (limit, 413 response)
     open_sockets: set[OpenSocket]
+    # the gateway an upgrade request is served by (its API, stage and version), or the refusal (404)
+    pick: Callable[[HttpRequest], Gateway | HttpResponse] | None = None
     budgets: Budgets = field(default_factory=Budgets)

@@ -329,7 +329,11 @@ class HttpConnection(asyncio.Protocol):
             self.flow.resume("unsent")
 
     async def _upgrade(self, request: HttpRequest, rest: bytes) -> None:
-        gateway = self.ctx.gateway
+        picked = self.ctx.pick(request) if self.ctx.pick is not None else self.ctx.gateway
+        if isinstance(picked, HttpResponse):
+            self._fail(picked)
+            return
+        gateway = picked
         stage = gateway.api.stage
         if request.method != "GET" or request.raw_path not in (f"/{stage}", f"/{stage}/"):
             self._fail(plain_error(404, f"Not Found: WebSocket connections go to /{stage}"))
@@ -339,7 +343,7 @@ class HttpConnection(asyncio.Protocol):
             self._fail(problem)
             return
         assert self.transport is not None and self.flow is not None
-        ws = WebSocketProtocol(self.ctx, self.transport, self.flow, request)
+        ws = WebSocketProtocol(self.ctx, self.transport, self.flow, request, gateway)
         outcome = await gateway.connect(request, ws)
         if outcome.conn is None:
             if not self.lost:

@@ -77,13 +77,13 @@ class WebSocketProtocol(asyncio.Protocol):
     )
 
     def __init__(self, ctx: ListenerContext, transport: asyncio.Transport, flow: FlowControl,
-                 request: HttpRequest) -> None:
+                 request: HttpRequest, gateway: Gateway | None = None) -> None:
         self.ctx = ctx
-        self.gateway: Gateway = ctx.gateway
+        self.gateway: Gateway = gateway or ctx.gateway      # the connection's (API, stage, version) for life
         self.transport = transport
         self.flow = flow
         self.request = request
-        self.budgets = ctx.budgets
+        self.budgets = ctx.budgets if self.gateway is ctx.gateway else ctx.budgets.with_limits(self.gateway.limits)
         # Frames are parsed by a protocol that starts OPEN: the handshake is judged and answered by `accept`.
         # Until then it is CONNECTING as far as every SocketSink method is concerned.
         self.protocol = ServerProtocol(state=State.CONNECTING, logger=protocol_log)
