@@ -15,7 +15,7 @@ if str(APPS) not in sys.path:
 
 import testapp
 
-pytest_plugins = ["tests.redis_fixture"]   # redis_url, redis_server, redis_cluster
+pytest_plugins = ["tests.redis_fixture", "tests.service_fixtures"]   # redis_*, moto_url, nats_server, amqp_url
 
 
 @pytest.fixture(autouse=True)

@@ -56,6 +56,7 @@ from wsgw.errors import ConfigError
 
 if TYPE_CHECKING:
     from wsgw.http_config import HttpApiSpec
+from wsgw.config.consumers import ConsumerSpec, parse_consumers
 from wsgw.group_config import JOIN_ROUTES, GroupsConfig, parse_groups
 
 DEFAULT_SELECTION = "$request.body.action"
@@ -67,7 +68,7 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
-    "management", "groups", "apiKeys", "usagePlans", "apiKeySelectionExpression",
+    "management", "groups", "apiKeys", "usagePlans", "apiKeySelectionExpression", "consumers",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -175,6 +176,7 @@ class ApiConfig:
     api_keys: dict[str, ApiKeySpec] = field(default_factory=dict)
     usage_plans: dict[str, UsagePlanSpec] = field(default_factory=dict)
     api_key_selection: str = DEFAULT_API_KEY_SELECTION
+    consumers: tuple[ConsumerSpec, ...] = ()   # pushes from workers via queues (wsgw/config/consumers.py)
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -400,6 +402,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         environment=string_map(raw.get("environment"), "environment", problems),
         tls=_parse_tls(raw.get("tls"), base_dir, problems),
         groups=parse_groups(raw.get("groups"), problems.add, routes),
+        consumers=parse_consumers(raw.get("consumers"), problems.add),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

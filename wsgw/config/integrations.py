@@ -17,12 +17,24 @@ from urllib.parse import urlsplit
 import orjson
 
 from wsgw.config.common import Collector, did_you_mean, string_map
+from wsgw.config.service_integrations import (
+    AmqpOptions,
+    AwsProxyOptions,
+    AwsServiceOptions,
+    NatsOptions,
+    RedisStreamOptions,
+    parse_amqp,
+    parse_aws,
+    parse_aws_proxy,
+    parse_nats,
+    parse_redis_stream,
+)
 from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
 
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
 HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-TYPE_NAMES = "python, mock, http, http_proxy, aws_lambda, group"
+TYPE_NAMES = "python, mock, http, http_proxy, aws_lambda, group, AWS, AWS_PROXY, redis_stream, nats, amqp"
 
 DEFAULT_MEMORY_MB = 128
 DEFAULT_MAX_HUNG_CALLS = 16
@@ -100,7 +112,8 @@ class GroupOptions:
     exclude_self: bool = False
 
 
-IntegrationOptions = PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions | GroupOptions
+IntegrationOptions = (PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions | GroupOptions
+                      | AwsServiceOptions | AwsProxyOptions | RedisStreamOptions | NatsOptions | AmqpOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +333,15 @@ INTEGRATION_SCHEMAS: dict[str, IntegrationType] = {
     "aws_lambda": IntegrationType(frozenset({"functionArn", "endpointUrl", "region", "qualifier",
                                              "connectTimeoutMs"}), _aws_lambda),
     "group": IntegrationType(frozenset({"group", "excludeSelf"}), _group),
+    "aws": IntegrationType(frozenset({"uri", "httpMethod", "credentials", "requestTemplates", "endpointUrl",
+                                      "templateSelectionExpression", "passthroughBehavior", "requestParameters",
+                                      "integrationResponses", "connectTimeoutMs"}), parse_aws),
+    "aws_proxy": IntegrationType(frozenset({"integrationSubtype", "requestParameters", "credentials", "region",
+                                            "endpointUrl", "connectTimeoutMs"}), parse_aws_proxy),
+    "redis_stream": IntegrationType(frozenset({"stream", "url", "maxLen", "template"}), parse_redis_stream),
+    "nats": IntegrationType(frozenset({"url", "subject", "jetstream", "template"}), parse_nats),
+    "amqp": IntegrationType(frozenset({"url", "exchange", "routingKey", "persistent", "mandatory", "template",
+                                       "headers"}), parse_amqp),
 }
 
 

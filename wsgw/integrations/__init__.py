@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.errors import ConfigError
+from wsgw.integrations.amqp import AmqpIntegration
 from wsgw.integrations.aws_lambda import AwsLambdaIntegration
+from wsgw.integrations.aws_proxy import AwsProxyIntegration
+from wsgw.integrations.aws_service import AwsServiceIntegration
 from wsgw.integrations.base import Integration, IntegrationFailed, Refused, Resources
 from wsgw.integrations.group import GroupIntegration
 from wsgw.integrations.http import HttpIntegration
 from wsgw.integrations.http_proxy import HttpProxyIntegration
 from wsgw.integrations.mock import MockIntegration
+from wsgw.integrations.nats import NatsIntegration
 from wsgw.integrations.python import PythonIntegration
+from wsgw.integrations.redis_stream import RedisStreamIntegration
 
 INTEGRATION_TYPES: dict[str, type[Integration]] = {
     cls.type_name: cls
     for cls in (PythonIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration, AwsLambdaIntegration,
-                GroupIntegration)
+                GroupIntegration, AwsServiceIntegration, AwsProxyIntegration, RedisStreamIntegration, NatsIntegration,
+                AmqpIntegration)
 }
 
 

@@ -21,6 +21,7 @@ from wsgw.authorizers import build_authorizers
 from wsgw.authorizers.iam import build_iam_verifier
 from wsgw.config import ApiConfig
 from wsgw.config.node import NodeConfig
+from wsgw.consumers import Consumers
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
 from wsgw.gateway.routes import RouteTable
@@ -28,7 +29,9 @@ from wsgw.gateway.usage import build_usage
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
+from wsgw.integrations.redis_stream import REGISTRY_URL_KEY
 from wsgw.registry import MemoryRegistry, Registry, open_registry
+from wsgw.registry.redis_wire import RedisOptions
 from wsgw.rest.front import RestFront
 from wsgw.server.router import HttpRouter
 from wsgw.throttle import build_throttler
@@ -48,10 +51,21 @@ class Node:
     rest: RestFront
     router: HttpRouter
     trust: TrustBundle | None      # the local CA's bundle to write at start, when the node serves a dev CA
+    consumers: Consumers            # pushes from workers through queues (wsgw/consumers/), started with the node
 
     def discard(self) -> None:
         """Release what building made, for a node that never starts (`wsgw check`)."""
         self.resources.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _plain_redis_url(url: str | None) -> str | None:
+    """The registry's Redis URL without wsgw's own options, for redis-py clients of streams; None off Redis."""
+    if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    try:
+        return RedisOptions.from_url(url).url
+    except ValueError:
+        return None      # open_registry reports it
 
 
 def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = None) -> Node:
@@ -61,6 +75,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
     extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
     resources = Resources(executor=ThreadPoolExecutor(config.gateway.handler_threads, "wsgw-handler"),
                           environment=node_environment(api, os.environ, Path.home(), extra))
+    resources.shared[REGISTRY_URL_KEY] = _plain_redis_url(config.redis_url)    # redis_stream's default, consumers'
     problems: list[ConfigProblem] = []
 
     def attempt(make: Callable[[], T]) -> T | None:
@@ -94,10 +109,20 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         gateway.connect_flow.usage = usage
         if rest is not None:
             rest.iam = iam
+        consumers = attempt(lambda: _consumers(api, gateway, resources))
         if problems:
             raise ConfigError(problems)
     except BaseException:
         resources.executor.shutdown(wait=False, cancel_futures=True)
         raise
-    assert rest is not None
-    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust)
+    assert rest is not None and consumers is not None
+    return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust, consumers)
+
+
+def _consumers(api: ApiConfig, gateway: Gateway, resources: Resources) -> Consumers:
+    """The API's `consumers:` for this node (made, not started: no connection is opened here)."""
+    try:
+        return Consumers(api.consumers, gateway, resources.shared.get(REGISTRY_URL_KEY), gateway.node_id)
+    except ValueError as exc:
+        key, _, message = str(exc).partition(": ")
+        raise ConfigError.single(key, message) from None

@@ -408,9 +408,11 @@ async def _start_node(node: Node) -> None:
     if node.trust is not None:
         node.trust.write()
     await node.gateway.start()
+    await node.consumers.start()          # pushes from workers through queues, once the gateway delivers
 
 
 async def _stop_node(node: Node, grace_seconds: float) -> None:
+    await node.consumers.stop()           # no push is taken that the node could no longer deliver
     await node.gateway.shutdown(grace_seconds)
     await node.rest.close()
 

@@ -1,0 +1,100 @@
+"""Pushes from a RabbitMQ queue (declared durable): one confirm-less consumer channel with `prefetch` unacked
+messages, handled one at a time in order. A push is acknowledged only after the frame was written or the
+connection is known gone; the result is published to the message's `reply_to` (else to `results`) with its
+correlation id. A poison message goes to `deadLetter` with a `reason` header (rejected without requeue when no
+queue is named); a push whose delivery failed is requeued up to maxAttempts times. aio-pika's robust connection
+reconnects and consumes again after a broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+
+from wsgw.config.consumers import ConsumerSpec
+from wsgw.consumers.base import PushTarget, deliver, log
+from wsgw.consumers.push import Poison, read_push, result
+
+
+class AmqpConsumer:
+    def __init__(self, spec: ConsumerSpec, target: PushTarget) -> None:
+        self.spec = spec
+        self.target = target
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractRobustChannel | None = None
+        self.inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self.worker: asyncio.Task[None] | None = None
+        self.attempts: dict[str, int] = {}
+
+    async def start(self) -> None:
+        self.connection = await aio_pika.connect_robust(self.spec.url or "", timeout=5, reconnect_interval=0.5,
+                                                        client_properties={"connection_name": "wsgw-consumer"})
+        channel = await self.connection.channel()
+        assert isinstance(channel, AbstractRobustChannel)
+        self.channel = channel
+        await channel.set_qos(prefetch_count=self.spec.prefetch)
+        for name in (self.spec.results, self.spec.dead_letter):
+            if name:
+                await channel.declare_queue(name, durable=True)
+        queue = await channel.declare_queue(self.spec.source, durable=True)
+        self.worker = asyncio.get_running_loop().create_task(self._work())
+        await queue.consume(self.inbox.put)
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.worker
+        if self.connection is not None:
+            await self.connection.close()
+
+    async def _work(self) -> None:
+        while True:
+            message = await self.inbox.get()
+            try:
+                await self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:     # the channel closed under us: the broker redelivers the message
+                log.warning("push from %s: %s", self.spec.source, exc)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        headers = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in (message.headers or {}).items()}
+        key = message.message_id or f"tag-{message.delivery_tag}"
+        try:
+            push = read_push(message.body, headers, self.spec.max_bytes)
+        except Poison as exc:
+            await self._dead(message, str(exc))
+            return
+        try:
+            outcome = await deliver(self.target, push)
+        except Exception as exc:
+            attempts = self.attempts[key] = self.attempts.get(key, 0) + 1
+            if attempts >= self.spec.max_attempts:
+                await self._dead(message, f"not delivered after {attempts} attempts: {exc}")
+            else:
+                log.warning("push %s from %s not delivered (%s); requeued", key, self.spec.source, exc)
+                await asyncio.sleep(0.2)
+                await message.nack(requeue=True)
+            return
+        self.attempts.pop(key, None)
+        target = message.reply_to or self.spec.results
+        if target and self.channel is not None:
+            body = orjson.dumps(result(push, outcome, message.message_id))
+            await self.channel.default_exchange.publish(
+                aio_pika.Message(body, correlation_id=message.correlation_id or message.message_id,
+                                 content_type="application/json"), target)
+        await message.ack()
+
+    async def _dead(self, message: AbstractIncomingMessage, reason: str) -> None:
+        log.warning("push from %s dead-lettered: %s", self.spec.source, reason)
+        if self.spec.dead_letter and self.channel is not None:
+            await self.channel.default_exchange.publish(
+                aio_pika.Message(message.body, headers={**(message.headers or {}), "reason": reason},
+                                 message_id=message.message_id), self.spec.dead_letter)
+            await message.ack()
+        else:
+            await message.reject(requeue=False)

@@ -1,0 +1,29 @@
+"""What every consumer shares: delivering one push with the semantics of POST @connections (delivered / gone,
+forwarded through the registry to the node holding the connection) or of a group publish."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from wsgw.consumers.push import Push
+
+log = logging.getLogger("wsgw.consumers")
+
+
+class PushTarget(Protocol):
+    """The gateway, as the consumers see it."""
+
+    async def post(self, connection_id: str, data: bytes) -> bool: ...
+
+    async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int: ...
+
+
+async def deliver(target: PushTarget, push: Push) -> int | bool:
+    """True/False (delivered/gone) for a connection, the number of sockets for a group. Raises when the
+    registry cannot say (the push is not acknowledged, so it comes again)."""
+    # As for POST @connections: bytes that are UTF-8 go out as a text frame, others as binary.
+    if push.connection_id is not None:
+        return await target.post(push.connection_id, push.data)
+    assert push.group is not None
+    return await target.publish_group(push.group, push.data, None)
