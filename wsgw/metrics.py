@@ -17,6 +17,7 @@ HELP = {
     "wsgw_pushes_total": "@connections POSTs, by result",
     "wsgw_http_requests_total": "HTTP requests answered, by status",
     "wsgw_messages_dropped_total": "Messages received but not handled, by reason (shutdown)",
+    "wsgw_budget_exceeded_total": "Per-connection budgets that closed or held back a connection, by budget",
 }
 
 

@@ -17,6 +17,7 @@ from wsgw.gateway import Gateway
 from wsgw.integrations.runtime import runtime_host
 from wsgw.rest.front import RestFront
 from wsgw.runtimes import endpoint_alias
+from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node, api_host_names
@@ -53,7 +54,8 @@ class GatewayServer:
         for port in [*sorted({a.port for a in self.site.routing.apis.values() if a.port}), None]:
             front = self.site.front(port)
             self.contexts[port] = ListenerContext(front.gateway(), front.handle, front.body_limit_for,
-                                                  self.open_sockets, front.pick)
+                                                  self.open_sockets, front.pick,
+                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener))
         self.context = self.contexts[None]
         self.server: asyncio.Server | None = None
         self.servers: list[asyncio.Server] = []

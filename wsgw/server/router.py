@@ -38,7 +38,10 @@ class HttpRouter:
         path = request.raw_path
         if path == "/health":
             return self.health()
-        if path == "/metrics":
+        if path == "/metrics":        # who may read it is who may manage connections: management.allowFrom
+            refused = self.connections.forbidden(request)
+            if refused is not None:
+                return refused
             return HttpResponse(200, self.gateway.metrics.render().encode(),
                                 [("Content-Type", "text/plain; version=0.0.4")])
         parts = path.split("/")
