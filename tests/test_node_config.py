@@ -19,10 +19,10 @@ from wsgw.server.budgets import Budgets
 def test_tuning_defaults_match_the_module_constants_still_read_directly() -> None:
     node = NodeConfig()
     budgets = Budgets()                      # the protocols' bounds come from here (built from both configs)
-    assert (node.listener.max_head_bytes, node.listener.max_url_bytes, node.listener.max_pipelined,
+    assert (node.listener.max_head_bytes, node.listener.max_url_bytes,
             node.listener.max_queued_bytes, node.listener.max_early_bytes, node.listener.keepalive_seconds,
             node.listener.close_handshake_seconds) == (
-        budgets.head_bytes, budgets.url_bytes, budgets.pipelined_requests, budgets.pipelined_bytes,
+        budgets.head_bytes, budgets.url_bytes, budgets.pipelined_bytes,
         budgets.early_bytes, listener.KEEPALIVE_SECONDS, websocket.CLOSE_HANDSHAKE_SECONDS)
     assert Budgets.from_limits(Limits(), node.listener) == budgets
     assert (node.gateway.inbox_high_water, node.gateway.inbox_low_water, node.gateway.watchdog_seconds) == (
