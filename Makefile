@@ -9,7 +9,7 @@ PORT   ?= 8080
 NODE_RUNTIME := wsgw/runtimes/node
 NODE_STAMP   := $(NODE_RUNTIME)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest browser-deps node-runtime bench bench-quick clean
+.PHONY: run test lint typecheck pytest fuzz soak browser-deps node-runtime bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
+## fuzz: the property tests of tests/test_fuzz.py with 3,000 examples each (minutes; `make test` runs 30)
+fuzz: $(STAMP)
+	WSGW_FUZZ=long $(BIN)/python -m pytest -q -p no:randomly --timeout 3600 tests/test_fuzz.py
+
+## soak: minutes of churn, pushes, broadcasts and a node restart on two nodes + Redis; RSS and fds must be flat
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
+
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
@@ -66,4 +74,4 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m loadtest suite $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -96,8 +96,10 @@ def free_port() -> int:
 class GatewayProcess:
     """`wsgw run` as a real process; parses its printed URLs; SIGTERM (or kill -9) on stop."""
 
-    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None, port: int = 0) -> None:
+    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None, port: int = 0,
+                 prefix: tuple[str, ...] = ()) -> None:
         self.config = config
+        self.prefix = prefix                 # e.g. ("ip", "netns", "exec", NAME): run the node in a network namespace
         self.extra = extra
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.port = port
@@ -108,7 +110,8 @@ class GatewayProcess:
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wsgw", "run", "-c", str(self.config), "--port", str(self.port), *self.extra],
+            [*self.prefix, sys.executable, "-m", "wsgw", "run", "-c", str(self.config), "--port", str(self.port),
+             *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=str(ROOT),
         )
         ready = threading.Event()

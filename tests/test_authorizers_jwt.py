@@ -32,7 +32,7 @@ from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.errors import ConfigError
 from wsgw.headers import Headers
 from wsgw.server.app import GatewayServer
-from wsgw.server.listener import MAX_HEAD_BYTES, MAX_URL_BYTES
+from wsgw.server.budgets import Budgets
 
 ISSUER = "https://auth.example.test/"
 AUDIENCE = "chat"
@@ -309,8 +309,8 @@ async def test_algorithm_outside_the_allowlist_is_401(keys: dict[str, Key]) -> N
 
 async def test_100kb_token_is_refused_by_the_listener_and_the_node_keeps_serving(keys: dict[str, Key]) -> None:
     huge = "eyJ" + "A" * 100_000 + ".e30.sig"
-    near_header_limit = "eyJ" + "A" * (MAX_HEAD_BYTES - 2048) + ".e30.sig"
-    near_url_limit = "eyJ" + "A" * (MAX_URL_BYTES - 512) + ".e30.sig"
+    near_header_limit = "eyJ" + "A" * (Budgets().head_bytes - 2048) + ".e30.sig"
+    near_url_limit = "eyJ" + "A" * (Budgets().url_bytes - 512) + ".e30.sig"
     async with gateway([keys["rsa"]]) as (server, _):
         for headers, path, expected in (({"Authorization": f"Bearer {huge}"}, "", 431),
                                         ({}, f"?token={huge}", 414)):

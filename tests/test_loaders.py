@@ -197,7 +197,7 @@ def test_unsupported_serverless_keys_are_errors_naming_the_key(tmp_path: Path) -
 service: bad
 provider:
   name: aws
-  runtime: nodejs20.x
+  runtime: ruby3.3
   environment: {REGION_TAG: '${opt:flavour}'}
 functions:
   node:
@@ -252,7 +252,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       Handler: index.handler
-      Runtime: nodejs20.x
+      Runtime: java21
       CodeUri: src/
       Environment:
         Variables:
@@ -264,7 +264,7 @@ Resources:
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
     text = "\n".join(errors)
-    assert "Resources.Fn.Properties.Runtime: 'nodejs20.x' cannot run here" in text
+    assert "Resources.Fn.Properties.Runtime: 'java21' cannot run here" in text
     assert "parameter 'Secret' has no Default; pass --param Secret=VALUE" in text
     assert "Fn::ImportValue cannot be resolved locally" in text
     assert "unknown tag !Frobnicate (line 33)" in text

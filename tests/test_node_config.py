@@ -6,21 +6,25 @@ import dataclasses
 
 import pytest
 
+from wsgw.config import Limits
 from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
 from wsgw.gateway import deadlines, inbox
 from wsgw.registry import redis_link
 from wsgw.rest import front
 from wsgw.server import listener, websocket
+from wsgw.server.budgets import Budgets
 
 
 def test_tuning_defaults_match_the_module_constants_still_read_directly() -> None:
     node = NodeConfig()
-    assert (node.listener.max_head_bytes, node.listener.max_url_bytes, node.listener.max_pipelined,
+    budgets = Budgets()                      # the protocols' bounds come from here (built from both configs)
+    assert (node.listener.max_head_bytes, node.listener.max_url_bytes,
             node.listener.max_queued_bytes, node.listener.max_early_bytes, node.listener.keepalive_seconds,
             node.listener.close_handshake_seconds) == (
-        listener.MAX_HEAD_BYTES, listener.MAX_URL_BYTES, listener.MAX_PIPELINED, listener.MAX_QUEUED_BYTES,
-        listener.MAX_EARLY_BYTES, listener.KEEPALIVE_SECONDS, websocket.CLOSE_HANDSHAKE_SECONDS)
+        budgets.head_bytes, budgets.url_bytes, budgets.pipelined_bytes,
+        budgets.early_bytes, listener.KEEPALIVE_SECONDS, websocket.CLOSE_HANDSHAKE_SECONDS)
+    assert Budgets.from_limits(Limits(), node.listener) == budgets
     assert (node.gateway.inbox_high_water, node.gateway.inbox_low_water, node.gateway.watchdog_seconds) == (
         inbox.INBOX_HIGH_WATER, inbox.INBOX_LOW_WATER, deadlines.WATCHDOG_SECONDS)
     assert (node.redis.command_timeout, node.redis.connect_timeout, node.redis.retry_seconds) == (

@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.helpers import serve, wait_for
 from tests.redis_fixture import RedisServer, with_options
-from tests.test_redis_registry import API, open_client
+from tests.test_redis_registry import API, _push_until_delivered, open_client
 from wsgw.registry import RegistryUnavailable
 from wsgw.registry.redis import RedisRegistry
 from wsgw.registry.redis_store import Keys
@@ -110,10 +110,7 @@ async def test_a_hung_redis_answers_pushes_with_503_or_504_instead_of_waiting(re
         finally:
             redis_server.proc.send_signal(signal.SIGCONT)
         await wait_for(lambda: b.gateway.registry.health()["redis"] == "up", timeout=10)
-        delivered = False
-        while not delivered:
-            with contextlib.suppress(RegistryUnavailable):
-                delivered = await b.gateway.post(cid, b"after")
+        await _push_until_delivered(b, cid, b"after")     # bounded: it used to spin without a deadline or a yield
         # a publish Redis held while hung may still be delivered when it resumes (its caller saw 503/504)
         frames = [await ws.recv()]
         while frames[-1] != "after":

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,17 +16,22 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.helpers import free_port, wait_for
 from tests.stage_apps import read_log, write_site, write_version
+from wsgw.cli import _build_parser, _node_config
 from wsgw.config.node import NodeConfig
 from wsgw.config.site import load_site
 from wsgw.errors import ConfigError
+from wsgw.integrations.runtime import runtime_host
 from wsgw.loaders import LoadOptions
+from wsgw.runtimes.endpoint_alias import alias_for, execute_api_host
 from wsgw.server.app import GatewayServer
-from wsgw.server.site import Site
+from wsgw.server.site import Site, site_host_names
+from wsgw.tls.setup import build_tls
 
 
 @asynccontextmanager
@@ -217,6 +224,65 @@ async def test_two_apis_in_one_process_keep_modules_environment_and_connections_
         async with http.get(f"http://127.0.0.1:{server.port}/live/info", headers={"Host": "ops.example.com"}) as r:
             assert r.status == 200
     assert {e["api"] for e in read_log(chat_log)} == {"chat"} and {e["api"] for e in read_log(game_log)} == {"game"}
+
+
+async def test_every_apis_execute_api_host_reaches_its_own_port_with_the_dev_ca(tmp_path: Path) -> None:
+    """Handlers build `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`: with several APIs each name
+    reaches the port serving its API (picked there by apiId when the port picks by Host), runtime hosts of every
+    deployment are told the whole table, and stopping the node takes it out again."""
+    log = tmp_path / "calls.log"
+    chat_root, game_root = tmp_path / "chat", tmp_path / "game"
+    chat_root.mkdir()
+    game_root.mkdir()
+    chat = write_version(chat_root, "v1", log, api_name="chat", apiId="chatapi01")
+    game = write_version(game_root, "v1", log, api_name="game", apiId="gameapi01")
+    game_port = free_port()
+    path = write_site(tmp_path / "wsgw.yaml", {"apis": {
+        "chat": {"hosts": ["chat.example.com"], "versions": {"v1": f"chat/{chat}"}, "stages": {"prod": {}}},
+        "game": {"port": game_port, "versions": {"v1": f"game/{game}"}, "stages": {"prod": {}, "beta": {}}},
+    }})
+    site, _ = load_site(path)
+    names = site_host_names(site, {})
+    region = site.first().region
+    chat_host, game_host = (execute_api_host(i, region) for i in ("chatapi01", "gameapi01"))
+    assert names == (chat_host, game_host)
+    tls = build_tls("only", ca_dir=tmp_path / "ca", api_hosts=names)
+    assert tls.dev_ca is not None
+    trust = ssl.create_default_context(cafile=str(tls.dev_ca))
+
+    def get(url: str) -> dict[str, Any]:
+        with urllib.request.urlopen(url, context=trust, timeout=5) as reply:       # resolves via getaddrinfo
+            return json.loads(reply.read())  # type: ignore[no-any-return]
+
+    async with serve_site(path, tls=tls) as server:
+        hosts = [runtime_host(d.node.resources) for d in server.site.routing.deployments]
+        assert len(hosts) == 3 and all(h.local_ca == tls.dev_ca for h in hosts)
+        assert all({(a.name, a.port) for a in h.aliases} >= {(chat_host, server.port), (game_host, game_port)}
+                   for h in hosts)
+        chat_answer = await asyncio.to_thread(get, f"https://{chat_host}/prod/info")
+        game_answer = await asyncio.to_thread(get, f"https://{game_host}/beta/info")
+        assert chat_answer["stage"] == "prod" and game_answer["stage"] == "beta"
+    assert alias_for(chat_host) is None and alias_for(game_host) is None
+    assert all(h._closed for h in hosts)                    # every deployment's runtime host was stopped
+
+
+def test_wsgw_runs_dev_certificate_names_every_apis_execute_api_host(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    chat = write_version(tmp_path, "v1", log, apiId="chatapi01")
+    game = write_version(tmp_path, "v2", log, apiId="gameapi01")
+    path = write_site(tmp_path / "wsgw.yaml", {"apis": {
+        "chat": {"hosts": ["chat.example.com"], "versions": {"v1": chat}, "stages": {"prod": {}}},
+        "game": {"port": free_port(), "versions": {"v1": game}, "stages": {"prod": {}}},
+    }})
+    site, _ = load_site(path)
+    args = _build_parser().parse_args(["run", "-c", str(path), "--tls", "--ca-dir", str(tmp_path / "ca")])
+    tls = _node_config(args, site).tls
+    assert tls is not None and tls.certfile is not None
+    cert = x509.load_pem_x509_certificate(tls.certfile.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    region = site.first().region
+    assert {execute_api_host("chatapi01", region), execute_api_host("gameapi01", region)} <= \
+        set(sans.get_values_for_type(x509.DNSName))
 
 
 def test_versions_and_stages_are_checked_with_keys_naming_them(tmp_path: Path) -> None:

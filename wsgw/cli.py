@@ -15,12 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wsgw.config import ApiConfig, TlsConfig
+from wsgw.config import TlsConfig
 from wsgw.config.node import NodeConfig
 from wsgw.config.site import SiteConfig, load_site
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.observe.app_logs import configure as configure_logs
-from wsgw.server.site import Site
+from wsgw.server.site import Site, site_host_names
 from wsgw.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def reload_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_config(args: argparse.Namespace, api: ApiConfig) -> NodeConfig:
+def _node_config(args: argparse.Namespace, site: SiteConfig) -> NodeConfig:
     """The node's settings from the command line (and the config's `tls:`), checked before anything starts."""
     from wsgw.registry import open_registry
 
@@ -260,7 +260,7 @@ def _node_config(args: argparse.Namespace, api: ApiConfig) -> NodeConfig:
         raise ConfigError.single("--redis", str(exc).removeprefix("--redis: ")) from None
     if config.workers > 1:
         return config            # each worker makes its own TLS settings (same files, same local CA)
-    return replace(config, tls=_tls_settings(args, api))
+    return replace(config, tls=_tls_settings(args, site))
 
 
 def _print_tls(tls: TlsSettings) -> None:
@@ -271,10 +271,12 @@ def _print_tls(tls: TlsSettings) -> None:
               f"NODE_EXTRA_CA_CERTS={tls.dev_ca} or ssl.create_default_context(cafile=...))", flush=True)
 
 
-def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | None:
-    """--tls/--certfile/--keyfile win over the config's `tls:` mapping (paths there are relative to the file)."""
+def _tls_settings(args: argparse.Namespace, site: SiteConfig) -> TlsSettings | None:
+    """--tls/--certfile/--keyfile win over the (first API's) `tls:` mapping (paths there are relative to the file);
+    the dev certificate names every API's execute-api host, which the server aliases to its ports."""
     from wsgw.tls.setup import build_tls
 
+    api = site.first()
     conf = api.tls or TlsConfig()
     certfile = args.certfile or conf.certfile
     keyfile = args.keyfile or conf.keyfile
@@ -284,7 +286,8 @@ def _tls_settings(args: argparse.Namespace, api: ApiConfig) -> TlsSettings | Non
                                  "remove one of them")
     if mode is None or mode == "off":
         return None
-    return build_tls(str(mode), certfile, keyfile, args.ca_dir, args.host)
+    return build_tls(str(mode), certfile, keyfile, args.ca_dir, args.host,
+                     site_host_names(site, os.environ))
 
 
 def _child_args(args: argparse.Namespace) -> list[str]:
@@ -318,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         site, _ = _load(args)
         api = site.first()
-        config = _node_config(args, api)
+        config = _node_config(args, site)
         if config.workers > 1:
             from wsgw.workers import supervise
 

@@ -150,7 +150,7 @@ class Metrics:
         self.throttled = counter("wsgw_throttled", "Requests refused by throttling (Too Many Requests), by scope",
                                  "scope")
         self.route_misses = counter("wsgw_route_misses", "Messages that matched no route and no $default")
-        self.pushes = counter("wsgw_pushes", "@connections POSTs, by result (delivered, gone)", "result")
+        self.pushes = counter("wsgw_pushes", "@connections POSTs, by result (delivered, gone, fenced)", "result")
         self.http_requests = counter("wsgw_http_requests", "HTTP requests answered (all paths), by status", "status")
         self.http_refused = counter("wsgw_http_refused", "REST requests refused by an authorizer, by status",
                                     "status")
@@ -159,6 +159,8 @@ class Metrics:
                                        "status")
         self.management_refused = counter("wsgw_management_refused", "Management API calls refused by "
                                           "management.auth (IAM signature checks), by AWS error type", "type")
+        self.budget_exceeded = counter("wsgw_budget_exceeded", "Per-connection budgets that closed or held back a "
+                                       "connection, by budget (wsgw/server/budgets.py)", "budget")
         self.slow_consumers = counter("wsgw_slow_consumer_closes", "Connections closed 1008 because their send "
                                       "buffer passed maxSendBufferBytes")
         self.group_publishes = counter("wsgw_group_publishes", "Frames published to a group (any node's members)")

@@ -49,6 +49,7 @@ from wsgw.config.integrations import (
     MockOptions,
     OptionContext,
     PythonOptions,
+    RuntimeOptions,
     parse_integration,
 )
 from wsgw.config.throttling import BucketSpec, parse_bucket
@@ -115,6 +116,10 @@ class Limits:
     max_http_body_bytes: int = 10 * 1024 * 1024
     max_messages_per_second: float = 0.0     # per-connection message rate (wsgw's own, not AWS); 0 = off
     message_burst: int = 0                    # per-connection burst; 0 = ceil(max_messages_per_second)
+    max_fragments_per_message: int = 1_024    # budgets (wsgw/server/budgets.py): see README "Running it safely"
+    read_batch_bytes: int = 16_384
+    max_pipelined_requests: int = 32
+    max_unsent_response_bytes: int = 256 * 1024
 
 
 LIMIT_KEYS: dict[str, tuple[str, type, float]] = {
@@ -132,6 +137,10 @@ LIMIT_KEYS: dict[str, tuple[str, type, float]] = {
     "maxHttpBodyBytes": ("max_http_body_bytes", int, 1),
     "maxMessagesPerSecond": ("max_messages_per_second", float, 0),
     "messageBurst": ("message_burst", int, 0),
+    "maxFragmentsPerMessage": ("max_fragments_per_message", int, 1),
+    "readBatchBytes": ("read_batch_bytes", int, 1024),
+    "maxPipelinedRequests": ("max_pipelined_requests", int, 1),
+    "maxUnsentResponseBytes": ("max_unsent_response_bytes", int, 16_384),
 }
 
 
@@ -437,6 +446,7 @@ __all__ = [
     "PythonOptions",
     "RequestAuthorizerOptions",
     "RouteSpec",
+    "RuntimeOptions",
     "TlsConfig",
     "TokenAuthorizerOptions",
     "load_api",

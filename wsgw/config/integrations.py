@@ -9,6 +9,7 @@ exists, botocore and its credentials) is left to the integration classes when th
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,13 @@ from wsgw.selection import RouteSelector, SelectionExpressionError, compile_sele
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
 HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-TYPE_NAMES = "python, mock, http, http_proxy, aws_lambda, group, AWS, AWS_PROXY, redis_stream, nats, amqp"
+TYPE_NAMES = "python, runtime, mock, http, http_proxy, aws_lambda, group, AWS, AWS_PROXY, redis_stream, nats, amqp"
+# Lambda runtimes served through the Runtime API (wsgw.runtimes); Python runs in-process unless `isolation: process`.
+NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
+CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
+PYTHON_RUNTIME = re.compile(r"^python3\.\d{1,2}$")
+ISOLATIONS = ("thread", "process")
+NODE_HANDLER = re.compile(r"^[^\s:]+\.[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
 
 DEFAULT_MEMORY_MB = 128
 DEFAULT_MAX_HUNG_CALLS = 16
@@ -62,6 +69,23 @@ class PythonOptions:
     memory_mb: int = DEFAULT_MEMORY_MB
     environment: Mapping[str, str] = field(default_factory=dict)
     max_hung_calls: int = DEFAULT_MAX_HUNG_CALLS
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """`runtime`: a function run in its own processes through the Lambda Runtime API (wsgw.integrations.runtime).
+
+    What `python` with a non-Python `runtime:` (nodejs*, provided*) or `isolation: process` becomes; the handler
+    is Lambda's form (`app.handler`, `dir/app.handler`; Python also `module:function`).
+    """
+
+    runtime: str
+    handler: str
+    code_uri: str | None = None
+    function_name: str | None = None
+    memory_mb: int = DEFAULT_MEMORY_MB
+    environment: Mapping[str, str] = field(default_factory=dict)
+    concurrency: int | None = None       # None: one environment per core, at least two (SAM ReservedConcurrency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +144,9 @@ class StaticOptions:
     cache_seconds: int = 0
 
 
-IntegrationOptions = (PythonOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions | GroupOptions
-                      | StaticOptions | AwsServiceOptions | AwsProxyOptions | RedisStreamOptions | NatsOptions
-                      | AmqpOptions)
+IntegrationOptions = (PythonOptions | RuntimeOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions
+                      | GroupOptions | StaticOptions | AwsServiceOptions | AwsProxyOptions | RedisStreamOptions
+                      | NatsOptions | AmqpOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +243,22 @@ class _Reader:
                           f"must be a whole number of milliseconds from 1 to timeoutMs ({self.timeout_ms})")
 
 
-def _python(r: _Reader) -> PythonOptions:
+def _python(r: _Reader) -> PythonOptions | RuntimeOptions:
+    runtime = r.raw.get("runtime")
+    isolation = r.raw.get("isolation", "thread")
+    if isolation not in ISOLATIONS:
+        r.problem("isolation", "must be 'thread' (in-process, the default) or 'process' (its own processes "
+                  "through the Lambda Runtime API)")
+    if runtime is not None and not (isinstance(runtime, str) and (runtime in NODE_RUNTIMES or runtime in
+                                                                   CUSTOM_RUNTIMES or PYTHON_RUNTIME.match(runtime))):
+        r.problem("runtime", f"'{runtime}' is not a runtime wsgw runs: python3.x, "
+                  + ", ".join((*NODE_RUNTIMES, *CUSTOM_RUNTIMES)))
+        runtime = None
+    if (runtime is not None and not runtime.startswith("python")) or isolation == "process":
+        return _runtime(r, runtime or f"python3.{sys.version_info.minor}")
+    if "concurrency" in r.raw:
+        r.problem("concurrency", "applies to functions run as processes (a non-Python runtime, or isolation: "
+                  "process)")
     handler = r.raw.get("handler")
     if not isinstance(handler, str):
         r.problem("handler", "missing: give 'module:function'")
@@ -239,6 +278,55 @@ def _python(r: _Reader) -> PythonOptions:
         own = {}
     max_hung = r.whole("maxHungCalls", DEFAULT_MAX_HUNG_CALLS, 1, 1000, "must be a whole number from 1 to 1000")
     return PythonOptions(handler, code_uri, name, memory, {str(k): str(v) for k, v in own.items()}, max_hung)
+
+
+def _runtime(r: _Reader, runtime: str) -> RuntimeOptions:
+    """A function for the Runtime API: Lambda's handler form, checked per runtime."""
+    handler = r.raw.get("handler")
+    if runtime in CUSTOM_RUNTIMES:
+        handler = handler if isinstance(handler, str) and handler else "bootstrap"    # the bootstrap reads it
+    elif runtime in NODE_RUNTIMES:
+        if not isinstance(handler, str) or not NODE_HANDLER.match(handler):
+            r.problem("handler", f"'{handler}' is not Lambda's 'module.export' (e.g. app.handler or "
+                      "src/app.handler)")
+            handler = ""
+    elif not isinstance(handler, str) or not (HANDLER_PATTERN.match(handler) or NODE_HANDLER.match(handler)):
+        r.problem("handler", f"'{handler}' is not 'module.function' (or 'module:function')")
+        handler = ""
+    code_uri = r.raw.get("codeUri")
+    if code_uri is not None and (not isinstance(code_uri, str) or not code_uri):
+        r.problem("codeUri", "must be a folder relative to the config file")
+        code_uri = None
+    name = r.raw.get("functionName")
+    if name is not None and (not isinstance(name, str) or not name):
+        r.problem("functionName", "must be a non-empty string")
+        name = None
+    memory = r.whole("memorySize", DEFAULT_MEMORY_MB, 128, 10240, "must be a whole number of MB from 128 to 10240")
+    own = r.raw.get("environment") or {}
+    if not isinstance(own, dict):
+        r.problem("environment", "must be a mapping of names to strings")
+        own = {}
+    concurrency = r.raw.get("concurrency")
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or not 1 <= concurrency <= 1000):
+        r.problem("concurrency", "must be a whole number of execution environments from 1 to 1000")
+        concurrency = None
+    if "maxHungCalls" in r.raw:
+        r.problem("maxHungCalls", "applies to in-process Python handlers only (a process past its timeout is "
+                  "killed)")
+    return RuntimeOptions(runtime, handler, code_uri, name, memory, {str(k): str(v) for k, v in own.items()},
+                          concurrency)
+
+
+def _runtime_type(r: _Reader) -> RuntimeOptions | None:
+    """`type: runtime` spelled out (what `python` with `runtime:`/`isolation: process` becomes)."""
+    runtime = r.raw.get("runtime")
+    if not isinstance(runtime, str) or not (runtime in NODE_RUNTIMES or runtime in CUSTOM_RUNTIMES
+                                            or PYTHON_RUNTIME.match(runtime)):
+        r.problem("runtime", f"'{runtime}' is not a runtime wsgw runs: python3.x, "
+                  + ", ".join((*NODE_RUNTIMES, *CUSTOM_RUNTIMES)))
+        return None
+    return _runtime(r, runtime)
 
 
 def _mock(r: _Reader) -> MockOptions:
@@ -347,7 +435,9 @@ class IntegrationType:
 
 INTEGRATION_SCHEMAS: dict[str, IntegrationType] = {
     "python": IntegrationType(frozenset({"handler", "codeUri", "functionName", "memorySize", "environment",
-                                         "maxHungCalls"}), _python),
+                                         "maxHungCalls", "runtime", "isolation", "concurrency"}), _python),
+    "runtime": IntegrationType(frozenset({"handler", "codeUri", "functionName", "memorySize", "environment",
+                                          "runtime", "concurrency"}), _runtime_type),
     "mock": IntegrationType(frozenset({"response", "statusCode"}), _mock),
     "http_proxy": IntegrationType(frozenset({"uri", "headers", "connectTimeoutMs"}), _http_proxy),
     "http": IntegrationType(frozenset({"uri", "method", "headers", "contentType", "connectTimeoutMs"}), _http),
@@ -412,8 +502,8 @@ def parse_integration(raw: dict[str, Any], key: str, problems: Collector, contex
     if "environment" in raw:
         # Route-level `environment:` (like a Lambda function's variables) goes to the python integration.
         env = string_map(raw["environment"], f"{key}.environment", problems)
-        if kind != "python":
-            problems.add(f"{key}.environment", "applies to python handlers only")
+        if kind not in ("python", "runtime"):
+            problems.add(f"{key}.environment", "applies to function handlers only (python, runtime)")
         own = options.get("environment")
         options = {**options, "environment": {**(own if isinstance(own, dict) else {}), **env}}
     low, high = timeout_range
@@ -424,4 +514,6 @@ def parse_integration(raw: dict[str, Any], key: str, problems: Collector, contex
     parsed = INTEGRATION_SCHEMAS[kind].parse(_Reader(options, ikey, kind, timeout, context, problems))
     if parsed is None or len(problems.problems) > before:
         return None
+    if isinstance(parsed, RuntimeOptions):
+        kind = "runtime"
     return IntegrationSpec(type=kind, options=parsed, timeout_ms=timeout, key=ikey)

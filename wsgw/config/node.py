@@ -21,7 +21,6 @@ class ListenerSettings:
 
     max_head_bytes: int = 16 * 1024          # request line + headers
     max_url_bytes: int = 8 * 1024
-    max_pipelined: int = 32                  # queued requests before the node stops reading from that client
     max_queued_bytes: int = 1024 * 1024      # ... or queued request bodies
     max_early_bytes: int = 256 * 1024        # bytes a client may send while its $connect runs
     keepalive_seconds: float = 75.0          # an idle keep-alive HTTP connection is closed after this

@@ -36,7 +36,7 @@ from wsgw.integrations.environment import node_environment
 from wsgw.integrations.group import PUBLISHER as GROUP_PUBLISHER
 from wsgw.metrics import Dimensions, Metrics
 from wsgw.observe.access_log import AccessLog
-from wsgw.registry import ConnectionRecord, Registry
+from wsgw.registry import ConnectionRecord, Registry, RegistryUnavailable
 from wsgw.registry.base import Member
 from wsgw.request import HttpRequest
 from wsgw.throttle import Throttler, build_throttler
@@ -248,6 +248,8 @@ class Gateway:
 
     async def post(self, connection_id: str, data: bytes) -> bool:
         """Deliver to a connection wherever it is; True only once a socket took the frame."""
+        if connection_id in self.local:
+            self._check_lease(connection_id)
         if self.local.deliver(connection_id, data):
             self.metrics.delivered.inc()
             delivered = True
@@ -271,7 +273,7 @@ class Gateway:
 
     async def broadcast(self, data: bytes) -> int:
         """Push to every connection of the API, on every node; how many sockets took the frame."""
-        local = self.local.broadcast(data)
+        local = self.local.broadcast(data) if self.registry.holds_lease() else 0
         return local + await self.registry.broadcast(data)
 
     async def connections_of(self, principal_id: str) -> list[ConnectionRecord]:
@@ -284,16 +286,26 @@ class Gateway:
 
     # ----- LocalNode: what the registry reaches on this node ---------------------------------------
 
+    def _check_lease(self, connection_id: str) -> None:
+        """Fencing: a node whose registry lease ran out (stalled past node_ttl, cut off from Redis) must not
+        act for sockets a survivor may have reaped: no frame written, no 200, no second $disconnect."""
+        if not self.registry.holds_lease(connection_id):
+            self.metrics.count(self.metrics.pushes, result="fenced")
+            raise RegistryUnavailable("this node's registry lease ran out; its connections may have been reaped")
+
     def deliver_local(self, connection_id: str, data: bytes) -> bool:
+        if connection_id in self.local:
+            self._check_lease(connection_id)
         return self.local.deliver(connection_id, data)
 
     def broadcast_local(self, data: bytes) -> int:
-        return self.local.broadcast(data)
+        return self.local.broadcast(data) if self.registry.holds_lease() else 0
 
     def disconnect_local(self, connection_id: str) -> bool:
         conn = self.local.get(connection_id)
         if conn is None:
             return False
+        self._check_lease(connection_id)
         self.close_connection(conn, 1000, "", report="Connection Closed Normally")
         return True
 
@@ -325,6 +337,8 @@ class Gateway:
         return await self.groups.leave_here(group, connection_id)
 
     def publish_local(self, group: str, frame: bytes, exclude: str | None, seq: int | None) -> int:
+        if not self.registry.holds_lease():      # fenced, as broadcast_local: the members may have been reaped
+            return 0
         return self.groups.publish_local(group, frame, exclude, seq)
 
     def local_memberships(self) -> Iterable[tuple[str, Member]]:

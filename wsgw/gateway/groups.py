@@ -318,7 +318,9 @@ class Groups:
         policy = self.policy(group)
         stamp = await self.registry.stamp(group, data, policy.history, self.epoch_ms())
         payload = envelope(group, stamp.seq, data) if policy.envelope else data
-        local = self.table.deliver(group, encode_frame(payload), exclude, stamp.seq)
+        # fenced like broadcast: a node whose lease lapsed may hold members a survivor already reaped
+        local = self.table.deliver(group, encode_frame(payload), exclude, stamp.seq) \
+            if self.registry.holds_lease() else 0
         if self.taps:
             self._copy(group, payload, stamp.seq)
         remote = await self.registry.fan_out(group, payload, exclude, stamp)

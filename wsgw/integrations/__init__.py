@@ -16,13 +16,14 @@ from wsgw.integrations.mock import MockIntegration
 from wsgw.integrations.nats import NatsIntegration
 from wsgw.integrations.python import PythonIntegration
 from wsgw.integrations.redis_stream import RedisStreamIntegration
+from wsgw.integrations.runtime import RuntimeIntegration
 from wsgw.integrations.static import StaticIntegration
 
 INTEGRATION_TYPES: dict[str, type[Integration]] = {
     cls.type_name: cls
-    for cls in (PythonIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration, AwsLambdaIntegration,
-                GroupIntegration, StaticIntegration, AwsServiceIntegration, AwsProxyIntegration, RedisStreamIntegration,
-                NatsIntegration, AmqpIntegration)
+    for cls in (PythonIntegration, RuntimeIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration,
+                AwsLambdaIntegration, GroupIntegration, StaticIntegration, AwsServiceIntegration, AwsProxyIntegration,
+                RedisStreamIntegration, NatsIntegration, AmqpIntegration)
 }
 
 

@@ -47,17 +47,37 @@ def is_python_runtime(runtime: Any) -> bool:
     return isinstance(runtime, str) and runtime.startswith("python")
 
 
-def python_reference(out: Translation, runtime: Any, handler: Any, runtime_key: str, handler_key: str,
-                     handler_example: str) -> str | None:
-    """A function's `module:function` when it can run here, else None with the error under its key."""
+PROCESS_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "provided", "provided.al2", "provided.al2023")
+
+
+def function_integration(out: Translation, runtime: Any, handler: Any, runtime_key: str, handler_key: str,
+                         handler_example: str) -> dict[str, Any] | None:
+    """A function's integration when it can run here (`type: python`, plus `runtime:` for Node.js and custom
+    runtimes, which run through the Lambda Runtime API), else None with the error under its key."""
+    if runtime in PROCESS_RUNTIMES:
+        if runtime.startswith("nodejs") and not (isinstance(handler, str) and "." in handler):
+            out.error(handler_key, f"'{handler}' is not 'module.export' (e.g. app.handler)")
+            return None
+        entry: dict[str, Any] = {"type": "python", "runtime": runtime}
+        if isinstance(handler, str) and handler:
+            entry["handler"] = handler
+        return entry
     if not is_python_runtime(runtime):
-        out.error(runtime_key, f"'{runtime}' cannot run here: wsgw runs Python handlers in-process (python3.x "
-                  "runtimes)")
+        out.error(runtime_key, f"'{runtime}' cannot run here: wsgw runs python3.x, "
+                  + ", ".join(PROCESS_RUNTIMES))
         return None
     reference = lambda_handler_to_reference(handler) if isinstance(handler, str) else None
     if reference is None:
         out.error(handler_key, f"'{handler}' is not {handler_example}")
-    return reference
+        return None
+    return {"type": "python", "handler": reference}
+
+
+def concurrency(value: Any) -> int | None:
+    """Reserved concurrency as execution environments (0, which stops a function on AWS, is kept as 1)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return max(1, min(value, 1000))
 
 
 def timeout_ms(seconds: Any) -> int:

@@ -1,6 +1,7 @@
 """An AWS SAM / CloudFormation template of a WebSocket API → the raw wsgw.yaml mapping.
 
 Read: AWS::Serverless::Function (Handler, CodeUri, Runtime, Environment, MemorySize, Timeout, FunctionName,
+ReservedConcurrentExecutions,
 HttpApi events, Globals.Function), AWS::ApiGatewayV2::Api (ProtocolType WEBSOCKET — or HTTP, whose routes go
 to the REST front — RouteSelectionExpression), ::Route, ::Integration (AWS_PROXY to a function, MOCK,
 HTTP_PROXY), ::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
@@ -17,7 +18,8 @@ from typing import Any
 from wsgw.loaders.common import (
     LoadOptions,
     Translation,
-    python_reference,
+    concurrency,
+    function_integration,
     string_values,
     timeout_ms,
 )
@@ -25,7 +27,8 @@ from wsgw.loaders.intrinsics import IntrinsicResolver
 
 SAM_FUNCTION = "AWS::Serverless::Function"
 QUIET_TYPES = {"AWS::Lambda::Permission", "AWS::ApiGatewayV2::Deployment", "AWS::Logs::LogGroup"}
-FUNCTION_KEYS = {"Handler", "CodeUri", "Runtime", "Environment", "MemorySize", "Timeout", "FunctionName", "Events"}
+FUNCTION_KEYS = {"Handler", "CodeUri", "Runtime", "Environment", "MemorySize", "Timeout", "FunctionName", "Events",
+                 "ReservedConcurrentExecutions"}
 FUNCTION_QUIET = {"Description", "Architectures", "Tags", "AutoPublishAlias", "PackageType", "Role", "Policies",
                   "Tracing", "LoggingConfig", "RuntimeManagementConfig", "EphemeralStorage"}
 FUNCTION_WARN = {
@@ -33,7 +36,6 @@ FUNCTION_WARN = {
     "Policies": "IAM is not enforced locally; handlers use your own AWS credentials",
     "Role": "IAM is not enforced locally; handlers use your own AWS credentials",
     "VpcConfig": "no VPC locally; the handler reaches what this machine reaches",
-    "ReservedConcurrentExecutions": "concurrency limits are not applied locally",
     "ProvisionedConcurrencyConfig": "concurrency limits are not applied locally",
     "DeadLetterQueue": "not used locally: failed invocations are logged",
     "EventInvokeConfig": "not used locally: failed invocations are logged",
@@ -120,19 +122,25 @@ class _Sam:
             if props.get("PackageType") == "Image" or "ImageUri" in props or "InlineCode" in props:
                 self.out.error(key, "only zip functions with CodeUri can run locally (no images or InlineCode)")
                 continue
-            reference = python_reference(self.out, props.get("Runtime"), props.get("Handler"), f"{key}.Runtime",
-                                         f"{key}.Handler", "'module.function' (e.g. app.lambda_handler)")
-            if reference is None:
+            base = function_integration(self.out, props.get("Runtime"), props.get("Handler"), f"{key}.Runtime",
+                                        f"{key}.Handler", "'module.function' (e.g. app.lambda_handler)")
+            if base is None:
                 continue
             code_uri = props.get("CodeUri", ".")
             if not isinstance(code_uri, str):
                 self.out.error(f"{key}.CodeUri", "must be a local folder (an S3 location cannot run locally)")
                 continue
             integration: dict[str, Any] = {
-                "type": "python", "handler": reference, "codeUri": code_uri.rstrip("/") or ".",
+                **base, "codeUri": code_uri.rstrip("/") or ".",
                 "functionName": self.resolver.physical_name(logical),
                 "memorySize": props.get("MemorySize", 128), "timeoutMs": timeout_ms(props.get("Timeout", 3)),
             }
+            reserved = props.get("ReservedConcurrentExecutions")
+            if reserved is not None and "runtime" in base:
+                integration["concurrency"] = concurrency(reserved)
+            elif reserved is not None:
+                self.out.warn(f"{key}.ReservedConcurrentExecutions", "applies to functions run as processes "
+                              "(Node.js, custom runtimes); in-process Python is not limited; ignored")
             environment = string_values((props.get("Environment") or {}).get("Variables"))
             if environment:
                 integration["environment"] = environment

@@ -16,7 +16,8 @@ from typing import Any
 from wsgw.loaders.common import (
     LoadOptions,
     Translation,
-    python_reference,
+    concurrency,
+    function_integration,
     string_values,
     timeout_ms,
 )
@@ -53,14 +54,14 @@ LOGS_WARN = {
     "lambda": "Lambda's log settings are not applied locally: handlers log to wsgw's stderr",
     "frameworkLambda": "Lambda's log settings are not applied locally: handlers log to wsgw's stderr",
 }
-FUNCTION_USED = {"handler", "runtime", "environment", "memorySize", "timeout", "name", "events"}
+FUNCTION_USED = {"handler", "runtime", "environment", "memorySize", "timeout", "name", "events",
+                 "reservedConcurrency"}
 FUNCTION_QUIET = {"description", "package", "tags", "architecture", "logRetentionInDays", "module"}
 FUNCTION_WARN = {
     "layers": "Lambda layers are not mounted locally; install the layer's packages into the environment instead",
     "role": "IAM is not enforced locally; handlers use your own AWS credentials",
     "iamRoleStatements": "IAM is not enforced locally; handlers use your own AWS credentials",
     "vpc": "no VPC locally; the handler reaches what this machine reaches",
-    "reservedConcurrency": "concurrency limits are not applied locally",
     "provisionedConcurrency": "concurrency limits are not applied locally",
     "url": "function URLs are not served; use an httpApi event",
     "destinations": "not used locally: failed invocations are logged",
@@ -210,13 +211,13 @@ class _Service:
             if "image" in fn:
                 self.out.error(f"{key}.image", "container image functions cannot run locally; use handler")
                 continue
-            reference = python_reference(self.out, fn.get("runtime", self.provider.get("runtime")),
-                                         fn.get("handler"), f"{key}.runtime", f"{key}.handler",
-                                         "'path/to/module.function'")
-            if reference is None:
+            base = function_integration(self.out, fn.get("runtime", self.provider.get("runtime")),
+                                        fn.get("handler"), f"{key}.runtime", f"{key}.handler",
+                                        "'path/to/module.function'")
+            if base is None:
                 continue
             integration: dict[str, Any] = {
-                "type": "python", "handler": reference,
+                **base,
                 "functionName": str(fn.get("name") or f"{self.service}-{self.stage}-{name}"),
                 "memorySize": fn.get("memorySize", self.provider.get("memorySize", DEFAULT_MEMORY_MB)),
                 "timeoutMs": timeout_ms(fn.get("timeout", self.provider.get("timeout", DEFAULT_TIMEOUT_S))),
@@ -224,6 +225,12 @@ class _Service:
             environment = self.environment(fn.get("environment"), f"{key}.environment")
             if environment:
                 integration["environment"] = environment
+            reserved = fn.get("reservedConcurrency")
+            if reserved is not None and "runtime" in base:
+                integration["concurrency"] = concurrency(reserved)
+            elif reserved is not None:
+                self.out.warn(f"{key}.reservedConcurrency", "applies to functions run as processes (Node.js, "
+                              "custom runtimes); in-process Python is not limited; ignored")
             self.functions[str(name)] = integration
 
     def read_events(self) -> None:

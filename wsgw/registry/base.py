@@ -164,6 +164,12 @@ class Registry(ABC):
         """Push to every connection held by other nodes; how many sockets took it. None elsewhere: 0."""
         return 0
 
+    def holds_lease(self, connection_id: str | None = None) -> bool:
+        """This node may still act for that local socket (None: for all of them). False once its lease may have
+        run out: a survivor may have reaped it (run its $disconnect), so writing to it or answering 200 would be
+        a lie."""
+        return True
+
     # ----- groups: the shared view of membership; the node keeps its own members' sockets -------------------
 
     @abstractmethod

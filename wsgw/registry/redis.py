@@ -73,6 +73,7 @@ class RedisRegistry(Registry):
         self._beat_at = -1e9                      # monotonic send time of the last heartbeat that was not refused
         self._former_ids: list[str] = []          # ids this node had before it was reaped and re-joined
         self._adopt_from: str | None = None       # set while the connections of a reaped id are still to adopt
+        self._unadopted: set[str] = set()         # ... and those connections: a survivor may own them now
         self.rejoins = 0
         self._principals: dict[str, str] = {}     # local connection id → principalId (its index entry to delete)
         self._unjoined: dict[str, Collection[str]] = {}   # leave_all calls that could not reach Redis yet
@@ -111,6 +112,11 @@ class RedisRegistry(Registry):
     def fenced(self) -> bool:
         """No heartbeat got through for node_ttl: a survivor may be reaping this node, so admit nothing new."""
         return time.monotonic() - self._beat_at >= self.options.node_ttl
+
+    def holds_lease(self, connection_id: str | None = None) -> bool:
+        if self.fenced():
+            return False
+        return not self._unadopted if connection_id is None else connection_id not in self._unadopted
 
     async def register(self, record: ConnectionRecord) -> None:
         self._refuse_unsent([record])
@@ -285,13 +291,12 @@ class RedisRegistry(Registry):
         if state < 0:
             self._begin_rejoin()
             return
+        self._beat_at = max(self._beat_at, sent)   # the lease holds again: admit (adoptions stay fenced apart)
         await self.store.announce(node_id, now_ms)     # not for a reaped id: survivors would re-reap it
         if state == 0 or always_reregister:
             if state == 0 and not always_reregister:
                 log.warning("node %s had no heartbeat key in redis (expired or lost): re-registering", node_id)
             await self._reregister()
-        if node_id == self.node_id:
-            self._beat_at = max(self._beat_at, sent)
 
     async def _reregister(self) -> None:
         if self._adopt_from is not None:         # after a re-join: take over only what no survivor claimed
@@ -328,6 +333,7 @@ class RedisRegistry(Registry):
         self._former_ids = [old, *self._former_ids][:FORMER_IDS_KEPT]
         if self._adopt_from is None:             # reaped again before adopting: the first id still owns them
             self._adopt_from = old
+        self._unadopted |= {r.connection_id for r in self.node.local_records()}
         self.node_id = new
         self.node.node_id = new
         channel = self.keys.channel(new)
@@ -344,9 +350,10 @@ class RedisRegistry(Registry):
 
     async def _adopt_local(self, old: str) -> None:
         """Keep the local connections no survivor claimed; close the claimed ones without a second $disconnect."""
-        ids = [r.connection_id for r in self.node.local_records()]
+        ids = [r.connection_id for r in self.node.local_records() if r.connection_id in self._unadopted]
         adopted = await self._adopt(ids, old) if ids else set()
         dropped = [cid for cid in ids if cid not in adopted and self.node.drop_local(cid)]
+        self._unadopted = set()                  # the kept ones are this id's now, the others are closed
         gone = [cid for cid in adopted if self.node.lookup_local(cid) is None]
         if gone:                                 # closed while we adopted: do not leave them behind
             await self.store.remove_connections(gone, self.node_id, self._former_ids)

@@ -245,12 +245,17 @@ class RedisLink:
     async def _watch(self) -> None:
         """Wait until the link goes down; a command unanswered for COMMAND_TIMEOUT means Redis hangs."""
         loop = asyncio.get_running_loop()
+        last = loop.time()
         while not self._down.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(COMMAND_TIMEOUT / 4):
                     await self._down.wait()
+            now = loop.time()
+            # Woken far past the period: this process stood still (SIGSTOP, a blocked loop), so the replies
+            # may be waiting unread; judge Redis on the next round, not on our own stall.
+            stalled, last = now - last > COMMAND_TIMEOUT / 2, now
             transport = self._transport
-            if transport is not None and transport.oldest_wait(loop.time()) > COMMAND_TIMEOUT:
+            if not stalled and transport is not None and transport.oldest_wait(now) > COMMAND_TIMEOUT:
                 self.mark_down(RedisError("redis did not answer a command in time"))
 
     def _lost(self, connection: RespConnection) -> Callable[[BaseException | None], None]:

@@ -328,7 +328,10 @@ class Rpc:
 
     def _serve(self, node: LocalNode, kind: str, header: dict[str, Any], data: bytes) -> None:
         handler = HANDLERS.get(kind)
-        outcome = handler(node, header, data) if handler is not None else None
+        try:
+            outcome = handler(node, header, data) if handler is not None else None
+        except RegistryUnavailable:             # fenced: no answer, the caller times out rather than guess
+            return
         if inspect.isawaitable(outcome):
             task = asyncio.ensure_future(outcome)
             self._replies.add(task)

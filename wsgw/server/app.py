@@ -4,21 +4,29 @@ versions (wsgw.server.site), plus its listening sockets; started by the CLI and 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wsgw.config import ApiConfig
 from wsgw.config.site import SiteConfig
 from wsgw.errors import ConfigError
 from wsgw.gateway import Gateway
+from wsgw.integrations.runtime import runtime_host
 from wsgw.observe.access_log import AccessLog
 from wsgw.observe.tracing import Tracing
 from wsgw.rest.front import RestFront
+from wsgw.runtimes import endpoint_alias
+from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
-from wsgw.server.node import Node
+from wsgw.server.node import Node, api_host_names
 from wsgw.server.router import HttpRouter
 from wsgw.server.site import Site
+
+log = logging.getLogger("wsgw.server")
 
 
 @dataclass(slots=True)
@@ -48,10 +56,12 @@ class GatewayServer:
         for port in [*sorted({a.port for a in self.site.routing.apis.values() if a.port}), None]:
             front = self.site.front(port)
             self.contexts[port] = ListenerContext(front.gateway(), front.handle, front.body_limit_for,
-                                                  self.open_sockets, front.open_inspector, front.pick)
+                                                  self.open_sockets, front.open_inspector, front.pick,
+                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener))
         self.context = self.contexts[None]
         self.server: asyncio.Server | None = None
         self.servers: list[asyncio.Server] = []
+        self._undo_aliases: Callable[[], None] | None = None
 
     @property
     def node(self) -> Node:
@@ -89,6 +99,7 @@ class GatewayServer:
         lines = await self.site.apply(config)
         for port, context in self.contexts.items():
             context.gateway = self.site.front(port).gateway()
+        self._reach_by_api_host()
         return lines
 
     async def start(self) -> None:
@@ -97,6 +108,7 @@ class GatewayServer:
             if port is not None:
                 await self._listen(port)
         await self._listen(None)
+        self._reach_by_api_host()
 
     async def _listen(self, port_key: int | None) -> None:
         context = self.contexts[port_key]
@@ -134,6 +146,31 @@ class GatewayServer:
                 if api.port == port_key:
                     self.ports[api.name] = bound
 
+    def _reach_by_api_host(self) -> None:
+        """With the dev CA (whose certificate names every API's AWS host names), make those names reach the port
+        serving the API from handlers: in this process (in-process Python, one table for every API, replaced on
+        reload and undone at stop) and in every deployment's runtime processes. Nothing else resolves differently
+        (wsgw.runtimes.endpoint_alias; docs/lambda-runtime-api.md)."""
+        if self.tls is None or self.tls.dev_ca is None:
+            return
+        target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        deployments = self.site.live()
+        table: dict[str, endpoint_alias.EndpointAlias] = {}
+        for deployment in deployments:
+            route = self.site.routing.apis.get(deployment.api)
+            port = self.ports.get(deployment.api, self.port) if route is not None and route.port else self.port
+            for name in api_host_names(deployment.node.api, os.environ):
+                other = table.setdefault(name, endpoint_alias.EndpointAlias(name, target, port))
+                if other.port != port:
+                    log.warning("%s names APIs on ports %d and %d; it reaches port %d (give each API its own "
+                                "apiId)", name, other.port, port, other.port)
+        aliases = tuple(table.values())
+        undo, self._undo_aliases = self._undo_aliases, endpoint_alias.install(aliases)
+        if undo is not None:
+            undo()
+        for deployment in deployments:
+            runtime_host(deployment.node.resources).configure(aliases, self.tls.dev_ca)
+
     @property
     def urls(self) -> Urls:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -156,6 +193,9 @@ class GatewayServer:
                 conn.transport.close()
         for server in self.servers:
             await server.wait_closed()
+        if self._undo_aliases is not None:
+            self._undo_aliases()
+            self._undo_aliases = None
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from wsgw.gateway import Gateway
 from wsgw.request import HttpRequest
+from wsgw.server.budgets import Budgets
 from wsgw.server.http import HttpResponse
 
 
@@ -37,3 +38,4 @@ class ListenerContext:
     open_inspector: OpenManagement | None = None                # upgrades to /{stage}/@inspect/ws
     # the gateway an upgrade request is served by (its API, stage and version), or the refusal (404)
     pick: Callable[[HttpRequest], Gateway | HttpResponse] | None = None
+    budgets: Budgets = field(default_factory=Budgets)

@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
@@ -30,7 +29,7 @@ from wsgw.request import HttpRequest
 from wsgw.server.connections_api import ConnectionsApi
 from wsgw.server.context import OpenSocket
 from wsgw.server.http import HttpResponse, plain_error
-from wsgw.server.websocket import rebuild_request
+from wsgw.server.websocket import handshake_request
 
 log = logging.getLogger("wsgw.inspector")
 
@@ -95,23 +94,17 @@ class InspectorSocket(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         protocol = self.protocol
-        protocol.receive_data(rebuild_request(request))
-        parsed = protocol.events_received()
-        asked = parsed[0] if parsed else None
-        ok = isinstance(asked, Request)
-        if isinstance(asked, Request):
-            response = protocol.accept(asked)
-            protocol.send_response(response)
-            ok = response.status_code == 101
+        response = protocol.accept(handshake_request(request))      # the listener checked the handshake first
+        protocol.send_response(response)
         for chunk in protocol.data_to_send():
             if chunk:
                 transport.write(chunk)
-        if not ok:
-            if not parsed:
-                transport.write(plain_error(400, "Bad Request: invalid WebSocket handshake").serialize(False))
+        if response.status_code != 101:
             transport.close()
             self.inspector.unwatch(self.watcher)
             return False
+        # accept() answered without parsing: a fresh protocol in OPEN state reads frames from here on
+        self.protocol = ServerProtocol(state=State.OPEN, max_size=MAX_OP_BYTES, logger=log)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         transport.set_protocol(self)
         self._answer(self.inspector.snapshot())

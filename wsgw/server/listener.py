@@ -9,7 +9,6 @@ uvicorn hands it over.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections import deque
 from typing import cast
@@ -19,20 +18,16 @@ import httptools
 
 from wsgw.headers import Headers
 from wsgw.request import HttpRequest
+from wsgw.server.budgets import tripped
 from wsgw.server.context import ListenerContext, OpenSocket
 from wsgw.server.flow import FlowControl
 from wsgw.server.http import HttpResponse, plain_error
-from wsgw.server.websocket import WebSocketProtocol
+from wsgw.server.websocket import WebSocketProtocol, handshake_answer, refusal_of
 
 __all__ = ["HttpConnection", "ListenerContext", "OpenSocket", "trusted_domain"]
 
 log = logging.getLogger("wsgw.server")
 
-MAX_HEAD_BYTES = 16 * 1024          # request line + headers
-MAX_URL_BYTES = 8 * 1024
-MAX_PIPELINED = 32                  # queued requests before we stop reading from that client
-MAX_QUEUED_BYTES = 1024 * 1024      # ... or queued request bodies
-MAX_EARLY_BYTES = 256 * 1024        # bytes a client may send while its $connect runs
 KEEPALIVE_SECONDS = 75.0
 
 
@@ -60,25 +55,39 @@ def trusted_domain(host_header: str | None, local: tuple[str, int], configured: 
 
 
 class HttpConnection(asyncio.Protocol):
-    """HTTP/1.1 until an upgrade succeeds; then the transport belongs to a WebSocketProtocol."""
+    """HTTP/1.1 until an upgrade succeeds; then the transport belongs to a WebSocketProtocol.
+
+    Requests are answered one at a time in arrival order. What a client can make it hold is bounded by the
+    budgets (wsgw/server/budgets.py): received bytes are parsed one read batch per loop turn and only while
+    fewer than `pipelined_requests` wait; answers the client has not read past `unsent_response_bytes` stop
+    both reading and answering until it reads. A request that breaks the stream (malformed, too large, too
+    slow) is answered in its place in the order, after the requests before it.
+    """
 
     def __init__(self, ctx: ListenerContext) -> None:
         self.ctx = ctx
+        self.budgets = ctx.budgets
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.source_ip = ""
         self.local = ("127.0.0.1", 0)
-        self.queue: deque[tuple[HttpRequest, bytes | None]] = deque()
+        self.queue: deque[HttpRequest | tuple[HttpRequest, bytes] | HttpResponse] = deque()
         self.worker: asyncio.Task[None] | None = None
         self.upgrading = False
         self.pending: list[bytes] = []      # bytes that arrived while $connect ran
         self.pending_bytes = 0
+        self.unparsed = bytearray()         # received, not parsed yet (a batch at a time, while the queue has room)
+        self.parse_scheduled = False
         self.queued_bytes = 0               # bodies of pipelined requests waiting their turn
+        self.broken = False                 # a failure is queued: the stream is not read any further
         self.lost = False
         self.head_bytes = 0
         self.in_head = True
+        self.mid_request = False            # bytes of a request have arrived, not all of it yet
+        self.idle_timer = False             # the timer running is the keep-alive one
         self.timer: asyncio.TimerHandle | None = None
+        self.writable: asyncio.Future[None] | None = None
         self.upgrade_request: HttpRequest | None = None
         self._reset_request()
 
@@ -89,13 +98,13 @@ class HttpConnection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.body_limit = 0
-        self.too_large: HttpResponse | None = None
         self.too_large_response = HttpResponse(413)
 
     # ----- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=self.budgets.unsent_response_bytes)
         self.flow = FlowControl(self.transport)
         peer = transport.get_extra_info("peername")
         self.source_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
@@ -107,58 +116,107 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.ctx.open_sockets.discard(self)
+        self.unparsed.clear()
         self._cancel_timer()
+        self.resume_writing()
         if self.worker is not None and not self.upgrading:
             self.worker.cancel()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         if self.upgrading:
             # A client must wait for the 101 before sending frames (RFC 6455 4.1); a little early data is
             # kept for after the handshake, a flood while $connect runs is refused.
             self.pending_bytes += len(data)
-            if self.pending_bytes > MAX_EARLY_BYTES:
+            if self.budgets.over_early(self.pending_bytes):
                 log.warning("dropping %s: %d bytes sent before the handshake completed", self.source_ip,
                             self.pending_bytes)
+                tripped(self.ctx.gateway.metrics, "early_bytes")
                 self.pending.clear()
                 if self.transport is not None:
                     self.transport.abort()
                 return
             self.pending.append(data)
             return
+        if self.broken:
+            return
+        self.unparsed += data
+        self._parse_more()
+
+    def _holding(self) -> bool:
+        return self.budgets.over_pipeline(len(self.queue), self.queued_bytes)
+
+    def _parse_more(self) -> None:
+        """Feed the parser one read batch; more on a later loop turn, and only while the queue has room."""
+        self.parse_scheduled = False
+        flow = self.flow
+        if self.broken or self.upgrading or self.lost or flow is None:
+            return
+        if not self.unparsed or self._holding():
+            if self._holding():
+                if "pipeline" not in flow.reasons:
+                    tripped(self.ctx.gateway.metrics, "pipelined_requests")
+                flow.pause("pipeline")
+            else:
+                flow.resume("pipeline")
+            return
+        size = self.budgets.read_batch_bytes
+        batch = bytes(self.unparsed[:size])
+        del self.unparsed[:size]
+        self._feed(batch)
+        if self.broken or self.upgrading:
+            return
+        if self.unparsed or self._holding():
+            flow.pause("pipeline")
+            if not self._holding() and not self.parse_scheduled:
+                self.parse_scheduled = True
+                asyncio.get_running_loop().call_soon(self._parse_more)
+        else:
+            flow.resume("pipeline")
+
+    def _feed(self, data: bytes) -> None:
         if self.in_head:
             self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
-            self._queue_upgrade(data[offset:])
+            rest = data[offset:] + bytes(self.unparsed)
+            self.unparsed.clear()
+            self._queue_upgrade(rest)
             return
         except httptools.HttpParserError as exc:
-            self._fail(plain_error(400, f"Bad Request: malformed HTTP ({exc})"))
+            self._fail_in_order(plain_error(400, f"Bad Request: malformed HTTP ({exc})"))
             return
-        if self.in_head and self.head_bytes > MAX_HEAD_BYTES:   # headers still incomplete past the limit
-            self._fail(plain_error(431, "Request header fields too large"))
+        if self.in_head and self.head_bytes > self.budgets.head_bytes:   # headers still incomplete
+            self._fail_in_order(plain_error(431, "Request header fields too large"))
 
     # ----- httptools callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._reset_request()
         self.in_head = True
+        self.mid_request = True
+        if self.timer is None or self.idle_timer:     # a request, once begun, has the handshake timeout to arrive
+            self._arm_timer(self.ctx.gateway.limits.handshake_timeout_seconds)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        if len(self.url) > MAX_URL_BYTES:
-            self._fail(plain_error(414, "URI too long"))
+        if len(self.url) > self.budgets.url_bytes:
+            self._fail_in_order(plain_error(414, "URI too long"))
             raise httptools.HttpParserError("URI too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
         self.header_size += len(name) + len(value) + 4
-        if self.header_size > MAX_HEAD_BYTES:
-            self._fail(plain_error(431, "Request header fields too large"))
+        if self.header_size > self.budgets.head_bytes:
+            self._fail_in_order(plain_error(431, "Request header fields too large"))
             raise httptools.HttpParserError("headers too large")
-        if len(self.headers) > 100:
-            self._fail(plain_error(431, "Too many request header fields"))
+        if len(self.headers) > self.budgets.header_count:
+            self._fail_in_order(plain_error(431, "Too many request header fields"))
             raise httptools.HttpParserError("too many headers")
 
     def on_headers_complete(self) -> None:
@@ -168,19 +226,22 @@ class HttpConnection(asyncio.Protocol):
         self.body_limit, self.too_large_response = self.ctx.body_limit_for(raw_path)
         length = next((v for k, v in self.headers if k.lower() == "content-length"), None)
         if length is not None and length.isdigit() and int(length) > self.body_limit:
-            self._fail(self.too_large_response)
+            self._fail_in_order(self.too_large_response)
+            raise httptools.HttpParserError("body too large")
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
-        if self.body_size > self.body_limit:
-            self.too_large = self.too_large_response
-            return
+        if self.body_size > self.body_limit:     # chunked: answered as soon as it is known, not at its end
+            self._fail_in_order(self.too_large_response)
+            raise httptools.HttpParserError("body too large")
         self.body.append(body)
+        self._arm_timer(self.ctx.gateway.limits.handshake_timeout_seconds)   # a body must keep arriving
 
     def on_message_complete(self) -> None:
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self.broken:
             return
         self.in_head = True
+        self.mid_request = False
         self._cancel_timer()
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
@@ -197,25 +258,22 @@ class HttpConnection(asyncio.Protocol):
             domain_name=trusted_domain(headers.get("host"),
                                        self.local, self.ctx.gateway.api.domain_name),
         )
-        if self.too_large is not None:
-            self._fail(self.too_large)
-            return
         if self.parser.should_upgrade():
             self.upgrade_request = request
             return
-        self.queue.append((request, None))
+        self.queue.append(request)
         self.queued_bytes += len(request.body)
-        if (len(self.queue) > MAX_PIPELINED or self.queued_bytes > MAX_QUEUED_BYTES) and self.flow is not None:
-            self.flow.pause("pipeline")
         self._kick()
 
     # ----- request processing, in order ------------------------------------------------------------
 
     def _queue_upgrade(self, rest: bytes) -> None:
         if self.upgrade_request is None:      # llhttp saw an upgrade we did not complete a request for
-            self._fail(plain_error(400, "Bad Request: incomplete upgrade request"))
+            self._fail_in_order(plain_error(400, "Bad Request: incomplete upgrade request"))
             return
         self.upgrading = True
+        if self.flow is not None:
+            self.flow.resume("pipeline")      # bytes now go to `pending`, bounded by the early-bytes budget
         self.queue.append((self.upgrade_request, rest))
         self._kick()
 
@@ -226,30 +284,50 @@ class HttpConnection(asyncio.Protocol):
     async def _process(self) -> None:
         try:
             while self.queue and not self.lost:
-                request, upgrade_rest = self.queue.popleft()
-                self.queued_bytes -= len(request.body)
-                if upgrade_rest is not None:
-                    await self._upgrade(request, upgrade_rest)
+                item = self.queue.popleft()
+                if isinstance(item, HttpResponse):          # the stream broke here: answer, then close
+                    self._fail(item)
                     return
+                if isinstance(item, tuple):
+                    await self._upgrade(*item)
+                    return
+                request = item
+                self.queued_bytes -= len(request.body)
                 try:
                     response = await self.ctx.handle_http(request)
                 except Exception:
                     log.exception("HTTP %s %s failed", request.method, request.raw_path)
                     response = plain_error(500, "Internal Server Error")
                 self.ctx.gateway.metrics.answered(response.status)
-                if self.lost or self.transport is None:
+                transport = self.transport
+                if self.lost or transport is None:
                     return
-                self.transport.write(response.serialize(request.keep_alive, request.method == "HEAD"))
+                transport.write(response.serialize(request.keep_alive, request.method == "HEAD"))
                 if not request.keep_alive:
-                    self.transport.close()
+                    transport.close()
                     return
-                if self.flow is not None and len(self.queue) <= MAX_PIPELINED // 2 \
-                        and self.queued_bytes <= MAX_QUEUED_BYTES // 2:
-                    self.flow.resume("pipeline")
-            if not self.queue and not self.upgrading:
-                self._arm_timer(KEEPALIVE_SECONDS)
+                if self.budgets.over_unsent(transport.get_write_buffer_size()):
+                    await self._drained()
+                if not self.parse_scheduled:
+                    self._parse_more()
+            if not self.queue and not self.upgrading and not self.mid_request and not self.lost:
+                self._arm_timer(KEEPALIVE_SECONDS, idle=True)
         finally:
             self.worker = None
+
+    async def _drained(self) -> None:
+        """The client has not read our answers: read and answer nothing more until it does."""
+        assert self.flow is not None and self.transport is not None
+        tripped(self.ctx.gateway.metrics, "unsent_responses")
+        self.flow.pause("unsent")
+        self.writable = asyncio.get_running_loop().create_future()
+        try:
+            # transport.set_write_buffer_limits(high=the budget): pause_writing was called, resume_writing
+            # will be (or connection_lost resolves it).
+            await self.writable
+        finally:
+            self.writable = None
+            self.flow.resume("unsent")
 
     async def _upgrade(self, request: HttpRequest, rest: bytes) -> None:
         picked = self.ctx.pick(request) if self.ctx.pick is not None else self.ctx.gateway
@@ -262,7 +340,7 @@ class HttpConnection(asyncio.Protocol):
         if request.method == "GET" and path == f"/{stage}/@inspect/ws" and self.ctx.open_inspector is not None:
             self._upgrade_inspector(request, rest)
             return
-        if request.method != "GET" or path != f"/{stage}":
+        if request.method != "GET" or request.raw_path not in (f"/{stage}", f"/{stage}/"):
             self._fail(plain_error(404, f"Not Found: WebSocket connections go to /{stage}"))
             return
         problem = handshake_problem(request)
@@ -304,8 +382,23 @@ class HttpConnection(asyncio.Protocol):
         self.transport.write(response.serialize(keep_alive=False))
         self.transport.close()
 
-    def _arm_timer(self, seconds: float) -> None:
+    def _fail_in_order(self, response: HttpResponse) -> None:
+        """The stream is unusable from here: answer after the requests already queued, read nothing more."""
+        if self.broken or self.transport is None or self.transport.is_closing():
+            return
+        self.broken = True
+        self.unparsed.clear()
         self._cancel_timer()
+        if self.worker is None and not self.queue:
+            self._fail(response)
+            return
+        self.queue.append(response)
+        if self.flow is not None:
+            self.flow.pause("broken")
+
+    def _arm_timer(self, seconds: float, idle: bool = False) -> None:
+        self._cancel_timer()
+        self.idle_timer = idle
         self.timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
 
     def _cancel_timer(self) -> None:
@@ -314,12 +407,15 @@ class HttpConnection(asyncio.Protocol):
             self.timer = None
 
     def _timed_out(self) -> None:
+        """No first request, or a request begun and not finished within handshakeTimeoutSeconds (408, after
+        any answers owed), or an idle keep-alive connection."""
         self.timer = None
-        if not self.upgrading and self.worker is None and self.transport is not None:
-            if self.in_head and self.head_bytes:
-                self._fail(plain_error(408, "Request Timeout"))
-            else:
-                self.transport.close()
+        if self.upgrading or self.transport is None or self.lost:
+            return
+        if self.mid_request:
+            self._fail_in_order(plain_error(408, "Request Timeout"))
+        elif self.worker is None:
+            self.transport.close()
 
     def shutdown(self) -> None:
         """Node stopping: idle HTTP connections close now; WebSockets are closed by the gateway."""
@@ -328,20 +424,17 @@ class HttpConnection(asyncio.Protocol):
 
 
 def handshake_problem(request: HttpRequest) -> HttpResponse | None:
-    """Check the upgrade headers before $connect runs, so a broken handshake costs no handler call."""
-    upgrade = ",".join(request.headers.get_all("upgrade")).lower()
-    connection = ",".join(request.headers.get_all("connection")).lower()
-    if "websocket" not in upgrade or "upgrade" not in connection:
-        return plain_error(426, "Upgrade Required: send 'Connection: Upgrade' and 'Upgrade: websocket'")
+    """Judge the whole upgrade request before $connect runs, so a handshake that will be refused costs no
+    handler call (and leaves no state that no $disconnect would clean up): websockets' own verdict, plus no
+    body (an upgrade carries none)."""
+    if request.body or request.headers.get_all("content-length") not in ([], ["0"]) \
+            or request.headers.get_all("transfer-encoding"):
+        return plain_error(400, "Bad Request: a WebSocket upgrade request has no body")
     version = request.headers.get_all("sec-websocket-version")
-    if version != ["13"]:
+    if version and version != ["13"]:
         return HttpResponse(426, b'{"message": "Unsupported Sec-WebSocket-Version: use 13"}',
                             [("Sec-WebSocket-Version", "13"), ("Content-Type", "application/json")])
-    key = request.headers.get_all("sec-websocket-key")
-    try:
-        valid_key = len(key) == 1 and len(base64.b64decode(key[0], validate=True)) == 16
-    except ValueError:
-        valid_key = False
-    if not valid_key:
-        return plain_error(400, "Bad Request: missing or invalid Sec-WebSocket-Key")
+    answer = handshake_answer(request)
+    if answer.status_code != 101:
+        return refusal_of(answer)
     return None

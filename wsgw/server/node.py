@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +37,7 @@ from wsgw.observe.tracing import Tracing
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.registry.redis_wire import RedisOptions
 from wsgw.rest.front import RestFront
+from wsgw.runtimes.endpoint_alias import execute_api_host
 from wsgw.server.router import HttpRouter
 from wsgw.throttle import build_throttler
 from wsgw.tls.trust import TrustBundle, trust_bundle
@@ -106,6 +107,13 @@ def traced(gateway: Gateway, rest: RestFront, settings: TracingSettings) -> Trac
     rest.handle = tracing.wrap(  # type: ignore[method-assign, assignment]
         "http.request", rest.handle, lambda request, *_: {"http.method": request.method})
     return tracing
+
+
+def api_host_names(api: ApiConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """AWS's host names for the API, `{apiId}.execute-api.{region}.amazonaws.com`, that handlers may build: with
+    the API's region, and with the shell's AWS_REGION when it differs (functions see that one as AWS_REGION)."""
+    regions = dict.fromkeys(r for r in (api.region, environ.get("AWS_REGION")) if r)
+    return tuple(execute_api_host(api.api_id, region) for region in regions)
 
 
 def _plain_redis_url(url: str | None) -> str | None:

@@ -42,7 +42,10 @@ class HttpRouter:
         path = request.raw_path
         if path == "/health":
             return self.health()
-        if path == "/metrics":
+        if path == "/metrics":        # who may read it is who may manage connections: management.allowFrom
+            refused = self.connections.forbidden(request)
+            if refused is not None:
+                return refused
             return HttpResponse(200, self.gateway.metrics.render(), [("Content-Type", CONTENT_TYPE)])
         parts = path.split("/")
         if len(parts) >= 2 and unquote(parts[1]) == self.stage:

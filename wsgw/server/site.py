@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -37,7 +37,7 @@ from wsgw.registry.memory import MemoryHub, MemoryRegistry
 from wsgw.request import HttpRequest
 from wsgw.server.context import OpenSocket
 from wsgw.server.http import HttpResponse, plain_error
-from wsgw.server.node import Node, build_node
+from wsgw.server.node import Node, api_host_names, build_node
 
 log = logging.getLogger("wsgw.site")
 
@@ -96,8 +96,13 @@ class Routing:
     deployments: list[Deployment]
     ports: dict[int | None, tuple[dict[str, ApiRoute], ApiRoute | None]] = field(default_factory=dict)
     single: bool = False          # one API, one stage, no canary: today's form, answered by its own router
+    api_ids: dict[tuple[int | None, str], ApiRoute] = field(default_factory=dict)   # (port, apiId) → API
 
     def __post_init__(self) -> None:
+        for deployment in self.deployments:       # AWS's host name of an API finds it on a port that picks by Host
+            route = self.apis.get(deployment.api)
+            if route is not None:
+                self.api_ids.setdefault((route.port, deployment.node.api.api_id), route)
         only = next(iter(self.apis.values())) if len(self.apis) == 1 else None
         self.single = (only is not None and only.name == DEFAULT_API and len(only.stages) == 1
                        and next(iter(only.stages.values())).canary is None)
@@ -115,6 +120,11 @@ class Routing:
             found = hosts.get(name.lower())
             if found is not None:
                 return found
+            labels = name.lower().removesuffix(".").split(".")
+            if len(labels) == 5 and labels[1] == "execute-api" and labels[3:] == ["amazonaws", "com"]:
+                found = self.api_ids.get((port, labels[0]))
+                if found is not None:
+                    return found
         return default
 
     @property
@@ -414,6 +424,16 @@ class PortFront:
             return HttpResponse(400, json.dumps({"reloaded": False, "problems": [str(p) for p in exc.problems]})
                                 .encode(), [("Content-Type", "application/json")])
         return HttpResponse.json(200, {"reloaded": True, "stages": lines})
+
+
+def site_host_names(config: SiteConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """AWS's host names of every API, stage and version the site serves (`api_host_names`), each once."""
+    names: dict[str, None] = {}
+    for site_api in config.apis.values():
+        for stage in site_api.stages.values():
+            for api in (stage.api, *((stage.canary.api,) if stage.canary is not None else ())):
+                names.update(dict.fromkeys(api_host_names(api, environ)))
+    return tuple(names)
 
 
 async def _start_node(node: Node) -> None:

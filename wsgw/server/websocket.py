@@ -2,24 +2,32 @@
 websockets' sans-I/O ServerProtocol validates the handshake, writes the 101 and parses frames.
 
 It is the gateway's SocketSink for that connection: the gateway calls `accept` once $connect allowed it.
+What a peer can make it hold or do is bounded by wsgw/server/budgets.py: bytes owed to the peer (data and control
+frames alike), fragments of one message, and the bytes parsed per loop turn before it yields.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import struct
+import termios
 
+from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from wsgw.gateway import Connection, Gateway
 from wsgw.request import HttpRequest
+from wsgw.server.budgets import tripped
 from wsgw.server.context import ListenerContext
 from wsgw.server.flow import FlowControl
-from wsgw.server.http import plain_error
+from wsgw.server.http import HttpResponse
 
 log = logging.getLogger("wsgw.server")
 protocol_log = logging.getLogger("wsgw.websocket")   # websockets logs every open at INFO; keep it quiet
@@ -28,11 +36,28 @@ protocol_log.setLevel(logging.WARNING)
 CLOSE_HANDSHAKE_SECONDS = 5.0
 
 
-def rebuild_request(request: HttpRequest) -> bytes:
-    """The upgrade request as bytes for websockets' parser (it validates and builds the 101)."""
+def handshake_request(request: HttpRequest) -> Request:
+    """The upgrade request as websockets' value, built from what httptools parsed (no second parser, so no
+    second set of line limits: the head limit is the listener's)."""
     target = request.raw_path + ("?" + request.query_string if request.query_string else "")
-    lines = [f"GET {target} HTTP/1.1"] + [f"{name}: {value}" for name, value in request.headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return Request(target, Headers(request.headers), request.method, f"HTTP/{request.http_version}")
+
+
+def handshake_answer(request: HttpRequest, subprotocol: str | None = None) -> Response:
+    """websockets' own verdict on an upgrade request: 101, or the refusal it would send. The listener asks it
+    before any handler runs; `accept` asks it again and sends it."""
+    chosen = Subprotocol(subprotocol) if subprotocol else None
+    judge = ServerProtocol(select_subprotocol=lambda _proto, offered: chosen if chosen in offered else None,
+                           logger=protocol_log)
+    return judge.accept(handshake_request(request))
+
+
+def refusal_of(response: Response) -> HttpResponse:
+    """websockets' refusal as our response (its reason in a JSON body, its extra headers kept)."""
+    body = (response.body or b"").decode("utf-8", "replace").strip() or response.reason_phrase
+    headers = [(k, v) for k, v in response.headers.raw_items()
+               if k.lower() in ("upgrade", "allow", "sec-websocket-version")]
+    return HttpResponse.json(response.status_code, {"message": body}, headers)
 
 
 def close_frames(protocol: ServerProtocol) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
@@ -47,8 +72,8 @@ class WebSocketProtocol(asyncio.Protocol):
     """One WebSocket from its upgrade request to its end."""
 
     __slots__ = (
-        "chosen", "close_timer", "conn", "ctx", "flow", "fragment_opcode", "fragments", "gateway", "protocol",
-        "request", "transport",
+        "budgets", "close_timer", "conn", "ctx", "flow", "fragment_opcode", "fragments", "gateway", "protocol",
+        "request", "transport", "unread",
     )
 
     def __init__(self, ctx: ListenerContext, transport: asyncio.Transport, flow: FlowControl,
@@ -58,17 +83,15 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport = transport
         self.flow = flow
         self.request = request
-        self.chosen: Subprotocol | None = None
-        limits = self.gateway.limits
-        self.protocol = ServerProtocol(
-            select_subprotocol=lambda _proto, offered: self.chosen if self.chosen in offered else None,
-            max_size=(limits.max_message_bytes, limits.max_frame_bytes),
-            logger=protocol_log,
-        )
+        self.budgets = ctx.budgets if self.gateway is ctx.gateway else ctx.budgets.with_limits(self.gateway.limits)
+        # Frames are parsed by a protocol that starts OPEN: the handshake is judged and answered by `accept`.
+        # Until then it is CONNECTING as far as every SocketSink method is concerned.
+        self.protocol = ServerProtocol(state=State.CONNECTING, logger=protocol_log)
         self.conn: Connection | None = None
         self.fragments: list[bytes] = []
         self.fragment_opcode: Opcode | None = None
         self.close_timer: asyncio.TimerHandle | None = None
+        self.unread = bytearray()            # received, not parsed yet: at most one read beyond a batch
 
     # ----- the handshake (SocketSink.accept) -------------------------------------------------------
 
@@ -77,24 +100,17 @@ class WebSocketProtocol(asyncio.Protocol):
         transport = self.transport
         if transport.is_closing():
             return False
-        self.chosen = Subprotocol(subprotocol) if subprotocol else None
-        protocol = self.protocol
-        protocol.receive_data(rebuild_request(self.request))
-        parsed = protocol.events_received()
-        if not parsed or not isinstance(parsed[0], Request):
-            refusal = plain_error(400, "Bad Request: invalid WebSocket handshake")
+        response = handshake_answer(self.request, subprotocol)
+        if response.status_code != 101:      # the listener asked the same question before $connect: not reached
+            refusal = refusal_of(response)
             self.gateway.metrics.answered(refusal.status)
             transport.write(refusal.serialize(keep_alive=False))
             transport.close()
             return False
-        response = protocol.accept(parsed[0])
-        protocol.send_response(response)
-        for chunk in protocol.data_to_send():
-            if chunk:
-                transport.write(chunk)
-        if response.status_code != 101:
-            transport.close()
-            return False
+        transport.write(response.serialize())
+        limits = self.gateway.limits
+        self.protocol = ServerProtocol(state=State.OPEN, max_size=(limits.max_message_bytes, limits.max_frame_bytes),
+                                       logger=protocol_log)
         transport.set_protocol(self)       # the handover: from now on its bytes and its end come here
         return True
 
@@ -108,17 +124,51 @@ class WebSocketProtocol(asyncio.Protocol):
     # ----- asyncio.Protocol ------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        """Parse at most one read batch per loop turn: a read of many cheap frames (pings, empty fragments,
+        throttled messages) yields to the other connections between batches, reading paused meanwhile."""
+        assert self.conn is not None
+        self.gateway.on_peer_activity(self.conn)
+        if self.unread:                      # a batch is already scheduled: it will get to these bytes
+            self.unread += data
+            return
+        if len(data) <= self.budgets.read_batch_bytes:
+            self._parse(data)
+            return
+        self.unread += data
+        self._parse_batch()
+
+    def _parse_batch(self) -> None:
+        if not self.unread:                  # the socket ended meanwhile
+            self.flow.resume("read_batch")
+            return
+        size = self.budgets.read_batch_bytes
+        batch = bytes(self.unread[:size])
+        del self.unread[:size]
+        self._parse(batch)
+        if self.unread and not self.transport.is_closing():
+            tripped(self.gateway.metrics, "read_batch")
+            self.flow.pause("read_batch")
+            asyncio.get_running_loop().call_soon(self._parse_batch)
+        else:
+            self.unread.clear()
+            self.flow.resume("read_batch")
+
+    def _parse(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
-        self.protocol.receive_data(data)
-        self.gateway.on_peer_activity(conn)
-        for event in self.protocol.events_received():
+        protocol = self.protocol
+        protocol.receive_data(data)
+        for event in protocol.events_received():
             if isinstance(event, Frame):
                 self._on_frame(conn, event)
         self._flush()
+        # Pongs (and close replies) are written without asking `send`: they count against the same budget.
+        if protocol.state is State.OPEN and self.budgets.over_send(self.transport.get_write_buffer_size()):
+            self._slow_consumer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ctx.open_sockets.discard(self)
+        self.unread.clear()
         if self.close_timer is not None:
             self.close_timer.cancel()
         if self.conn is None:
@@ -140,6 +190,13 @@ class WebSocketProtocol(asyncio.Protocol):
                 return
             self._deliver(conn, opcode, bytes(frame.data))
         elif opcode is Opcode.CONT:
+            if self.protocol.state is not State.OPEN:
+                return
+            if self.budgets.over_fragments(len(self.fragments) + 1):
+                tripped(self.gateway.metrics, "fragments")
+                self.fragments, self.fragment_opcode = [], None
+                self.protocol.fail(1009, "Too many fragments")
+                return
             self.fragments.append(bytes(frame.data))
             if frame.fin and self.fragment_opcode is not None:
                 data = b"".join(self.fragments)
@@ -169,9 +226,32 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _abort_later(self) -> None:
         """A close waits for the write buffer to drain; a peer that never reads must not keep it (and its
-        registration) forever, so every close path ends in an abort after CLOSE_HANDSHAKE_SECONDS."""
+        registration) forever, so every close path ends in an abort once a CLOSE_HANDSHAKE_SECONDS window
+        passes in which the peer did not drain at the budget's rate: a slow reader still gets every frame that
+        was answered 200, a stalled one is dropped."""
         if self.close_timer is None:
-            self.close_timer = asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, self.abort)
+            self.close_timer = asyncio.get_running_loop().call_later(
+                CLOSE_HANDSHAKE_SECONDS, self._abort_unless_draining, self._owed())
+
+    def _owed(self) -> int:
+        """Bytes written and not yet acknowledged by the peer: our buffer plus the kernel's send queue (the
+        kernel's share is most of it on a fast link, so our buffer alone would not show a slow reader's progress)."""
+        owed = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                owed += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return owed
+
+    def _abort_unless_draining(self, before: int) -> None:
+        now = self._owed()
+        if self.budgets.draining(before, now, CLOSE_HANDSHAKE_SECONDS):
+            self.close_timer = asyncio.get_running_loop().call_later(
+                CLOSE_HANDSHAKE_SECONDS, self._abort_unless_draining, now)
+            return
+        if now:
+            tripped(self.gateway.metrics, "close_drain")
+        self.abort()
 
     # ----- SocketSink ------------------------------------------------------------------------------
 
@@ -206,15 +286,20 @@ class WebSocketProtocol(asyncio.Protocol):
         """A frame that would take the buffer past maxSendBufferBytes is refused (its push answers 410) and the
         peer is closed with 1008 behind what it was already promised: a peer that reads again within
         CLOSE_HANDSHAKE_SECONDS gets every frame that was answered 200, then the close."""
-        if self.transport.get_write_buffer_size() + size <= self.gateway.limits.max_send_buffer_bytes:
+        if not self.budgets.over_send(self.transport.get_write_buffer_size(), size):
             return True
+        self._slow_consumer()
+        return False
+
+    def _slow_consumer(self) -> None:
         log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
-        self.gateway.metrics.count(self.gateway.metrics.slow_consumers)
+        metrics = self.gateway.metrics
+        metrics.count(metrics.slow_consumers)
+        tripped(metrics, "send_buffer")
         if self.conn is not None:
             self.conn.decide_close(1008, "Slow consumer")
         self.protocol.fail(1008, "Slow consumer")
         self._flush()
-        return False
 
     def close(self, code: int, reason: str) -> None:
         if self.protocol.state is State.OPEN:

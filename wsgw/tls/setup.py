@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from pathlib import Path
 
 from wsgw.errors import ConfigError
 from wsgw.tls.context import TLS_MODES, TlsSettings, server_context
-from wsgw.tls.devca import ca_directory, ensure_dev_certificates
+from wsgw.tls.devca import ca_directory, ensure_api_certificates
 
 
 def build_tls(mode: str, certfile: Path | None = None, keyfile: Path | None = None,
-              ca_dir: Path | None = None, host: str | None = None) -> TlsSettings:
-    """A real certificate when certfile/keyfile are given, else the local development CA's (made once)."""
+              ca_dir: Path | None = None, host: str | None = None, api_hosts: Iterable[str] = ()) -> TlsSettings:
+    """A real certificate when certfile/keyfile are given, else the local development CA's (made once), naming
+    `api_hosts` too (AWS's host names for the API, which handlers reach this node by: wsgw.runtimes.endpoint_alias)."""
     if mode not in TLS_MODES:
         raise ConfigError.single("tls.mode", f"'{mode}' is not one of: {', '.join(TLS_MODES)}")
     if (certfile is None) != (keyfile is None):
@@ -22,7 +24,7 @@ def build_tls(mode: str, certfile: Path | None = None, keyfile: Path | None = No
         return TlsSettings(server_context(certfile, keyfile), mode, certfile)
     names = [host] if host and _specific(host) else []
     try:
-        certs = ensure_dev_certificates(ca_directory(ca_dir), names)
+        certs = ensure_api_certificates(ca_directory(ca_dir), api_hosts, names)
     except OSError as exc:
         raise ConfigError.single("tls", f"cannot create the local CA in {ca_directory(ca_dir)}: {exc}; "
                                  "set WSGW_CA_DIR (or --ca-dir) to a writable folder") from None
