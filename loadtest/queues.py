@@ -31,33 +31,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from loadtest.integration_rate import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parent.parent
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HANDLER = """
 def whoami(event, context):
     return {"statusCode": 200, "body": event["requestContext"]["connectionId"]}
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
 
 
 async def round_trips(url: str, action: str, connections: int, seconds: float) -> float:

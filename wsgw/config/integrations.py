@@ -263,6 +263,13 @@ def _python(r: _Reader) -> PythonOptions | RuntimeOptions:
     if not isinstance(handler, str):
         r.problem("handler", "missing: give 'module:function'")
         handler = ""
+    code_uri, name, memory, own = _function_basics(r)
+    max_hung = r.whole("maxHungCalls", DEFAULT_MAX_HUNG_CALLS, 1, 1000, "must be a whole number from 1 to 1000")
+    return PythonOptions(handler, code_uri, name, memory, {str(k): str(v) for k, v in own.items()}, max_hung)
+
+
+def _function_basics(r: _Reader) -> tuple[str | None, str | None, int, dict[str, Any]]:
+    """What every function has, in-process or run as processes: codeUri, functionName, memorySize, environment."""
     code_uri = r.raw.get("codeUri")
     if code_uri is not None and (not isinstance(code_uri, str) or not code_uri):
         r.problem("codeUri", "must be a folder relative to the config file")
@@ -276,8 +283,7 @@ def _python(r: _Reader) -> PythonOptions | RuntimeOptions:
     if not isinstance(own, dict):
         r.problem("environment", "must be a mapping of names to strings")
         own = {}
-    max_hung = r.whole("maxHungCalls", DEFAULT_MAX_HUNG_CALLS, 1, 1000, "must be a whole number from 1 to 1000")
-    return PythonOptions(handler, code_uri, name, memory, {str(k): str(v) for k, v in own.items()}, max_hung)
+    return code_uri, name, memory, own
 
 
 def _runtime(r: _Reader, runtime: str) -> RuntimeOptions:
@@ -293,19 +299,7 @@ def _runtime(r: _Reader, runtime: str) -> RuntimeOptions:
     elif not isinstance(handler, str) or not (HANDLER_PATTERN.match(handler) or NODE_HANDLER.match(handler)):
         r.problem("handler", f"'{handler}' is not 'module.function' (or 'module:function')")
         handler = ""
-    code_uri = r.raw.get("codeUri")
-    if code_uri is not None and (not isinstance(code_uri, str) or not code_uri):
-        r.problem("codeUri", "must be a folder relative to the config file")
-        code_uri = None
-    name = r.raw.get("functionName")
-    if name is not None and (not isinstance(name, str) or not name):
-        r.problem("functionName", "must be a non-empty string")
-        name = None
-    memory = r.whole("memorySize", DEFAULT_MEMORY_MB, 128, 10240, "must be a whole number of MB from 128 to 10240")
-    own = r.raw.get("environment") or {}
-    if not isinstance(own, dict):
-        r.problem("environment", "must be a mapping of names to strings")
-        own = {}
+    code_uri, name, memory, own = _function_basics(r)
     concurrency = r.raw.get("concurrency")
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
                                     or not 1 <= concurrency <= 1000):
