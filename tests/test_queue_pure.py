@@ -100,3 +100,11 @@ def test_queue_integration_options_are_checked_by_key() -> None:
     text = str(err.value)
     assert "routes.a.integration.subject" in text and "routes.b.integration.routingKey" in text
     assert "routes.b.integration.persistent" in text and "routes.c.integration.maxLen" in text
+
+
+def test_every_consumer_type_the_config_accepts_has_a_consumer_class_in_the_table() -> None:
+    from wsgw.config.consumers import CONSUMER_TYPES
+    from wsgw.consumers import CONSUMER_CLASSES, consumer_class
+
+    assert set(CONSUMER_CLASSES) == set(CONSUMER_TYPES)
+    assert all(callable(consumer_class(name).from_spec) for name in CONSUMER_CLASSES)

@@ -15,11 +15,15 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import PushTarget, deliver, log
+from wsgw.consumers.base import NodePlace, PushTarget, deliver, log
 from wsgw.consumers.push import Poison, read_push, result
 
 
 class AmqpConsumer:
+    @classmethod
+    def from_spec(cls, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> AmqpConsumer:
+        return cls(spec, target)
+
     def __init__(self, spec: ConsumerSpec, target: PushTarget) -> None:
         self.spec = spec
         self.target = target

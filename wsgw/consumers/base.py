@@ -4,6 +4,7 @@ forwarded through the registry to the node holding the connection) or of a group
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 from wsgw.consumers.push import Push
@@ -17,6 +18,14 @@ class PushTarget(Protocol):
     async def post(self, connection_id: str, data: bytes) -> bool: ...
 
     async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlace:
+    """What a consumer may need of the node it runs in: the registry's Redis (None off Redis) and the node's id."""
+
+    registry_url: str | None
+    node_id: str
 
 
 async def deliver(target: PushTarget, push: Push) -> int | bool:
