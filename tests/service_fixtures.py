@@ -61,9 +61,10 @@ class NatsServer:
         _wait_port(self.port, self.proc, "nats-server")
         return self
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM (a clean shutdown), or SIGKILL: the server dies as in a crash."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

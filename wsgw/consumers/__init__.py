@@ -8,15 +8,9 @@ import logging
 from typing import Protocol
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import NodePlace, PushTarget
+from wsgw.consumers.base import Consumer, NodePlace, PushTarget
 
 log = logging.getLogger("wsgw.consumers")
-
-
-class Consumer(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 class ConsumerClass(Protocol):

@@ -20,6 +20,14 @@ class PushTarget(Protocol):
     async def publish_group(self, group: str, data: bytes, exclude: str | None) -> int: ...
 
 
+class Consumer(Protocol):
+    """One source of pushes, started after the gateway and stopped before it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NodePlace:
     """What a consumer may need of the node it runs in: the registry's Redis (None off Redis) and the node's id."""

@@ -15,13 +15,18 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import NodePlace, PushTarget, deliver, log
+from wsgw.consumers.base import Consumer, NodePlace, PushTarget, deliver, log
 from wsgw.consumers.push import Poison, read_push, result
 
 
 class NatsConsumer:
     @classmethod
-    def from_spec(cls, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> NatsConsumer:
+    def from_spec(cls, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> Consumer:
+        """Core NATS (a queue-group subscription), or with `jetstream: true` a durable JetStream consumer."""
+        if spec.jetstream:
+            from wsgw.consumers.nats_jetstream import NatsJetStreamConsumer
+
+            return NatsJetStreamConsumer(spec, target)
         return cls(spec, target)
 
     def __init__(self, spec: ConsumerSpec, target: PushTarget) -> None:
