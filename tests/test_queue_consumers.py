@@ -5,6 +5,7 @@ messages without stopping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from collections.abc import AsyncIterator
@@ -17,8 +18,9 @@ import orjson
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.helpers import serve, wait_for
-from tests.service_fixtures import NatsServer, unique
+from tests.helpers import eventually, serve, wait_for
+from tests.service_fixtures import NatsServer, close_amqp_connections, unique
+from wsgw.integrations.amqp import connection_name
 from wsgw.server.app import GatewayServer
 
 ROUTES = {"$default": {"integration": {"type": "mock", "response": "ok"}}}
@@ -271,3 +273,41 @@ async def test_a_durable_jetstream_consumer_loses_no_push_across_a_nats_kill_and
         assert info.config.durable_name == durable
     finally:
         await worker.close()
+
+
+async def test_the_amqp_consumer_takes_every_push_after_the_broker_closed_its_connection_mid_load(
+        redis_url: str, amqp_url: str) -> None:
+    queue_name = unique("wsgw-push")
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    consumer = {"type": "amqp", "queue": queue_name, "url": amqp_url, "prefetch": 8}
+    loop = asyncio.get_running_loop()
+    try:
+        async with two_nodes(redis_url, [consumer]) as (_a, _b, ws, conn_id):
+            received: list[str | bytes] = []
+
+            async def read_socket() -> None:
+                while True:
+                    received.append(await ws.recv())
+
+            reader = loop.create_task(read_socket())
+            for i in range(200):
+                if i == 100:          # the broker drops the consumer's connection (only this process's)
+                    assert await asyncio.to_thread(close_amqp_connections, connection_name("consumer")) == 1
+                await channel.default_exchange.publish(aio_pika.Message(
+                    orjson.dumps({"connectionId": conn_id, "data": f"r{i}"}),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT), queue_name)
+            # the consumer's robust connection re-opens its channel and consumer; what it had taken unacked
+            # comes again, so every push arrives (at least once)
+            await wait_for(lambda: {f"r{i}" for i in range(200)} <= set(received), timeout=30)
+
+            async def left() -> int:
+                declared = await channel.declare_queue(queue_name, passive=True)
+                return int(declared.declaration_result.message_count or 0)
+
+            await eventually(left, lambda n: n == 0, timeout=10)       # every push acknowledged
+            reader.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.queue_delete(queue_name)
+        await connection.close()

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from wsgw.config.consumers import ConsumerSpec
 from wsgw.consumers.base import NodePlace, PushTarget, deliver, log
 from wsgw.consumers.push import Poison, read_push, result
+from wsgw.integrations.amqp import connection_name
 
 
 class AmqpConsumer:
@@ -34,8 +35,9 @@ class AmqpConsumer:
         self.attempts: dict[str, int] = {}
 
     async def start(self) -> None:
-        self.connection = await aio_pika.connect_robust(self.spec.url or "", timeout=5, reconnect_interval=0.5,
-                                                        client_properties={"connection_name": "wsgw-consumer"})
+        self.connection = await aio_pika.connect_robust(
+            self.spec.url or "", timeout=5, reconnect_interval=0.5,
+            client_properties={"connection_name": connection_name("consumer")})
         channel = await self.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
         self.channel = channel
