@@ -72,13 +72,13 @@ class NatsJetStreamConsumer:
                                  self.durable)
                     failing = False
                 batch = await self.subscription.fetch(self.spec.prefetch, timeout=FETCH_WAIT_SECONDS)
-            except nats.errors.TimeoutError:
-                continue                          # nothing to take in this wait
+            except TimeoutError:                  # nats' own and asyncio's: nothing to take in this wait
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:              # server away, stream missing, consumer lost: subscribe again
                 if not failing:
-                    log.warning("consumer %s: JetStream consumer %s unavailable (%s); retrying", self.spec.source,
+                    log.warning("consumer %s: JetStream consumer %s unavailable (%r); retrying", self.spec.source,
                                 self.durable, exc)
                 failing = True
                 self.subscription = None
