@@ -15,6 +15,7 @@ from typing import Any
 import aio_pika
 import nats
 import orjson
+import pytest
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -214,6 +215,7 @@ async def _publish_acked(js: Any, subject: str, payload: bytes, deadline: float)
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.timeout(120)     # a nats-server kill, its JetStream recovery and two nodes' starts on a loaded machine
 async def test_a_durable_jetstream_consumer_loses_no_push_across_a_nats_kill_and_a_consumer_node_restart(
         redis_url: str, nats_server: NatsServer) -> None:
     subject, results, dead = (unique(n).replace("-", ".") for n in ("jspush", "jsresults", "jsdead"))
