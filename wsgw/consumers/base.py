@@ -4,10 +4,11 @@ forwarded through the registry to the node holding the connection) or of a group
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from wsgw.consumers.push import Push
+from wsgw.consumers.push import Poison, Push, read_push
 
 log = logging.getLogger("wsgw.consumers")
 
@@ -44,3 +45,13 @@ async def deliver(target: PushTarget, push: Push) -> int | bool:
         return await target.post(push.connection_id, push.data)
     assert push.group is not None
     return await target.publish_group(push.group, push.data, None)
+
+
+async def take(payload: bytes, headers: Mapping[str, str], max_bytes: int,
+               dead: Callable[[str], Awaitable[None]]) -> Push | None:
+    """The push in a message; None once a poison one was handed to `dead` with its reason (never retried)."""
+    try:
+        return read_push(payload, headers, max_bytes)
+    except Poison as exc:
+        await dead(str(exc))
+        return None

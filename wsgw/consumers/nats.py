@@ -7,6 +7,7 @@ are handled one at a time, in order."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import nats
@@ -15,8 +16,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import Consumer, NodePlace, PushTarget, deliver, log
-from wsgw.consumers.push import Poison, read_push, result
+from wsgw.consumers.base import Consumer, NodePlace, PushTarget, deliver, log, take
+from wsgw.consumers.push import result
 
 
 class NatsConsumer:
@@ -66,10 +67,8 @@ class NatsConsumer:
 
     async def _handle(self, msg: Msg) -> None:
         headers = dict(msg.headers or {})
-        try:
-            push = read_push(msg.data, headers, self.spec.max_bytes)
-        except Poison as exc:
-            await self._dead(msg, str(exc))
+        push = await take(msg.data, headers, self.spec.max_bytes, partial(self._dead, msg))
+        if push is None:
             return
         try:
             outcome = await deliver(self.target, push)

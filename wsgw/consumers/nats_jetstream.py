@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 from typing import Any
 
 import nats
@@ -23,8 +24,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import PushTarget, deliver, log
-from wsgw.consumers.push import Poison, read_push, result
+from wsgw.consumers.base import PushTarget, deliver, log, take
+from wsgw.consumers.push import result
 
 FETCH_WAIT_SECONDS = 1.0
 RETRY_SECONDS = 1.0
@@ -89,10 +90,8 @@ class NatsJetStreamConsumer:
 
     async def _handle(self, msg: Msg) -> None:
         headers = dict(msg.headers or {})
-        try:
-            push = read_push(msg.data, headers, self.spec.max_bytes)
-        except Poison as exc:
-            await self._dead(msg, str(exc))
+        push = await take(msg.data, headers, self.spec.max_bytes, partial(self._dead, msg))
+        if push is None:
             return
         try:
             outcome = await deliver(self.target, push)
