@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -201,3 +201,18 @@ async def raw_http(port: int, payload: bytes, read_until_close: bool = True, tim
         return b"".join(chunks)
     finally:
         writer.close()
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """Each live (not zombie) process as its pid and the fields of /proc/<pid>/stat after the command name
+    (state, ppid, pgrp, session, ...)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            yield int(entry), fields
