@@ -175,7 +175,7 @@ class RabbitServer:
     def start(self) -> RabbitServer:
         """Start the node and wait until it accepts AMQP (about 20 s on a loaded 2-core machine)."""
         with open(f"{self.dir}/output", "ab") as output:
-            self.proc = subprocess.Popen([RABBITMQ_SERVER], env=self.env, start_new_session=True,
+            self.proc = subprocess.Popen([RABBITMQ_SERVER], env=self.env, start_new_session=True, cwd=self.dir,
                                          stdout=output, stderr=subprocess.STDOUT)
         try:
             _wait_port(self.port, self.proc, "private rabbitmq-server", timeout=90)
