@@ -130,3 +130,21 @@ async def test_redis_store_answers_unavailable_when_redis_is_gone_and_recovers(r
         assert await eventually(put_get, lambda found: found == answer("z"), timeout=10) == answer("z")
     finally:
         await store.close()
+
+
+async def test_the_redis_lock_is_held_by_one_store_and_given_back_only_by_it(redis_url: str) -> None:
+    """Nodes sharing Redis fill a key once: one store's lock keeps the others out until it is given back."""
+    ns = CacheNamespace("api", "dev", "v1")
+    first = CACHE_STORES["redis"].open(ns, max_bytes=0, redis_url=redis_url)
+    second = CACHE_STORES["redis"].open(ns, max_bytes=0, redis_url=redis_url)
+    try:
+        assert await first.try_lock("k", 30) and not await second.try_lock("k", 30)
+        assert await second.locked("k")
+        await second.unlock("k")                       # not its lock: nothing happens
+        assert await first.locked("k")
+        await first.unlock("k")
+        assert not await second.locked("k") and await second.try_lock("k", 0.2)
+        await eventually(lambda: first.locked("k"), lambda held: not held, timeout=5)   # a lock lapses
+    finally:
+        await first.close()
+        await second.close()

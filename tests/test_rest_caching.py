@@ -4,6 +4,7 @@ keys, two nodes sharing one Redis cache."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +13,7 @@ import aiohttp
 import cacheapp
 import pytest
 
-from tests.helpers import eventually, serve
+from tests.helpers import eventually, serve, wait_for
 from tests.redis_fixture import RedisServer
 from tests.test_rest_front import fetch
 from wsgw.server.app import GatewayServer
@@ -40,6 +41,7 @@ def api(caching: dict[str, Any] | None = None, routes: dict[str, Any] | None = N
             "GET /headers": {"handler": "cacheapp:counted",
                              "caching": {"cacheKeyParameters": ["method.request.header.X-Variant"]}},
             "GET /uncached": {"handler": "cacheapp:counted", "caching": {"cachingEnabled": False}},
+            "GET /gated": {"handler": "cacheapp:gated", "timeoutMs": 20000},
         }},
         **extra,
     }
@@ -259,6 +261,33 @@ async def test_two_nodes_share_one_redis_cache_and_stages_stay_apart(redis_url: 
         assert headers["X-Wsgw-Cache"] == "miss"
         async with session.get(f"http://127.0.0.1:{prod.port}/prod/items/7?type=a") as response:
             assert response.headers["X-Wsgw-Cache"] == "hit"
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+async def test_concurrent_callers_of_one_key_call_the_backend_once(nodes: int, redis_url: str) -> None:
+    """Single flight: the first caller fills the key, the others (on this node, and through the Redis lock on
+    another node) wait for its answer instead of calling the integration too."""
+    gate = asyncio.Event()
+    cacheapp.GATE.append(gate)
+    kwargs = {"redis_url": redis_url} if nodes == 2 else {}
+    async with serve(api(), **kwargs) as one, serve(api(), **kwargs) as two, aiohttp.ClientSession() as session:
+        servers = [one, two][:nodes]
+        requests = [asyncio.ensure_future(call(session, servers[i % nodes], "GET", "/gated")) for i in range(12)]
+        caches = [s.node.rest.cache for s in servers]
+        await wait_for(lambda: cacheapp.calls() == 1 and sum(c.waiting for c in caches if c) == 11, timeout=10)
+        gate.set()
+        answers = await asyncio.gather(*requests)
+        assert cacheapp.calls() == 1
+        assert {body["seq"] for _, body, _ in answers} == {answers[0][1]["seq"]}
+        assert sorted(h["X-Wsgw-Cache"] for _, _, h in answers) == ["hit"] * 11 + ["miss"]
+
+
+async def test_when_the_filler_fails_the_waiters_call_for_themselves() -> None:
+    async with gateway(api()) as (server, session):
+        requests = [asyncio.ensure_future(call(session, server, "GET", "/status?code=500")) for _ in range(4)]
+        answers = await asyncio.gather(*requests)
+        assert [status for status, _, _ in answers] == [500] * 4
+        assert cacheapp.calls() == 4
 
 
 async def test_redis_going_away_bypasses_the_cache_and_never_fails_a_request(redis_server: RedisServer) -> None:

@@ -4,6 +4,7 @@ to `admin-*` tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from typing import Any
@@ -16,6 +17,7 @@ _SEQ = [0]
 def reset() -> None:
     with LOCK:
         CALLS.clear()
+        GATE.clear()
 
 
 def calls(path: str | None = None) -> int:
@@ -35,6 +37,19 @@ def counted(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "user": (auth.get("lambda") or {}).get("user"), "headers": event.get("headers")}
     return {"statusCode": 200, "headers": {"content-type": "application/json", "x-backend": "counted"},
             "body": json.dumps(body)}
+
+
+GATE: list[asyncio.Event] = []      # a test puts an Event here; `gated` answers once it is set
+
+
+async def gated(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Holds the call until the test opens the gate, so concurrent callers of one key overlap for sure."""
+    with LOCK:
+        CALLS.append(event)
+        _SEQ[0] += 1
+        seq = _SEQ[0]
+    await GATE[0].wait()
+    return {"statusCode": 200, "body": json.dumps({"seq": seq})}
 
 
 def status(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -99,5 +99,18 @@ class ResponseCache(ABC):
     async def flush_stage(self) -> int:
         """Forget every entry of this stage (every version, as AWS's FlushStageCache); how many were removed."""
 
+    async def try_lock(self, key: str, ttl_seconds: float) -> bool:
+        """Claim the right to fill `key` (so that nodes sharing the store call the integration once per key);
+        False when another holder has it. A store only one process sees needs none: True."""
+        return True
+
+    async def unlock(self, key: str) -> None:
+        """Give up a claim `try_lock` granted (it also lapses after its TTL)."""
+        return None
+
+    async def locked(self, key: str) -> bool:
+        """Whether someone holds the claim on `key`."""
+        return False
+
     async def close(self) -> None:
         return None

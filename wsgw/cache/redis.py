@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -27,6 +28,8 @@ from wsgw.registry.redis_wire import RedisOptions, redacted
 log = logging.getLogger("wsgw.cache")
 T = TypeVar("T")
 _GLOB = re.compile(r"([*?\[\]\\])")
+#: Delete a lock only if it is still ours (a lapsed lock may have been taken by another node since).
+_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
 
 
 class RedisResponseCache(ResponseCache):
@@ -45,6 +48,7 @@ class RedisResponseCache(ResponseCache):
         self.clock = clock
         self._down_until = 0.0
         self._client: aioredis.Redis | None = None
+        self._token = uuid.uuid4().hex          # whose locks are whose
 
     @classmethod
     def open(cls, namespace: CacheNamespace, *, max_bytes: int, redis_url: str | None) -> RedisResponseCache:
@@ -86,6 +90,17 @@ class RedisResponseCache(ResponseCache):
 
     async def delete(self, key: str) -> None:
         await self._run("DEL", lambda r: r.delete(self.key(key)))
+
+    async def try_lock(self, key: str, ttl_seconds: float) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        return bool(await self._run("SET NX", lambda r: r.set(self.key(key) + ":lock", self._token, nx=True,
+                                                             px=ttl_ms)))
+
+    async def unlock(self, key: str) -> None:
+        await self._run("unlock", lambda r: r.eval(_UNLOCK, 1, self.key(key) + ":lock", self._token))
+
+    async def locked(self, key: str) -> bool:
+        return bool(await self._run("EXISTS", lambda r: r.exists(self.key(key) + ":lock")))
 
     async def flush_stage(self) -> int:
         pattern = _GLOB.sub(r"\\\1", f"{self.base}{self.namespace.stage_prefix}") + "*"

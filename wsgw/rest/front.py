@@ -38,6 +38,7 @@ from wsgw.rest.caching import (
     CACHE_HEADER,
     IGNORED_WARNING,
     INVALIDATE_ACTION,
+    CacheStep,
     Invalidation,
     RestCache,
     RoutePolicy,
@@ -207,7 +208,7 @@ class RestFront:
         source: MappingSource | None = None
         if spec.request_parameters is not None or spec.response_parameters is not None:
             source = request_source(event, "/" + "/".join(segments), principal_id)
-        cached: tuple[str, str, Invalidation] | None = None     # (key, what the cache did, invalidation)
+        cached: CacheStep | None = None
         result: HttpResult | None = None
         policy = route.cache_policy
         if policy is not None and self.cache is not None and request.method in policy.methods:
@@ -222,6 +223,7 @@ class RestFront:
         if result is None:
             called = time.perf_counter()
             token = None
+            lease = cached.lease if cached is not None else None
             try:
                 if spec.request_parameters is not None and source is not None:
                     try:
@@ -245,9 +247,15 @@ class RestFront:
                                          request_id)
                 record["error.message"] = _FAILURE_ANSWERS[failure][1]
                 return message(*_FAILURE_ANSWERS[failure], trace)
-            if cached is not None and cached[1] != "bypass" and self.cache is not None and policy is not None:
-                await self.cache.keep(route.key, cached[0], CachedResponse(
-                    result.status, tuple(result.headers), result.body), policy.ttl_seconds)
+            finally:
+                if lease is not None and result is None and self.cache is not None:
+                    await self.cache.settle(route.key, lease, None, 0)     # failed or cancelled: waiters call
+            if cached is not None and cached.state != "bypass" and self.cache is not None and policy is not None:
+                answer = CachedResponse(result.status, tuple(result.headers), result.body)
+                if lease is not None:
+                    await self.cache.settle(route.key, lease, answer, policy.ttl_seconds)
+                else:
+                    await self.cache.keep(route.key, cached.key, answer, policy.ttl_seconds)
         if spec.response_parameters is not None and source is not None:
             try:
                 result = map_response(result, spec.response_parameters, source)
@@ -256,17 +264,17 @@ class RestFront:
                 return message(500, "Internal Server Error", trace)
         headers = result.headers + trace
         if cached is not None:
-            headers.append((CACHE_HEADER, cached[1]))
-            if cached[2] is Invalidation.WARN:
+            headers.append((CACHE_HEADER, cached.state))
+            if cached.invalidation is Invalidation.WARN:
                 headers.append(("Warning", IGNORED_WARNING))
         return HttpResponse(result.status, result.body, headers)
 
     async def _from_cache(self, route: RestRoute, policy: RoutePolicy, request: HttpRequest, event: dict[str, Any],
                           params: dict[str, str], query: list[tuple[str, str]], segments: list[str],
                           outcome: AuthOutcome | None, signed: bool, principal_id: str | None
-                          ) -> HttpResponse | tuple[CachedResponse | None, tuple[str, str, Invalidation]]:
-        """The cached answer (or None) with (key, hit|miss|refresh|bypass, invalidation); or AWS's 403 for an
-        invalidation FAIL_WITH_403 refuses."""
+                          ) -> HttpResponse | tuple[CachedResponse | None, CacheStep]:
+        """The cached answer (or None) with what the cache did; or AWS's 403 for an invalidation
+        FAIL_WITH_403 refuses."""
         assert self.cache is not None
         asked = asks_invalidation(request.headers)
         allowed = asked and self._may_invalidate(request, segments, outcome, signed)
@@ -285,9 +293,9 @@ class RestFront:
         if what is Invalidation.REFRESH:
             await self.cache.forget(route.key, key)
             self.metrics.http_cache(route.key).misses.inc()
-            return None, (key, "refresh", what)
-        entry, state = await self.cache.lookup(route.key, key)
-        return entry, (key, state, what)
+            return None, CacheStep(key, "refresh", what)
+        entry, state, lease = await self.cache.lookup(route.key, key, route.timeout_s)
+        return entry, CacheStep(key, state, what, lease)
 
     def _may_invalidate(self, request: HttpRequest, segments: list[str], outcome: AuthOutcome | None,
                         signed: bool) -> bool:
