@@ -5,8 +5,10 @@ keys, two nodes sharing one Redis cache."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +17,9 @@ import pytest
 
 from tests.helpers import eventually, serve, wait_for
 from tests.redis_fixture import RedisServer
+from tests.stage_apps import write_site, write_version
 from tests.test_rest_front import fetch
+from tests.test_stages import serve_site
 from wsgw.server.app import GatewayServer
 
 AUTH = {"cache": {"type": "request", "handler": "cacheapp:authorize", "resultTtlInSeconds": 0,
@@ -312,3 +316,32 @@ async def test_redis_going_away_bypasses_the_cache_and_never_fails_a_request(red
             return await call(session, server, "GET", "/items/1")
 
         await eventually(probe, lambda r: r[2]["X-Wsgw-Cache"] == "hit", timeout=15, interval=0.2)
+
+
+async def test_stages_versions_and_canaries_have_caches_apart_and_a_flush_reaches_the_canary(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    cache_on = {"caching": {"cacheClusterEnabled": True}}
+    path = write_site(tmp_path / "wsgw.yaml", {
+        "versions": {"v1": write_version(tmp_path, "v1", log, **cache_on),
+                     "v2": write_version(tmp_path, "v2", log, **cache_on)},
+        "stages": {"prod": {"version": "v1", "canary": {"version": "v2", "percentTraffic": 50},
+                            "caching": {"cacheTtlInSeconds": 600}},
+                   "beta": {"version": "v1"}}})
+    draw = [0.99]                                   # >= 0.5: the main version; 0.0: the canary
+    async with serve_site(path, rnd=lambda: draw[0]) as server, aiohttp.ClientSession() as session:
+        async def get(stage: str, canary: bool = False) -> tuple[str, str]:
+            draw[0] = 0.0 if canary else 0.99
+            async with session.get(f"http://127.0.0.1:{server.port}/{stage}/info") as response:
+                body = json.loads(await response.read())
+                return body["version"], response.headers["X-Wsgw-Cache"]
+
+        assert await get("prod") == ("v1", "miss")
+        assert await get("prod") == ("v1", "hit")
+        assert await get("prod", canary=True) == ("v2", "miss")
+        assert await get("prod", canary=True) == ("v2", "hit")
+        assert await get("beta") == ("v1", "miss")
+        async with session.delete(f"http://127.0.0.1:{server.port}/prod/@cache") as response:
+            assert response.status == 202
+        assert await get("prod") == ("v1", "miss")
+        assert await get("prod", canary=True) == ("v2", "miss")
+        assert await get("beta") == ("v1", "hit")
