@@ -5,6 +5,7 @@ gets, per status code; bad mappings are refused by key at load."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,9 @@ import pytest
 
 from tests.backends import backend
 from tests.helpers import api_from, serve
+from wsgw.config import load_api
 from wsgw.errors import ConfigError
+from wsgw.loaders import load_document
 
 REQUEST_PARAMETERS = {
     "overwrite:header.x-team": "$request.header.x-team-override",
@@ -138,3 +141,47 @@ def test_bad_mappings_are_refused_by_key(route: dict[str, Any], where: str, says
         api_from(api({"GET /x": route}))
     found = {p.key: p.message for p in info.value.problems}
     assert where in found and says in found[where], found
+
+
+def test_a_sam_http_api_integration_brings_its_parameter_mapping(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text("""
+AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Ws:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Mock:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Ws, RouteKey: $default, Target: !Sub "integrations/${Static}"}
+  Static:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Ws, IntegrationType: MOCK}
+  Http:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: HTTP}
+  Items:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Http, RouteKey: "GET /items/{id}", Target: !Sub "integrations/${Proxy}"}
+  Proxy:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: GET
+      IntegrationUri: "http://127.0.0.1:9/items"
+      RequestParameters: {"append:header.header1": "$context.requestId"}
+      ResponseParameters:
+        "500": {ResponseParameters: [{Destination: "overwrite:statuscode", Source: "403"}]}
+""", encoding="utf-8")
+    raw = load_document(template).raw
+    route = raw["http"]["routes"]["GET /items/{id}"]
+    assert route["requestParameters"] == {"append:header.header1": "$context.requestId"}
+    assert route["responseParameters"] == {"500": {"overwrite:statuscode": "403"}}
+    api = load_api(template)
+    assert api.http is not None and api.http.routes[0].response_parameters is not None
+    bad = template.read_text().replace("header.header1", "header.Authorization")
+    template.write_text(bad, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_api(template)
+    assert any("reserved" in p.message and "requestParameters" in p.key for p in info.value.problems)
