@@ -46,6 +46,7 @@ def api(caching: dict[str, Any] | None = None, routes: dict[str, Any] | None = N
                              "caching": {"cacheKeyParameters": ["method.request.header.X-Variant"]}},
             "GET /uncached": {"handler": "cacheapp:counted", "caching": {"cachingEnabled": False}},
             "GET /gated": {"handler": "cacheapp:gated", "timeoutMs": 20000},
+            "GET /cookie": {"handler": "cacheapp:cookie"},
         }},
         **extra,
     }
@@ -99,7 +100,10 @@ async def test_only_get_and_only_2xx_are_cached() -> None:
             assert status == 404 and headers["X-Wsgw-Cache"] == "miss"
         for _ in range(2):
             await call(session, server, "GET", "/uncached")
-        assert cacheapp.calls() == 6
+        for _ in range(2):                      # an answer that sets a cookie is never replayed
+            _, _, headers = await call(session, server, "GET", "/cookie")
+            assert headers["X-Wsgw-Cache"] == "miss" and "session=" in headers["Set-Cookie"]
+        assert cacheapp.calls() == 8
         await call(session, server, "GET", "/status?code=201")
         status, _, headers = await call(session, server, "GET", "/status?code=201")
         assert status == 201 and headers["X-Wsgw-Cache"] == "hit" and headers["x-backend-id"] == "b-7"

@@ -62,6 +62,12 @@ def status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": code, "headers": {"x-backend-id": "b-7"}, "body": json.dumps({"seq": seq, "code": code})}
 
 
+def cookie(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with LOCK:
+        CALLS.append(event)
+    return {"statusCode": 200, "cookies": ["session=for-this-caller-only"], "body": "{}"}
+
+
 def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with LOCK:
         CALLS.append(event)

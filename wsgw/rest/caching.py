@@ -220,8 +220,10 @@ class RestCache:
 
     @staticmethod
     def cacheable(value: CachedResponse) -> bool:
-        """2xx, at most 1 MiB (AWS's largest cached response)."""
-        return 200 <= value.status < 300 and len(value.body) <= MAX_ENTRY_BYTES
+        """2xx, at most 1 MiB (AWS's largest cached response), and no Set-Cookie (wsgw's choice: a cookie set
+        for one caller must never be replayed to the next)."""
+        return (200 <= value.status < 300 and len(value.body) <= MAX_ENTRY_BYTES
+                and not any(name.lower() == "set-cookie" for name, _ in value.headers))
 
     async def keep(self, route_key: str, key: str, value: CachedResponse, ttl_seconds: int) -> None:
         """Store a cacheable answer; a failing store is a bypass, not an error."""
