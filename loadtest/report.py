@@ -125,6 +125,10 @@ def ratios(ms: Sequence[Measurement]) -> list[Ratio]:
                _find(ms, "idle-memory", "wsgw memory"), "server_bytes_per_connection", "lower is better"),
         _ratio("p99 at 50% of routed max ÷ websockets at the same rate", _find(ms, "latency-at-rate", "wsgw"),
                _find(ms, "latency-at-rate", "websockets-echo"), "latency:p99", "lower is better"),
+        _ratio("REST req/s cache hit ÷ cache miss (same handler)", _find(ms, "rest-cache", "wsgw GET cache hit"),
+               _find(ms, "rest-cache", "wsgw GET cache miss"), note="medians of 3 rounds; spread in the details"),
+        _ratio("REST req/s cache miss ÷ no cache (the cache's cost)", _find(ms, "rest-cache", "wsgw GET cache miss"),
+               _find(ms, "rest-cache", "wsgw GET no cache")),
     ]
 
 
@@ -253,6 +257,11 @@ SCENARIO_NOTES = {
                      "`loadtest/apps/bench-auth.yaml` (a `type: request` authorizer, cache off, on `$connect`).",
     "idle-memory": "N idle connections held open; figure: server RSS growth ÷ N (and Redis `used_memory` "
                    "growth ÷ N for the Redis registry).",
+    "rest-cache": "REST front, one node with a memory response cache, one async handler doing ~0.2 ms of work: "
+                  "`GET /dev/hit` (same key: a hit), `GET /dev/miss?n=…` (a new key each time: lookup, call, "
+                  "store), `GET /dev/plain` (no cache). 32 keep-alive connections from a raw HTTP/1.1 client "
+                  "process; each target 3 rounds in turn; figure: the median, spread in the details "
+                  "(`loadtest/rest_cache.py`).",
     "latency-at-rate": "Open loop at a fixed rate of 50% of the routed maximum measured in this run; latency "
                        "counts from each message's scheduled send time (no coordinated omission). The bare "
                        "websockets server at the same rate for comparison.",

@@ -1,4 +1,4 @@
-"""The nine scenarios of the suite; each measures wsgw and, where there is one, its bare-stack baseline."""
+"""The ten scenarios of the suite; each measures wsgw and, where there is one, its bare-stack baseline."""
 
 from __future__ import annotations
 
@@ -293,6 +293,31 @@ def latency_at_rate(ctx: Context) -> list[Measurement]:
     return out
 
 
+# ----- 10: REST response cache, hit against miss -----------------------------------------------------------
+
+
+def rest_cache(ctx: Context) -> list[Measurement]:
+    """REST req/s of a cache hit, a cache miss and an uncached route (one handler, one node), 3 rounds in turn."""
+    from loadtest import rest_cache as bench
+
+    task = ctx.progress.start("rest-cache · hit / miss / plain", (ctx.options.duration + 0.5) * 9 + 3)
+    try:
+        figures, load = bench.run(ctx.options.duration, connections=32, rounds=3)
+    except Exception as exc:
+        return [ctx.note_problems(Measurement("rest-cache", "wsgw", status="failed", reason=str(exc), unit="req/s"))]
+    finally:
+        ctx.progress.finish(task)
+    labels = {"hit": "wsgw GET cache hit", "miss": "wsgw GET cache miss", "plain": "wsgw GET no cache"}
+    out = []
+    for f in figures:
+        m = Measurement("rest-cache", labels[f.target], unit="req/s", throughput=round(f.median, 1),
+                        seconds=ctx.options.duration)
+        m.extra.update({"rounds_req_per_s": [round(r, 1) for r in f.rates], "min": round(min(f.rates), 1),
+                        "max": round(max(f.rates), 1), "load_average": [round(x, 2) for x in load]})
+        out.append(m)
+    return out
+
+
 SCENARIOS: dict[str, Scenario] = {
     "echo-baseline": echo_baseline,
     "routed": routed,
@@ -303,4 +328,5 @@ SCENARIOS: dict[str, Scenario] = {
     "connect-storm": connect_storm,
     "idle-memory": idle_memory,
     "latency-at-rate": latency_at_rate,
+    "rest-cache": rest_cache,
 }

@@ -24,6 +24,7 @@ class Seen:
     path: str
     headers: Mapping[str, str]     # case-insensitive, as HTTP header names are
     body: bytes
+    query: str = ""                # the raw query string
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -45,7 +46,7 @@ class Backend:
         return [s for s in self.seen if s.path == path]
 
     async def _record(self, request: web.Request) -> Seen:
-        seen = Seen(request.path, CIMultiDict(request.headers), await request.read())
+        seen = Seen(request.path, CIMultiDict(request.headers), await request.read(), request.query_string)
         self.seen.append(seen)
         return seen
 
@@ -122,6 +123,7 @@ class Backend:
         app.router.add_post("/proxy/redirect-away", self.redirect_away)
         app.router.add_post("/proxy/redirect-here", self.redirect_here)
         app.router.add_route("*", "/raw/echo", self.raw_echo)
+        app.router.add_route("*", "/raw/mapped/{tail:.*}", self.raw_echo)
         app.router.add_post("/raw/status/{status}", self.raw_status)
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self.invoke)
         return app

@@ -12,7 +12,14 @@ from jsonschema import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from wsgw.aws.parameter_mapping import (
+    RequestMapping,
+    ResponseMapping,
+    compile_request_parameters,
+    compile_response_parameters,
+)
 from wsgw.config.access import parse_route_access
+from wsgw.config.caching import RouteCaching, parse_route_caching
 from wsgw.config.common import Collector
 from wsgw.config.integrations import (
     HTTP_INTEGRATION_TIMEOUT_RANGE_MS,
@@ -26,7 +33,8 @@ from wsgw.rest.routes import RouteKeyError, RoutePattern, parse_route_key
 
 HTTP_KEYS = {"routes", "cors"}
 HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs", "throttling",
-                   "apiKeyRequired", "authorizationScopes", "authorizationType"}
+                   "apiKeyRequired", "authorizationScopes", "authorizationType", "requestParameters",
+                   "responseParameters", "caching"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,9 @@ class HttpRouteSpec:
     api_key_required: bool = False
     authorization_scopes: tuple[str, ...] | None = None  # a JWT/Cognito token must carry one of these
     authorization_type: str = "NONE"                     # NONE, or AWS_IAM (a SigV4-signed request)
+    request_parameters: RequestMapping | None = None     # HTTP APIs' parameter mapping, before the integration
+    response_parameters: ResponseMapping | None = None   # ... and on its answer, by status code
+    caching: RouteCaching | None = None                  # the route's override of the stage's cache settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,27 @@ def _compile_schema(schema: Any, key: str, problems: Collector) -> Validator | N
         problems.add(key, f"is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}")
         return None
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+#: Integration types whose own `requestParameters` mean something else (AWS_PROXY: the subtype's parameters;
+#: AWS: integration request headers); a route-level mapping beside them would be ambiguous.
+_OWN_REQUEST_PARAMETERS = ("aws_proxy", "aws")
+
+
+def _parse_mappings(route: dict[str, Any], key: str, spec: IntegrationSpec | None,
+                    problems: Collector) -> tuple[RequestMapping | None, ResponseMapping | None]:
+    """The route's `requestParameters` and `responseParameters` (HTTP APIs' parameter mapping)."""
+    request, request_problems = compile_request_parameters(route.get("requestParameters"))
+    for where, message in request_problems:
+        problems.add(f"{key}.requestParameters{'.' + where if where else ''}", message)
+    response, response_problems = compile_response_parameters(route.get("responseParameters"))
+    for where, message in response_problems:
+        problems.add(f"{key}.responseParameters{'.' + where if where else ''}", message)
+    if request is not None and spec is not None and spec.type in _OWN_REQUEST_PARAMETERS:
+        problems.add(f"{key}.requestParameters", f"type {spec.type} takes its requestParameters inside "
+                     "'integration:'; a route-level mapping applies to the other integration types")
+        request = None
+    return request, response
 
 
 def parse_http(raw: Any, authorizers: AbstractSet[str], context: OptionContext,
@@ -103,10 +135,13 @@ def parse_http(raw: Any, authorizers: AbstractSet[str], context: OptionContext,
         if "requestSchema" in route:
             validator = _compile_schema(route["requestSchema"], f"{key}.requestSchema", problems)
         access = parse_route_access(route, key, authorizer, problems)
+        request_mapping, response_mapping = _parse_mappings(route, key, spec, problems)
+        caching = parse_route_caching(route.get("caching"), f"{key}.caching", problems)
         if spec is not None:
             routes.append(HttpRouteSpec(str(route_key), pattern, spec, authorizer, validator,
                                         parse_bucket(route.get("throttling"), f"{key}.throttling", problems),
-                                        *access))
+                                        *access, request_parameters=request_mapping,
+                                        response_parameters=response_mapping, caching=caching))
     cors, cors_problems = parse_cors(raw.get("cors"))
     problems.problems.extend(cors_problems)
     return HttpApiSpec(tuple(routes), cors)

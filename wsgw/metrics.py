@@ -96,6 +96,15 @@ class HttpRouteMetrics:
         self.latency.observe(seconds)
 
 
+@dataclass(slots=True)
+class CacheRouteMetrics:
+    """The response cache's counters of one REST route."""
+
+    hits: Counter
+    misses: Counter
+    bypasses: Counter
+
+
 class Metrics:
     """Every metric of one node. `registry` is what `/metrics` renders; `value` reads one back (tests)."""
 
@@ -138,11 +147,19 @@ class Metrics:
                                       "(CloudWatch Latency)")
         self.http_integration_latency = histogram("wsgw_http_IntegrationLatency_seconds", "From calling a REST "
                                                   "route's integration to its answer (CloudWatch IntegrationLatency)")
-        counter("wsgw_http_CacheHitCount", "API cache hits (CloudWatch CacheHitCount); wsgw has no response cache, "
-                "kept at 0 so dashboards built for AWS find it", dims=aws_dimensions)
-        counter("wsgw_http_CacheMissCount", "API cache misses (CloudWatch CacheMissCount); always 0, see "
-                "CacheHitCount", dims=aws_dimensions)
+        self.http_cache_hits = counter("wsgw_http_CacheHitCount", "REST requests answered from the stage's "
+                                       "response cache (CloudWatch CacheHitCount)", dims=aws_dimensions)
+        self.http_cache_misses = counter("wsgw_http_CacheMissCount", "REST requests on a cached route that the "
+                                         "integration answered (CloudWatch CacheMissCount)", dims=aws_dimensions)
+        self.http_cache_bypasses = counter("wsgw_http_cache_bypassed", "REST requests on a cached route served "
+                                           "without the cache because its store failed (Redis down or slow)",
+                                           dims=aws_dimensions)
         # --- wsgw's own ---
+        self.cache_evictions = counter("wsgw_http_cache_evictions", "Cached REST answers dropped to stay within "
+                                       "caching.maxBytes (memory store; Redis evicts by its own policy)")
+        self.cache_invalidations = counter("wsgw_http_cache_invalidations", "Cache-Control: max-age=0 requests, "
+                                           "by result (refreshed, refused, ignored)", "result")
+        self.cache_flushes = counter("wsgw_http_cache_flushes", "Stage cache flushes (DELETE /{stage}/@cache)")
         self.opened = counter("wsgw_connections_opened", "WebSocket connections accepted after $connect")
         self.refused = counter("wsgw_connections_refused", "WebSocket handshakes refused, by HTTP status", "status")
         self.closed = counter("wsgw_connections_closed", "WebSocket connections ended ($disconnect scheduled)")
@@ -184,6 +201,7 @@ class Metrics:
         reg.register(_AuthorizerCacheCollector(self))
         self._ws_routes: dict[str, WsRouteMetrics] = {}
         self._http_routes: dict[str, HttpRouteMetrics] = {}
+        self._cache_routes: dict[str, CacheRouteMetrics] = {}
         self.connects = self.ws_connect.labels(**self.node, route="$connect")
         self.group_messages = self.ws_messages.labels(**self.node, route=GROUPS)
         self.pushed_messages = self.ws_messages.labels(**self.node, route=PUSHES)
@@ -223,6 +241,16 @@ class Metrics:
             bound = self._http_routes[route] = HttpRouteMetrics(
                 self.http_count.labels(**labels), self.http_4xx.labels(**labels), self.http_5xx.labels(**labels),
                 self._observer(self.http_latency, labels), self._observer(self.http_integration_latency, labels))
+        return bound
+
+    def http_cache(self, route: str) -> CacheRouteMetrics:
+        """The response cache counters of a configured REST route key."""
+        bound = self._cache_routes.get(route)
+        if bound is None:
+            labels = {**self.node, "route": route}
+            bound = self._cache_routes[route] = CacheRouteMetrics(
+                self.http_cache_hits.labels(**labels), self.http_cache_misses.labels(**labels),
+                self.http_cache_bypasses.labels(**labels))
         return bound
 
     def _observer(self, histogram: Histogram, labels: dict[str, str]) -> Observer:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from wsgw.authorizers.fronts import AuthRequest
+from wsgw.aws.policy import AuthorizerDecision
 from wsgw.config import ApiConfig, AuthorizerSpec
 from wsgw.integrations.base import Resources
 
@@ -31,6 +32,8 @@ class AuthOutcome:
     subprotocol: str | None = None      # the subprotocol to answer when the token rode in Sec-WebSocket-Protocol
     message: str = ""
     consumed: tuple[str, ...] = ()      # offered subprotocols that were credentials: never to be answered
+    decision: AuthorizerDecision | None = None   # a Lambda authorizer's policy (what else it allows: the cache's
+                                                 # execute-api:InvalidateCache) and principalId
 
     @property
     def allowed(self) -> bool:

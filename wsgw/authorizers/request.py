@@ -143,7 +143,7 @@ class RequestAuthorizer(Authorizer):
             log.warning("authorizer %s: policy does not allow %s for principal %r (requestId %s): 403",
                         self.spec.name, request.method_arn, decision.principal_id, request.request_id)
             return AuthOutcome(403, message=status_message(403))
-        return AuthOutcome(200, context)
+        return AuthOutcome(200, context, decision=decision)
 
     def _allows(self, decision: AuthorizerDecision, arn: str) -> bool:
         slot = (id(decision), arn)

@@ -34,6 +34,7 @@ from wsgw.config.authorizers import (
     TokenAuthorizerOptions,
     parse_authorizer_options,
 )
+from wsgw.config.caching import StageCaching, parse_stage_caching
 from wsgw.config.common import Collector, did_you_mean, string_map
 from wsgw.config.integrations import (
     HANDLER_PATTERN,
@@ -71,7 +72,7 @@ TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
     "management", "groups", "accessLogSettings", "tracing", "apiKeys", "usagePlans", "apiKeySelectionExpression",
-    "consumers",
+    "consumers", "caching",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
@@ -181,6 +182,7 @@ class ApiConfig:
     usage_plans: dict[str, UsagePlanSpec] = field(default_factory=dict)
     api_key_selection: str = DEFAULT_API_KEY_SELECTION
     consumers: tuple[ConsumerSpec, ...] = ()   # pushes from workers via queues (wsgw/config/consumers.py)
+    caching: StageCaching | None = None        # the stage's REST response cache (wsgw/config/caching.py)
 
 
 def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
@@ -408,6 +410,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         groups=parse_groups(raw.get("groups"), problems.add, routes),
         observe=parse_observe(raw, problems.problems),
         consumers=parse_consumers(raw.get("consumers"), problems.add),
+        caching=parse_stage_caching(raw.get("caching"), problems),
     )
     if problems.problems:
         raise ConfigError(problems.problems)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_VERSION = "default"
 DEFAULT_API = "default"
-STAGE_KEYS = {"version", "stageVariables", "throttling", "limits", "canary", "description"}
+STAGE_KEYS = {"version", "stageVariables", "throttling", "limits", "canary", "description", "caching"}
 CANARY_KEYS = {"version", "percentTraffic", "stageVariableOverrides"}
 PLACEMENT_KEYS = {"port", "hosts"}
 RESERVED_STAGES = {"health", "metrics"}
@@ -316,6 +316,11 @@ def _stage_api(definition: tuple[dict[str, Any], Path], name: str, spec: dict[st
     merged["stageVariables"] = {**(own if isinstance(own, dict) else {}), **variables, **overrides}
     if spec.get("throttling") is not None:
         merged["throttling"] = spec["throttling"]
+    if spec.get("caching") is not None:        # the stage's cache settings win over the version's, key by key
+        caching = raw.get("caching")
+        stage_caching = spec["caching"]
+        merged["caching"] = ({**(caching if isinstance(caching, dict) else {}), **stage_caching}
+                             if isinstance(stage_caching, dict) else stage_caching)
     if spec.get("limits") is not None:
         limits = raw.get("limits")
         stage_limits = spec["limits"]

@@ -5,11 +5,17 @@ Headers sent: X-Connection-Id, X-Route-Key, X-Request-Id, X-Event-Type, X-Stage,
 X-Authorizer-Principal-Id (when an authorizer allowed the connection), plus the `headers:` option. A 5xx
 answer, a refused connection or a redirect to another host is a failed invocation (AWS's error frame); any
 other status passes through, so a 401/403 from the $connect backend refuses the handshake with it.
+
+On a REST route the request is proxied as AWS's HTTP_PROXY proxies it: the client's end-to-end headers and
+query string go along (after the route's `requestParameters` changed them), and `overwrite:path` replaces the
+URI's path (`MAPPED_PATH`, set by the REST front around the call). Client headers never replace the identity
+headers above.
 """
 
 from __future__ import annotations
 
 import base64
+from contextvars import ContextVar
 from typing import Any
 
 from yarl import URL
@@ -18,6 +24,14 @@ from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, HttpOptions, IntegrationSpec
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.http_client import describe, send, shared_session
+
+#: The path a REST route's `overwrite:path` chose for the call in progress (None: the URI's own).
+MAPPED_PATH: ContextVar[str | None] = ContextVar("wsgw_mapped_path", default=None)
+#: Client headers never forwarded: hop-by-hop and framing (the session sets its own), and the identity headers.
+_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+                            "trailer", "upgrade", "proxy-connection", "expect", "x-connection-id", "x-route-key",
+                            "x-request-id", "x-event-type", "x-stage", "x-api-id", "x-source-ip",
+                            "x-authorizer-principal-id"})
 
 
 class HttpIntegration(Integration):
@@ -64,8 +78,18 @@ class HttpIntegration(Integration):
         body = b""
         if isinstance(raw, str):
             body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
-        headers = {**self.headers, **self.identity_headers(event)}
-        answer = await send(shared_session(self.resources), self.method, self.uri, body, headers,
+        uri = self.uri
+        client: dict[str, str] = {}
+        if event.get("version") == "2.0" and isinstance(event.get("headers"), dict):    # a REST request
+            client = {k: str(v) for k, v in event["headers"].items() if k.lower() not in _NOT_FORWARDED}
+            path = MAPPED_PATH.get()
+            if path is not None:
+                uri = uri.with_path(path, encoded=False)
+            query = event.get("rawQueryString")
+            if isinstance(query, str) and query:
+                uri = uri.with_query(f"{uri.raw_query_string}&{query}" if uri.raw_query_string else query)
+        headers = {**client, **self.headers, **self.identity_headers(event)}
+        answer = await send(shared_session(self.resources), self.method, uri, body, headers,
                             self.connect_timeout_s, self.spec.timeout_ms / 1000)
         if answer.status >= 500:
             raise IntegrationFailed(f"{self.method} {self.uri} answered {describe(answer)}")

@@ -212,7 +212,8 @@ class _Sam:
                                        "`authorizer`, or use NONE for local runs")
                         continue
                     route_key = str(route_props.get("RouteKey"))
-                    self.out.raw.setdefault("http", {}).setdefault("routes", {})[route_key] = {"integration": spec}
+                    entry = {"integration": spec, **self.http_mapping(str(integration_id), spec)}
+                    self.out.raw.setdefault("http", {}).setdefault("routes", {})[route_key] = entry
                 continue
             route: dict[str, Any] = {"integration": spec}
             auth_type = str(route_props.get("AuthorizationType", "NONE")).upper()
@@ -236,6 +237,28 @@ class _Sam:
                 self.out.warn(f"{key}.ApiKeyRequired", "API keys are not checked locally; ignored")
             self.out.raw.setdefault("routes", {})[route_key] = route
         self.read_stage(api)
+
+    def http_mapping(self, logical: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """An HTTP API integration's parameter mapping, as the REST route's `requestParameters` and
+        `responseParameters` (CloudFormation writes a response map as {status: {ResponseParameters:
+        [{Destination, Source}]}}; the CLI's flat {status: {destination: source}} is taken too). An AWS or
+        AWS_PROXY service integration keeps its RequestParameters (its own meaning) inside the integration."""
+        props = self.props(logical)
+        out: dict[str, Any] = {}
+        if props.get("RequestParameters") and str(spec.get("type", "")).upper() not in ("AWS", "AWS_PROXY"):
+            out["requestParameters"] = props["RequestParameters"]
+        raw = props.get("ResponseParameters")
+        if isinstance(raw, dict) and raw:
+            response: dict[str, Any] = {}
+            for status, mapping in raw.items():
+                listed = mapping.get("ResponseParameters") if isinstance(mapping, dict) else None
+                if isinstance(listed, list):
+                    response[str(status)] = {str(p.get("Destination")): p.get("Source") for p in listed
+                                             if isinstance(p, dict)}
+                else:
+                    response[str(status)] = mapping
+            out["responseParameters"] = response
+        return out
 
     def belongs(self, logical: str, api: str, http_apis: list[str]) -> bool:
         return self.props(logical).get("ApiId") in (api, *http_apis)

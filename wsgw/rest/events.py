@@ -21,7 +21,8 @@ from wsgw.rest.routes import decode_component
 
 Pairs = list[tuple[str, str]]
 
-__all__ = ["FRAMING_HEADERS", "HttpResult", "http_event", "is_text_body", "parse_query", "read_http_result"]
+__all__ = ["FRAMING_HEADERS", "HttpResult", "http_event", "is_text_body", "joined_pairs", "parse_query",
+           "read_http_result"]
 
 
 _TEXT_TYPES: Final = ("text/", "application/json", "application/xml", "application/javascript",
@@ -63,7 +64,7 @@ def parse_query(raw_query: str) -> Pairs:
     return pairs
 
 
-def _joined(pairs: Sequence[tuple[str, str]], lower: bool) -> dict[str, str]:
+def joined_pairs(pairs: Sequence[tuple[str, str]], lower: bool) -> dict[str, str]:
     """Repeated names joined with ',' (payload 2.0 has no multi-value maps)."""
     out: dict[str, str] = {}
     for name, value in pairs:
@@ -102,7 +103,7 @@ def http_event(
     else:
         name, value = pairs[forwarded]
         pairs[forwarded] = (name, f"{value}, {request.source_ip}" if value else request.source_ip)
-    headers = _joined(pairs, lower=True)
+    headers = joined_pairs(pairs, lower=True)
     cookies = [c.strip() for v in request.headers.get_all("cookie") for c in v.split(";") if c.strip()]
     host = request.domain_name or headers.get("host", "")
     context: dict[str, object] = {
@@ -137,7 +138,7 @@ def http_event(
         event["cookies"] = cookies
     event["headers"] = headers
     if query:
-        event["queryStringParameters"] = _joined(query, lower=False)
+        event["queryStringParameters"] = joined_pairs(query, lower=False)
     event["requestContext"] = context
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)

@@ -1,8 +1,9 @@
 """The REST front: `METHOD /{stage}/path` served as an AWS HTTP API (payload format 2.0) on the listener's port.
 
 Per request: header-size limit → CORS preflight → strict path decoding → route match (404) → authorizer
-(401/403) → request schema (400) → integration under the deadline it is given (503 on timeout, 500 on
-failure) → the handler's response with CORS headers. Error bodies are AWS's `{"message": ...}`.
+(401/403) → request schema (400) → the stage's response cache (a hit answers here) → `requestParameters` →
+integration under the deadline it is given (503 on timeout, 500 on failure) → a 2xx answer kept in the cache →
+`responseParameters` → the response with CORS headers. Error bodies are AWS's `{"message": ...}`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 import orjson
 from jsonschema.protocols import Validator
 
-from wsgw.authorizers import Authorizer, RestAuthRequest, run_authorizer, status_message
+from wsgw.authorizers import Authorizer, AuthOutcome, RestAuthRequest, run_authorizer, status_message
 from wsgw.authorizers.iam import IamVerifier
 from wsgw.aws.ids import method_arn, new_id
 from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.parameter_mapping import MappingError, MappingSource
 from wsgw.aws.websocket_events import ConnectionInfo
+from wsgw.cache import CachedResponse
+from wsgw.cache.keys import cache_key, principal_of
 from wsgw.config import ApiConfig
 from wsgw.gateway.routes import function_name_for
 from wsgw.gateway.usage import UsagePlans
@@ -30,8 +34,21 @@ from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, r
 from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.observe.access_log import AccessLog, Record
 from wsgw.request import HttpRequest
+from wsgw.rest.caching import (
+    CACHE_HEADER,
+    IGNORED_WARNING,
+    INVALIDATE_ACTION,
+    CacheStep,
+    Invalidation,
+    RestCache,
+    RoutePolicy,
+    asks_invalidation,
+    invalidation,
+    route_policy,
+)
 from wsgw.rest.cors import CorsConfig, is_preflight, strip_cors
-from wsgw.rest.events import http_event, parse_query, read_http_result
+from wsgw.rest.events import HttpResult, http_event, parse_query, read_http_result
+from wsgw.rest.mapping import MAPPED_PATH, map_request, map_response, request_source
 from wsgw.rest.routes import BadPath, RouteTable, split_path
 from wsgw.server.http import HttpResponse
 from wsgw.throttle import Throttler
@@ -56,6 +73,7 @@ class RestRoute:
     validator: Validator | None
     make_context: ContextFactory
     spec: HttpRouteSpec
+    cache_policy: RoutePolicy | None = None     # None: the stage has no cache, or this route is not cached
 
 
 def message(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
@@ -68,7 +86,7 @@ class RestFront:
 
     def __init__(self, api: ApiConfig, spec: HttpApiSpec, *, resources: Resources,
                  authorizers: Mapping[str, Authorizer], throttle: Throttler, metrics: Metrics,
-                 deadline: Deadline, usage: UsagePlans | None = None) -> None:
+                 deadline: Deadline, usage: UsagePlans | None = None, cache: RestCache | None = None) -> None:
         self.api = api
         self.spec = spec
         self.cors: CorsConfig | None = spec.cors
@@ -78,6 +96,7 @@ class RestFront:
         self.access: AccessLog | None = None
         self.usage = usage
         self.iam: IamVerifier | None = None       # AWS_IAM routes' verifier (server/node.py sets it)
+        self.cache = cache                        # the stage's response cache, when caching.cacheClusterEnabled
         routes: list[tuple[Any, RestRoute]] = []
         for route in spec.routes:
             integration = build_integration(route.integration, api, resources, function_name_for(api, route.key))
@@ -85,7 +104,8 @@ class RestFront:
             kind = api.authorizers[route.authorizer].type if route.authorizer else ""
             routes.append((route.pattern, RestRoute(
                 route.key, integration, route.integration.timeout_ms / 1000, authorizer, kind, route.validator,
-                LambdaContext.factory(integration.function_name, api.region, api.account_id), route)))
+                LambdaContext.factory(integration.function_name, api.region, api.account_id), route,
+                route_policy(api.caching, route.caching, route.pattern.method) if cache is not None else None)))
         self.table: RouteTable[RestRoute] = RouteTable(routes)
 
     async def close(self) -> None:
@@ -93,6 +113,13 @@ class RestFront:
             await pattern_route[1].integration.close()
         if self.table.default is not None:
             await self.table.default[1].integration.close()
+        if self.cache is not None:
+            await self.cache.close()
+
+    async def flush_cache(self) -> int | None:
+        """FlushStageCache: forget every cached answer of this stage (None: the stage has no cache).
+        CacheUnavailable when the store cannot be reached."""
+        return await self.cache.flush() if self.cache is not None else None
 
     async def handle(self, request: HttpRequest, rest_path: str) -> HttpResponse | None:
         """Answer `request` whose path below the stage is `rest_path` ('/' for the stage root)."""
@@ -151,17 +178,20 @@ class RestFront:
         if not await self.throttle.admit(route.key, "http"):   # its own bucket, else the stage's
             self.metrics.count(self.metrics.throttled, scope="http")
             return message(429, "Too Many Requests", trace)
-        if route.spec.authorization_type == "AWS_IAM":
+        signed = route.spec.authorization_type == "AWS_IAM"
+        if signed:
             refused = self._signed(request, event)
             if refused is not None:
                 refused.headers.extend(trace)
                 return refused
+        outcome: AuthOutcome | None = None
         if route.authorizer is not None:
             authorized = await self._authorize(route, request, event, query, segments, request_id, now)
             if isinstance(authorized, HttpResponse):
                 authorized.headers.extend(trace)
                 return authorized
-            record["authorizer"] = authorized
+            outcome = authorized
+            record["authorizer"] = authorized.context
         if route.spec.api_key_required and self.usage is not None:
             context = event["requestContext"]
             authorizer = context.get("authorizer", {}).get("lambda") if isinstance(context, dict) else None
@@ -173,28 +203,119 @@ class RestFront:
             invalid = validate_body(route.validator, request)
             if invalid is not None:
                 return message(400, invalid, trace)
-        called = time.perf_counter()
-        try:
+        principal_id = outcome.decision.principal_id if outcome is not None and outcome.decision else None
+        spec = route.spec
+        source: MappingSource | None = None
+        if spec.request_parameters is not None or spec.response_parameters is not None:
+            source = request_source(event, "/" + "/".join(segments), principal_id)
+        cached: CacheStep | None = None
+        result: HttpResult | None = None
+        policy = route.cache_policy
+        if policy is not None and self.cache is not None and request.method in policy.methods:
+            found = await self._from_cache(route, policy, request, event, params, query, segments, outcome,
+                                           signed, principal_id)
+            if isinstance(found, HttpResponse):
+                found.headers.extend(trace)
+                return found
+            entry, cached = found
+            if entry is not None:
+                result = HttpResult(entry.status, list(entry.headers), entry.body)
+        if result is None:
+            called = time.perf_counter()
+            token = None
+            lease = cached.lease if cached is not None else None
             try:
-                raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
-                                   self.deadline)
+                if spec.request_parameters is not None and source is not None:
+                    try:
+                        path = map_request(event, spec.request_parameters, source, api.stage)
+                    except MappingError as exc:
+                        return message(400, f"Bad Request: {exc}", trace)
+                    if path is not None:
+                        token = MAPPED_PATH.set(path)
+                try:
+                    raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
+                                       self.deadline)
+                finally:
+                    if token is not None:
+                        MAPPED_PATH.reset(token)
+                    latency = time.perf_counter() - called
+                    self.metrics.http_route(route.key).integration_latency.observe(latency)
+                    record["integrationLatency"] = round(latency * 1000, 3)
+                result = read_http_result(raw)
+            except Exception as exc:
+                failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s,
+                                         request_id)
+                record["error.message"] = _FAILURE_ANSWERS[failure][1]
+                return message(*_FAILURE_ANSWERS[failure], trace)
             finally:
-                latency = time.perf_counter() - called
-                self.metrics.http_route(route.key).integration_latency.observe(latency)
-                record["integrationLatency"] = round(latency * 1000, 3)
-            result = read_http_result(raw)
-        except Exception as exc:
-            failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s, request_id)
-            record["error.message"] = _FAILURE_ANSWERS[failure][1]
-            return message(*_FAILURE_ANSWERS[failure], trace)
+                if lease is not None and result is None and self.cache is not None:
+                    await self.cache.settle(route.key, lease, None, 0)     # failed or cancelled: waiters call
+            if cached is not None and cached.state != "bypass" and self.cache is not None and policy is not None:
+                answer = CachedResponse(result.status, tuple(result.headers), result.body)
+                if lease is not None:
+                    await self.cache.settle(route.key, lease, answer, policy.ttl_seconds)
+                else:
+                    await self.cache.keep(route.key, cached.key, answer, policy.ttl_seconds)
+        if spec.response_parameters is not None and source is not None:
+            try:
+                result = map_response(result, spec.response_parameters, source)
+            except MappingError as exc:
+                log.error("HTTP route %s: responseParameters: %s (requestId %s)", route.key, exc, request_id)
+                return message(500, "Internal Server Error", trace)
         headers = result.headers + trace
+        if cached is not None:
+            headers.append((CACHE_HEADER, cached.state))
+            if cached.invalidation is Invalidation.WARN:
+                headers.append(("Warning", IGNORED_WARNING))
         return HttpResponse(result.status, result.body, headers)
+
+    async def _from_cache(self, route: RestRoute, policy: RoutePolicy, request: HttpRequest, event: dict[str, Any],
+                          params: dict[str, str], query: list[tuple[str, str]], segments: list[str],
+                          outcome: AuthOutcome | None, signed: bool, principal_id: str | None
+                          ) -> HttpResponse | tuple[CachedResponse | None, CacheStep]:
+        """The cached answer (or None) with what the cache did; or AWS's 403 for an invalidation
+        FAIL_WITH_403 refuses."""
+        assert self.cache is not None
+        asked = asks_invalidation(request.headers)
+        allowed = asked and self._may_invalidate(request, segments, outcome, signed)
+        what = invalidation(policy, asked, allowed)
+        if what is Invalidation.REFUSE:
+            self.metrics.count(self.metrics.cache_invalidations, result="refused")
+            return message(403, "Forbidden")
+        if what in (Invalidation.WARN, Invalidation.IGNORE):
+            self.metrics.count(self.metrics.cache_invalidations, result="ignored")
+        context = event["requestContext"]
+        authorizer = context.get("authorizer") if isinstance(context, dict) else None
+        principal = principal_of(authorizer, principal_id) if policy.principal_in_key else None
+        key = cache_key(route.key, request.method, "/" + "/".join(segments), query=query,
+                        headers=list(request.headers), path_parameters=params,
+                        parameters=policy.key_parameters, principal=principal)
+        if what is Invalidation.REFRESH:
+            await self.cache.forget(route.key, key)
+            self.metrics.http_cache(route.key).misses.inc()
+            return None, CacheStep(key, "refresh", what)
+        entry, state, lease = await self.cache.lookup(route.key, key, route.timeout_s)
+        return entry, CacheStep(key, state, what, lease)
+
+    def _may_invalidate(self, request: HttpRequest, segments: list[str], outcome: AuthOutcome | None,
+                        signed: bool) -> bool:
+        """Whether the caller may refresh a cached answer: its Lambda authorizer's policy allows
+        execute-api:InvalidateCache on this route's ARN, or it signed the request with accepted IAM
+        credentials (an AWS_IAM route)."""
+        if signed:
+            return True
+        decision = outcome.decision if outcome is not None else None
+        if decision is None or decision.simple:
+            return False
+        api = self.api
+        arn = route_arn(api.region, api.account_id, api.api_id, api.stage, request.method, segments)
+        return decision.evaluate(arn, INVALIDATE_ACTION)
 
     async def _authorize(self, route: RestRoute, request: HttpRequest, event: dict[str, Any],
                          query: list[tuple[str, str]], segments: list[str], request_id: str,
-                         now: int) -> HttpResponse | dict[str, object] | None:
+                         now: int) -> HttpResponse | AuthOutcome:
         """Run the route's authorizer; on Allow put its context into requestContext.authorizer (and return
-        it, for the access log); else the refusal."""
+        the outcome: the access log's context, the cache's principal and policy); else the refusal."""
         assert route.authorizer is not None
         api = self.api
         info = ConnectionInfo(request_id, now, request.source_ip, request.header("user-agent"),
@@ -210,7 +331,7 @@ class RestFront:
         context = event["requestContext"]
         assert isinstance(context, dict)
         context["authorizer"] = authorizer_context(route.authorizer_type, outcome.context)
-        return outcome.context
+        return outcome
 
     def _signed(self, request: HttpRequest, event: dict[str, Any]) -> HttpResponse | None:
         """AWS_IAM on a REST route: the request must carry a valid SigV4 signature (API Gateway's 403s)."""

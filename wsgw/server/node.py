@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from wsgw.authorizers import build_authorizers
 from wsgw.authorizers.iam import build_iam_verifier
+from wsgw.cache import CacheNamespace, open_cache
 from wsgw.config import ApiConfig
 from wsgw.config.node import NodeConfig
 from wsgw.consumers import Consumers
@@ -36,6 +37,7 @@ from wsgw.observe.settings import TracingSettings
 from wsgw.observe.tracing import Tracing
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.registry.redis_wire import RedisOptions
+from wsgw.rest.caching import RestCache
 from wsgw.rest.front import RestFront
 from wsgw.runtimes.endpoint_alias import execute_api_host
 from wsgw.server.router import HttpRouter
@@ -162,10 +164,11 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
                           authorizers=authorizers or {},
                           throttle=build_throttler(api, time.monotonic, registry.counters()),
                           dimensions=dimensions)
+        cache = attempt(lambda: _response_cache(api, config, gateway.metrics.dimensions, gateway))
         rest = attempt(lambda: RestFront(api, api.http or HttpApiSpec(), resources=resources,
                                          authorizers=gateway.authorizers, throttle=gateway.throttle,
                                          metrics=gateway.metrics, deadline=gateway.deadlines.within,
-                                         usage=usage))
+                                         usage=usage, cache=cache))
         gateway.connect_flow.iam = iam
         gateway.connect_flow.usage = usage
         if rest is not None:
@@ -178,6 +181,20 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         raise
     assert rest is not None and consumers is not None
     return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust, consumers)
+
+
+def _response_cache(api: ApiConfig, config: NodeConfig, dimensions: Dimensions, gateway: Gateway) -> RestCache | None:
+    """The stage's REST response cache when `caching.cacheClusterEnabled` (made, not connected), keyed apart by
+    this deployment's API, stage and version."""
+    caching = api.caching
+    if caching is None or not caching.cluster_enabled:
+        return None
+    namespace = CacheNamespace(dimensions.api, dimensions.stage, dimensions.version)
+    try:
+        store = open_cache(caching.store, namespace, max_bytes=caching.max_bytes, redis_url=config.redis_url)
+    except ValueError as exc:
+        raise ConfigError.single("caching.store", str(exc)) from None
+    return RestCache(store, gateway.metrics)
 
 
 def _consumers(api: ApiConfig, gateway: Gateway, resources: Resources) -> Consumers:

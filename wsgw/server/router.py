@@ -1,11 +1,12 @@
-"""Dispatch of plain HTTP requests: health, metrics, the @connections, @groups and @inspect paths, then the REST
-front."""
+"""Dispatch of plain HTTP requests: health, metrics, the @connections, @groups, @cache and @inspect paths, then the
+REST front."""
 
 from __future__ import annotations
 
 from urllib.parse import unquote
 
 from wsgw.authorizers.iam import IamVerifier
+from wsgw.cache import CacheUnavailable
 from wsgw.gateway import Gateway
 from wsgw.metrics import CONTENT_TYPE
 from wsgw.request import HttpRequest
@@ -60,6 +61,8 @@ class HttpRouter:
                 return await self.connections.handle(request, parts[3])
             if len(parts) == 3 and parts[2] == "@broadcast":
                 return await self.connections.broadcast(request)
+            if len(parts) == 3 and parts[2] == "@cache":
+                return await self.flush_cache(request)
             if len(parts) == 3 and parts[2] == "@inspect":
                 return self.inspector.page(request)
             answer = await self.rest.handle(request, "/" + "/".join(parts[2:]))
@@ -68,6 +71,23 @@ class HttpRouter:
             if len(parts) == 2 or (len(parts) == 3 and parts[2] == ""):
                 return plain_error(426, f"Upgrade Required: open a WebSocket to /{self.stage}")
         return plain_error(404, "Not Found")
+
+    async def flush_cache(self, request: HttpRequest) -> HttpResponse:
+        """`DELETE /{stage}/@cache`: AWS's FlushStageCache for this stage (every version's entries), for the
+        callers the management API admits (management.allowFrom, then `auth: iam`)."""
+        refused = self.connections.forbidden(request)
+        if refused is not None:
+            return refused
+        if request.method != "DELETE":
+            return HttpResponse.aws_error(405, "MethodNotAllowedException", "Use DELETE /{stage}/@cache")
+        try:
+            removed = await self.rest.flush_cache()
+        except CacheUnavailable as exc:
+            return HttpResponse.aws_error(503, "ServiceUnavailableException", f"the cache store failed: {exc}")
+        if removed is None:
+            return HttpResponse.aws_error(404, "NotFoundException", f"stage {self.stage} has no cache "
+                                          "(caching.cacheClusterEnabled is off)")
+        return HttpResponse.json(202, {"flushed": removed})
 
     def health(self) -> HttpResponse:
         gateway = self.gateway

@@ -16,6 +16,7 @@ and stops (registry, thread pool, HTTP sessions) once the last of them has ended
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from wsgw.aws.ids import new_id
+from wsgw.cache import CacheUnavailable
 from wsgw.config import ApiConfig
 from wsgw.config.node import NodeConfig
 from wsgw.config.site import DEFAULT_API, SiteApi, SiteConfig, single_site
@@ -422,6 +424,12 @@ class PortFront:
             return plain_error(404, "Not Found")
         if path.rstrip("/") == f"/{stage.name}/@inspect":     # the page of the socket above
             return await stage.main.node.router.handle(request)
+        if path == f"/{stage.name}/@cache":      # a stage flush reaches its canary's cache too
+            answer = await stage.main.node.router.handle(request)
+            if answer.status == 202 and stage.canary is not None:
+                with contextlib.suppress(CacheUnavailable):
+                    await stage.canary.node.rest.flush_cache()
+            return answer
         return await stage.pick().node.router.handle(request)
 
     def management_refusal(self, request: HttpRequest, what: str) -> HttpResponse | None:
