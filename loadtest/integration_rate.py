@@ -1,4 +1,5 @@
-"""Round-trip rate through an `http_proxy` integration to a local backend vs the in-process `python` one.
+"""Round-trip rate through an `http_event` integration (the AWS event POSTed) to a local backend vs the
+in-process `python` one.
 
 Starts a backend (aiohttp, a Lambda-proxy echo) and a `wsgw run` node as separate processes, then keeps
 CONNECTIONS WebSocket clients doing send -> route response round trips for SECONDS per route, and prints
@@ -90,13 +91,13 @@ async def measure(url: str, action: str, connections: int, seconds: float) -> fl
 async def measure_all(url: str, backend_port: int, seconds: float, connections: int) -> None:
     await wait_port(backend_port)
     results: dict[str, list[float]] = {}
-    for action in ("python", "http_proxy", "python", "http_proxy"):
+    for action in ("python", "http_event", "python", "http_event"):
         rate = await measure(url, action, connections, seconds)
         results.setdefault(action, []).append(rate)
         print(f"{action:>10}: {rate:8.0f} round trips/s ({connections} connections, {seconds:.0f} s)", flush=True)
     best = {k: max(v) for k, v in results.items()}
-    print(f"best of two: python {best['python']:.0f}/s, http_proxy {best['http_proxy']:.0f}/s, "
-          f"ratio {best['http_proxy'] / best['python']:.2f}")
+    print(f"best of two: python {best['python']:.0f}/s, http_event {best['http_event']:.0f}/s, "
+          f"ratio {best['http_event'] / best['python']:.2f}")
 
 
 def main(seconds: float, connections: int) -> None:
@@ -106,7 +107,7 @@ def main(seconds: float, connections: int) -> None:
         config = Path(folder, "wsgw.yaml")
         config.write_text(json.dumps({"routes": {
             "python": {"handler": "rate_handlers:echo", "routeResponse": True},
-            "http_proxy": {"integration": {"type": "http_proxy", "uri": f"http://127.0.0.1:{backend_port}/echo"},
+            "http_event": {"integration": {"type": "http_event", "uri": f"http://127.0.0.1:{backend_port}/echo"},
                            "routeResponse": True},
         }}))
         backend = subprocess.Popen([sys.executable, "-c", BACKEND, str(backend_port)])

@@ -142,7 +142,14 @@ def test_sam_template_becomes_routes_authorizer_and_stage() -> None:
                     "functionName": "chat-prod-send", "memorySize": 512, "timeoutMs": 10000,
                     "environment": {"TABLE_NAME": "chat_connections", "GREETING": "hi"}}
     assert raw["routes"]["whoami"]["routeResponse"] is True
-    assert raw["routes"]["ping"] == {"integration": {"type": "mock"}, "routeResponse": True}
+    assert raw["routes"]["ping"] == {"integration": {
+        "type": "MOCK", "requestTemplates": {"$default": '{"statusCode": 200}'},
+        "templateSelectionExpression": "\\$default",
+        "integrationResponses": {"$default": {
+            "responseTemplates": {"$default": '{"action": "pong", "route": "$context.routeKey"}'},
+            "templateSelectionExpression": "\\$default"}}}, "routeResponse": True}
+    assert raw["routes"]["sendmessage"]["requestModels"] == {"sendmessage": "SendMessage"}
+    assert raw["models"]["SendMessage"]["required"] == ["action", "data"]
     authorizer = raw["authorizers"]["TokenAuthorizer"]
     assert authorizer["type"] == "request"
     assert authorizer["identitySource"] == ["route.request.querystring.token"]
@@ -173,8 +180,14 @@ async def test_sam_template_is_served_over_wss_with_each_codeuri_its_own_app_mod
         assert json.loads(await ws.recv()) == {"function": "chat-prod-send", "memory": "512",
                                                "table": "chat_connections", "greeting": "hi",
                                                "room": "main-hall", "stage": "prod"}
-        await ws.send(json.dumps({"action": "ping"}))
-        assert await ws.recv() == ""
+        await ws.send(json.dumps({"action": "ping"}))          # MOCK written the AWS way: its templates answer
+        assert json.loads(await ws.recv()) == {"action": "pong", "route": "ping"}
+        await ws.send(json.dumps({"action": "sendmessage", "data": 5}))     # fails the SendMessage model
+        refused = json.loads(await ws.recv())
+        assert refused["message"] == "Invalid request body" and set(refused) == {"message", "connectionId",
+                                                                                 "requestId"}
+        await ws.send(json.dumps({"action": "sendmessage", "data": "still open"}))
+        assert await ws.recv() == "still open"
 
 
 def test_printed_wsgw_yaml_loads_to_the_same_api(tmp_path: Path) -> None:
@@ -362,7 +375,7 @@ def test_sam_http_proxy_passes_the_request_through_and_a_guarded_http_route_is_n
     assert any(p.key == "Resources.Admin.Properties.AuthorizationType" for p in refused.value.problems)
     open_route = write(tmp_path / "open.yaml", SAM_HTTP.replace("AuthorizationType: JWT, AuthorizerId: x,", ""))
     raw = load_document(open_route).raw
-    assert raw["routes"]["fwd"]["integration"] == {"type": "http", "uri": "http://127.0.0.1:9/backend",
+    assert raw["routes"]["fwd"]["integration"] == {"type": "HTTP_PROXY", "uri": "http://127.0.0.1:9/backend",
                                                    "method": "POST"}
     assert "GET /admin" in raw["http"]["routes"]
     assert check(open_route).returncode == 0

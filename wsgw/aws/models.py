@@ -49,12 +49,19 @@ class ModelError(ValueError):
     """A model, or a route's model selection, that cannot be compiled; the message names the key."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Model:
     """A compiled model: its name and a validator built once."""
 
     name: str
     validator: Validator
+
+    def __eq__(self, other: object) -> bool:
+        """Same name and schema: the same model (a reload keeps a deployment whose config is unchanged)."""
+        return isinstance(other, Model) and (self.name, self.validator.schema) == (other.name, other.validator.schema)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
 
     def problem(self, document: object) -> str | None:
         """None when the document fits; else which field failed and why (never the field's value)."""
@@ -82,6 +89,11 @@ def describe(error: ValidationError) -> str:
         missing = [name for name in value if name not in error.instance]
         if missing:
             return f"{where}.{missing[0]}: required property missing"
+    if rule == "additionalProperties" and isinstance(error.instance, dict) and isinstance(error.schema, dict):
+        allowed = error.schema.get("properties") or {}
+        extra = [name for name in error.instance if name not in allowed]
+        if extra and not error.schema.get("patternProperties"):   # a property's name, never its value
+            return f"{where}.{_short(str(extra[0]))}: a property the model does not allow (additionalProperties)"
     texts: dict[str, str] = {
         "type": f"must be of type {_short(value)}",
         "enum": "not one of the allowed values",
@@ -182,6 +194,13 @@ class RequestValidator:
         self._selector = selector  # None: the expression is the static key `$default`
         self._models = models
         self._default = models.get(DEFAULT_KEY)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestValidator) and (self.expression, self._models) == (
+            other.expression, other._models)
+
+    def __hash__(self) -> int:
+        return hash(self.expression)
 
     def select(self, document: object) -> Model | None:
         """The model for a parsed body: the selected key's, else `$default`'s, else None (validation fails)."""

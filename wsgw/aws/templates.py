@@ -730,6 +730,13 @@ class Template:
         self._engine = engine
         self.limits = limits
 
+    def __eq__(self, other: object) -> bool:
+        """Same source and limits: the same template (a reload keeps a deployment whose config is unchanged)."""
+        return isinstance(other, Template) and (self.source, self.limits) == (other.source, other.limits)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.limits))
+
     def render(
         self,
         input_body: str | bytes = "",

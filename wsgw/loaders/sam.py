@@ -3,14 +3,17 @@
 Read: AWS::Serverless::Function (Handler, CodeUri, Runtime, Environment, MemorySize, Timeout, FunctionName,
 ReservedConcurrentExecutions,
 HttpApi events, Globals.Function), AWS::ApiGatewayV2::Api (ProtocolType WEBSOCKET — or HTTP, whose routes go
-to the REST front — RouteSelectionExpression), ::Route, ::Integration (AWS_PROXY to a function, MOCK,
-HTTP_PROXY), ::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
+to the REST front — RouteSelectionExpression), ::Route (RequestModels, ModelSelectionExpression), ::Integration
+(AWS_PROXY to a function, MOCK, HTTP, HTTP_PROXY, AWS; RequestTemplates, TemplateSelectionExpression,
+PassthroughBehavior), ::IntegrationResponse, ::Model, ::Authorizer (REQUEST, JWT), ::Stage (StageName,
+StageVariables) and ::RouteResponse, with
 Parameters, Mappings and Conditions. Everything else is reported: errors when the API would be served
 differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,16 @@ FUNCTION_WARN = {
     "EventInvokeConfig": "not used locally: failed invocations are logged",
     "FunctionUrlConfig": "function URLs are not served; route HTTP through an HttpApi event instead",
 }
+# an Integration's mapping properties → wsgw's option names (the same words, camelCase)
+INTEGRATION_MAPPING = {"RequestTemplates": "requestTemplates",
+                       "TemplateSelectionExpression": "templateSelectionExpression",
+                       "PassthroughBehavior": "passthroughBehavior"}
+INTEGRATION_KEYS = {"ApiId", "IntegrationType", "IntegrationUri", "IntegrationMethod", "TimeoutInMillis",
+                    "Description", "PayloadFormatVersion", "IntegrationResponseSelectionExpression",
+                    "CredentialsArn", "ConnectionType", *INTEGRATION_MAPPING}
+STATUS_SELECTION = ("${integration.response.statuscode}", "$integration.response.statuscode")
+INTEGRATION_RESPONSE_KEYS = {"ApiId", "IntegrationId", "IntegrationResponseKey", "ResponseTemplates",
+                             "TemplateSelectionExpression"}
 _FUNCTION_ARN = re.compile(r"arn:aws:lambda:[^:]*:[^:]*:function:([^/:]+)")
 
 
@@ -193,6 +206,8 @@ class _Sam:
                 self.out.warn(f"Resources.{api}.Properties.{name}", "not supported locally; ignored")
         integrations = {lid: self.integration(lid) for lid in self.of_type("AWS::ApiGatewayV2::Integration")
                         if self.belongs(lid, api, http_apis)}
+        self.integration_responses(integrations)
+        self.models(api)
         authorizers = self.read_authorizers(api)
         responses = {self.props(lid).get("RouteId") for lid in self.of_type("AWS::ApiGatewayV2::RouteResponse")}
         for logical in self.of_type("AWS::ApiGatewayV2::Route"):
@@ -233,6 +248,10 @@ class _Sam:
                 route["routeResponse"] = True
             if route_props.get("ApiKeyRequired"):
                 self.out.warn(f"{key}.ApiKeyRequired", "API keys are not checked locally; ignored")
+            if route_props.get("RequestModels"):
+                route["requestModels"] = route_props["RequestModels"]
+            if route_props.get("ModelSelectionExpression"):
+                route["modelSelectionExpression"] = route_props["ModelSelectionExpression"]
             self.out.raw.setdefault("routes", {})[route_key] = route
         self.read_stage(api)
 
@@ -247,19 +266,94 @@ class _Sam:
         if kind == "AWS_PROXY":
             spec = self.function_for_uri(props.get("IntegrationUri"), f"{key}.IntegrationUri")
         elif kind == "MOCK":
-            spec = {"type": "mock"}
-        elif kind == "HTTP_PROXY":
-            # AWS's HTTP_PROXY passes the request through to the URI: wsgw's `http` type (http_proxy posts the
-            # Lambda-style event instead)
-            spec = {"type": "http", "uri": props.get("IntegrationUri")}
+            spec = {"type": "MOCK"}
+        elif kind in ("HTTP_PROXY", "HTTP"):
+            # the same word as on AWS: HTTP_PROXY passes the request through, HTTP maps it with templates
+            spec = {"type": kind, "uri": props.get("IntegrationUri")}
             if props.get("IntegrationMethod"):
                 spec["method"] = props["IntegrationMethod"]
+        elif kind == "AWS":
+            spec = {"type": "AWS", "uri": props.get("IntegrationUri")}
+            if props.get("IntegrationMethod"):
+                spec["httpMethod"] = props["IntegrationMethod"]
         else:
-            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally (AWS_PROXY, MOCK, HTTP_PROXY)")
+            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally "
+                           "(AWS_PROXY, MOCK, HTTP, HTTP_PROXY, AWS)")
             return None
-        if spec is not None and "TimeoutInMillis" in props:
+        if spec is None:
+            return None
+        if "TimeoutInMillis" in props:
             spec["timeoutMs"] = int(props["TimeoutInMillis"])
+        mapped = {name: value for name, value in props.items() if name in INTEGRATION_MAPPING}
+        if mapped and kind in ("AWS_PROXY", "HTTP_PROXY"):
+            for name in mapped:
+                self.out.error(f"{key}.{name}", f"a {kind} integration passes the request through; templates "
+                               "apply to MOCK, HTTP and AWS integrations")
+        elif mapped:
+            spec.update({INTEGRATION_MAPPING[name]: value for name, value in mapped.items()})
+        selection = props.get("IntegrationResponseSelectionExpression")
+        if selection is not None and selection not in STATUS_SELECTION:
+            self.out.error(f"{key}.IntegrationResponseSelectionExpression", "wsgw selects integration responses "
+                           "by status code (${integration.response.statuscode}) only")
+        if props.get("CredentialsArn"):
+            if kind == "AWS":
+                spec["credentials"] = props["CredentialsArn"]
+            else:
+                self.out.warn(f"{key}.CredentialsArn", "IAM is not enforced locally; ignored")
+        if str(props.get("ConnectionType", "INTERNET")).upper() != "INTERNET":
+            self.out.error(f"{key}.ConnectionType", "VPC links are not served locally; use INTERNET")
+        for name in props:
+            if name not in INTEGRATION_KEYS:
+                self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
         return spec
+
+    def integration_responses(self, integrations: dict[str, dict[str, Any] | None]) -> None:
+        """`AWS::ApiGatewayV2::IntegrationResponse`s → their integration's `integrationResponses`."""
+        for logical in self.of_type("AWS::ApiGatewayV2::IntegrationResponse"):
+            props = self.props(logical)
+            key = f"Resources.{logical}.Properties"
+            owner = props.get("IntegrationId")
+            spec = integrations.get(owner) if isinstance(owner, str) else None
+            if spec is None:
+                if owner not in integrations:
+                    self.out.error(f"{key}.IntegrationId", f"'{owner}' is not an Integration of this API")
+                continue
+            if spec.get("type") not in ("MOCK", "HTTP", "AWS"):
+                self.out.error(f"{key}.IntegrationId", "integration responses apply to MOCK, HTTP and AWS "
+                               "integrations (a proxy integration answers with its backend's response)")
+                continue
+            response: dict[str, Any] = {}
+            if props.get("ResponseTemplates"):
+                response["responseTemplates"] = props["ResponseTemplates"]
+            if props.get("TemplateSelectionExpression"):
+                response["templateSelectionExpression"] = props["TemplateSelectionExpression"]
+            for name in props:
+                if name not in INTEGRATION_RESPONSE_KEYS:
+                    self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
+            response_key = str(props.get("IntegrationResponseKey", "$default"))
+            spec.setdefault("integrationResponses", {})[response_key] = response
+
+    def models(self, api: str) -> None:
+        """`AWS::ApiGatewayV2::Model`s of the API → `models:` (by Name, the key routes' RequestModels use)."""
+        for logical in self.of_type("AWS::ApiGatewayV2::Model"):
+            props = self.props(logical)
+            if props.get("ApiId") != api:
+                continue
+            key = f"Resources.{logical}.Properties"
+            name, schema = props.get("Name"), props.get("Schema")
+            if isinstance(schema, str):
+                try:
+                    schema = json.loads(schema)
+                except ValueError as exc:
+                    self.out.error(f"{key}.Schema", f"not JSON ({exc})")
+                    continue
+            if not isinstance(name, str) or not isinstance(schema, dict):
+                self.out.error(key, "a model needs a Name and a Schema (a JSON Schema)")
+                continue
+            content_type = props.get("ContentType", "application/json")
+            if content_type != "application/json":
+                self.out.warn(f"{key}.ContentType", "models validate JSON bodies; read as application/json")
+            self.out.raw.setdefault("models", {})[name] = schema
 
     def read_authorizers(self, api: str) -> set[str]:
         names: set[str] = set()
@@ -319,7 +413,8 @@ class _Sam:
     def report_others(self) -> None:
         handled = {SAM_FUNCTION, "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
                    "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Authorizer",
-                   "AWS::ApiGatewayV2::RouteResponse", "AWS::Serverless::WebSocketApi"}
+                   "AWS::ApiGatewayV2::RouteResponse", "AWS::Serverless::WebSocketApi",
+                   "AWS::ApiGatewayV2::IntegrationResponse", "AWS::ApiGatewayV2::Model"}
         for logical, resource in self.resources.items():
             kind = resource["Type"]
             if kind in handled or kind in QUIET_TYPES:
