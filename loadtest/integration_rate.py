@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +63,18 @@ async def wait_port(port: int, timeout: float = 15.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def measure(url: str, action: str, connections: int, seconds: float) -> float:
+@dataclass(frozen=True)
+class Window:
+    """One measured window: round trips, wall seconds, and what `clock` advanced meanwhile (e.g. CPU seconds)."""
+
+    count: int
+    elapsed: float
+    clock: float
+
+
+async def measure_window(url: str, message: str, connections: int, seconds: float,
+                         clock: Callable[[], float] = lambda: 0.0) -> Window:
+    """`connections` clients each sending `message` and awaiting the answer, after a 1 s warm-up."""
     from websockets.asyncio.client import connect
 
     sockets = [await connect(url, compression=None) for _ in range(connections)]
@@ -70,7 +83,6 @@ async def measure(url: str, action: str, connections: int, seconds: float) -> fl
 
     async def client(ws: object) -> None:
         nonlocal count
-        message = json.dumps({"action": action, "payload": "x" * 64})
         while time.perf_counter() < stop:
             await ws.send(message)  # type: ignore[attr-defined]
             await ws.recv()  # type: ignore[attr-defined]
@@ -79,13 +91,21 @@ async def measure(url: str, action: str, connections: int, seconds: float) -> fl
     stop = time.perf_counter() + 1.0           # warm-up (keep-alive pool, caches)
     await asyncio.gather(*(client(ws) for ws in sockets))
     count = 0
+    clock_started = clock()
     started = time.perf_counter()
     stop = started + seconds
     await asyncio.gather(*(client(ws) for ws in sockets))
     elapsed = time.perf_counter() - started
+    clocked = clock() - clock_started
     for ws in sockets:
         await ws.close()
-    return count / elapsed
+    return Window(count, elapsed, clocked)
+
+
+async def measure(url: str, action: str, connections: int, seconds: float) -> float:
+    """Round trips/s to the route `action`."""
+    window = await measure_window(url, json.dumps({"action": action, "payload": "x" * 64}), connections, seconds)
+    return window.count / window.elapsed
 
 
 async def measure_all(url: str, backend_port: int, seconds: float, connections: int) -> None:
@@ -100,6 +120,19 @@ async def measure_all(url: str, backend_port: int, seconds: float, connections: 
           f"ratio {best['http_event'] / best['python']:.2f}")
 
 
+def start_node(config: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`wsgw run -c config` on a free port; the process and its WebSocket URL once it printed it."""
+    node = subprocess.Popen([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0",
+                             "--log-level", "WARNING", *options], stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    assert node.stdout is not None
+    for line in node.stdout:
+        match = re.search(r"WebSocket:\s+(ws://\S+)", line)
+        if match:
+            return node, match.group(1)
+    node.wait(30)
+    raise SystemExit("the node did not start")
+
+
 def main(seconds: float, connections: int) -> None:
     backend_port = free_port()
     with tempfile.TemporaryDirectory() as folder:
@@ -111,18 +144,8 @@ def main(seconds: float, connections: int) -> None:
                            "routeResponse": True},
         }}))
         backend = subprocess.Popen([sys.executable, "-c", BACKEND, str(backend_port)])
-        node = subprocess.Popen([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0",
-                                 "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        node, url = start_node(config)
         try:
-            assert node.stdout is not None
-            url = ""
-            for line in node.stdout:
-                match = re.search(r"WebSocket:\s+(ws://\S+)", line)
-                if match:
-                    url = match.group(1)
-                    break
-            if not url:
-                raise SystemExit("the node did not start")
             asyncio.run(measure_all(url, backend_port, seconds, connections))
         finally:
             node.terminate()

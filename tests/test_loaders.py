@@ -440,3 +440,57 @@ def test_serverless_websocket_logs_without_access_logging_write_none() -> None:
         path.unlink()
     assert "accessLogSettings" not in loaded.raw
     assert {w.key for w in loaded.warnings} >= {"provider.logs.websocket.executionLogging"}
+
+
+SAM_TRANSFORMS = """
+AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: ask, Target: !Sub "integrations/${Ask}",
+                 ModelSelectionExpression: $default, RequestModels: {$default: Question}}
+  Ask:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: HTTP, IntegrationUri: "http://127.0.0.1:9/ask",
+                 RequestTemplates: {$default: "#if($a"}, ContentHandlingStrategy: CONVERT_TO_TEXT}
+  Passed:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: HTTP_PROXY, IntegrationUri: "http://127.0.0.1:9/x",
+                 RequestTemplates: {$default: "x"}}
+  PassedResponse:
+    Type: AWS::ApiGatewayV2::IntegrationResponse
+    Properties: {ApiId: !Ref Api, IntegrationId: !Ref Passed, IntegrationResponseKey: $default}
+  AskResponse:
+    Type: AWS::ApiGatewayV2::RouteResponse
+    Properties: {ApiId: !Ref Api, RouteId: !Ref Route, RouteResponseKey: $default,
+                 ResponseParameters: {x: y}}
+  Question:
+    Type: AWS::ApiGatewayV2::Model
+    Properties: {ApiId: !Ref Api, Name: Question, ContentType: application/json,
+                 Schema: '{"type": "object", "required": ["q"]}'}
+"""
+
+
+def test_sam_transforms_nothing_is_dropped_without_a_word(tmp_path: Path) -> None:
+    result = check(write(tmp_path / "template.yaml", SAM_TRANSFORMS))
+    assert result.returncode == 2
+    text = result.stderr
+    assert "Resources.Ask.Properties.ContentHandlingStrategy: not served locally" in text
+    assert "Resources.Passed.Properties.RequestTemplates: a HTTP_PROXY integration passes the request" in text
+    assert "Resources.PassedResponse.Properties.IntegrationId: integration responses apply to MOCK" in text
+    assert "Resources.AskResponse.Properties.ResponseParameters: not served locally" in text
+
+
+def test_sam_models_and_templates_are_compiled_and_reported_by_key(tmp_path: Path) -> None:
+    fixable = SAM_TRANSFORMS.replace(", ContentHandlingStrategy: CONVERT_TO_TEXT", "")
+    fixable = fixable[:fixable.index("  Passed:")] + fixable[fixable.index("  Question:"):]
+    result = check(write(tmp_path / "template.yaml", fixable))
+    assert result.returncode == 2
+    assert "routes.ask.integration.requestTemplates.$default: mapping template syntax error" in result.stderr
+    raw = load_document(write(tmp_path / "good.yaml", fixable.replace("#if($a", "$input.body")))
+    assert raw.raw["models"] == {"Question": {"type": "object", "required": ["q"]}}
+    assert raw.raw["routes"]["ask"]["requestModels"] == {"$default": "Question"}
+    assert check(tmp_path / "good.yaml").returncode == 0

@@ -446,3 +446,9 @@ def test_template_errors_never_carry_request_values() -> None:
         "$util.parseJson($input.path('$.secret'))",
     ):
         assert "S3CRET" not in render_error(template, body)
+
+
+@pytest.mark.parametrize("text", ['{"ok": true}', "plain text, with a \\ backslash", "", "a\nb"])
+def test_a_template_without_references_or_directives_renders_as_written(text: str) -> None:
+    rendered = compile_template(text).render_result('{"x": 1}', {"connectionId": "c"})
+    assert rendered.text == text and rendered.response_override == {"header": {}}

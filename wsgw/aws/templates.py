@@ -723,12 +723,14 @@ def _guard(root: Any, text: str) -> None:
 class Template:
     """A compiled mapping template; :meth:`render` runs per message."""
 
-    __slots__ = ("_engine", "limits", "source")
+    __slots__ = ("_engine", "_static", "limits", "source")
 
     def __init__(self, source: str, engine: Any, limits: Limits) -> None:
         self.source = source
         self._engine = engine
         self.limits = limits
+        # no reference and no directive: Velocity writes the text as it is (a MOCK's fixed answer, every message)
+        self._static = "$" not in source and "#" not in source
 
     def __eq__(self, other: object) -> bool:
         """Same source and limits: the same template (a reload keeps a deployment whose config is unchanged)."""
@@ -755,6 +757,8 @@ class Template:
         params: Mapping[str, Mapping[str, str]] | None = None,
     ) -> Rendered:
         """The rendered text and the request/response overrides the template set in `$context`."""
+        if self._static:
+            return Rendered(self.source, {"header": {}, "path": {}, "querystring": {}}, {"header": {}})
         body = input_body.decode("utf-8", "replace") if isinstance(input_body, bytes) else input_body
         ctx = _context(context)
         request_override: dict[str, Any] = {"header": {}, "path": {}, "querystring": {}}

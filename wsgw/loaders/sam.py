@@ -210,6 +210,7 @@ class _Sam:
         self.models(api)
         authorizers = self.read_authorizers(api)
         responses = {self.props(lid).get("RouteId") for lid in self.of_type("AWS::ApiGatewayV2::RouteResponse")}
+        self.route_responses()
         for logical in self.of_type("AWS::ApiGatewayV2::Route"):
             route_props = self.props(logical)
             key = f"Resources.{logical}.Properties"
@@ -332,6 +333,21 @@ class _Sam:
                     self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
             response_key = str(props.get("IntegrationResponseKey", "$default"))
             spec.setdefault("integrationResponses", {})[response_key] = response
+
+    def route_responses(self) -> None:
+        """A RouteResponse turns the route's response on; what else it says is reported, never dropped."""
+        for logical in self.of_type("AWS::ApiGatewayV2::RouteResponse"):
+            props = self.props(logical)
+            key = f"Resources.{logical}.Properties"
+            if str(props.get("RouteResponseKey", "$default")) != "$default":
+                self.out.error(f"{key}.RouteResponseKey", "only $default route responses are served")
+            for name in ("ResponseModels", "ModelSelectionExpression"):
+                if name in props:
+                    self.out.warn(f"{key}.{name}", "API Gateway does not validate responses against models "
+                                  "(they describe the API); ignored")
+            for name in sorted(set(props) - {"ApiId", "RouteId", "RouteResponseKey", "ResponseModels",
+                                              "ModelSelectionExpression"}):
+                self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
 
     def models(self, api: str) -> None:
         """`AWS::ApiGatewayV2::Model`s of the API → `models:` (by Name, the key routes' RequestModels use)."""
