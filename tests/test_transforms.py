@@ -310,6 +310,10 @@ def test_hostile_and_broken_templates_are_config_errors_naming_the_key(integrati
     ({"routes": {"$default": {"integration": {"type": "MOCK"}}},
       "http": {"routes": {"POST /x": {"requestSchema": "Missing", "integration": {"type": "MOCK"}}}}},
      "http.routes.POST /x.requestSchema", "no model named"),
+    ({"models": {"A": {"type": "object"}}, "routes": {"$connect": {"integration": {"type": "MOCK"},
+                                                                   "requestModels": {"$default": "A"},
+                                                                   "modelSelectionExpression": "\\$default"}}},
+     "routes.$connect.requestModels", "no"),
 ])
 def test_bad_models_are_config_errors_naming_the_key(raw: dict[str, Any], key: str, words: str) -> None:
     with pytest.raises(ConfigError) as refused:

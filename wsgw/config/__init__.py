@@ -269,6 +269,8 @@ def _parse_routes(raw: Any, problems: Collector, context: OptionContext,
             problems.add(f"{key}.{'apiKeyRequired' if access[0] else 'authorizationType'}",
                          "WebSocket APIs check API keys and IAM on $connect only; move it there")
         validator = _route_validator(route, key, models, problems)
+        if validator is not None and route_key in ("$connect", "$disconnect", *JOIN_ROUTES):
+            problems.add(f"{key}.requestModels", "models validate message bodies; this route has none")
         if spec is not None:
             routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access, validator)
     return routes
