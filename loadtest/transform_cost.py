@@ -4,9 +4,10 @@
 cost a validated or templated route adds to a message can be read apart from the network path.
 
 `python -m loadtest.transform_cost --gateway [--runs 3] [--seconds 3] [--connections 50]`: a `wsgw run` node
-with four routes, measured in the same run, interleaved (the order rotated each run), `--runs` times: `plain`
-(an in-process Python echo), `validated` (the same echo behind a model), `mock` (MOCK with a static answer)
-and `mock_templated` (MOCK with the typical request template below and a response template). Prints round
+with five routes, measured in the same run, interleaved (the order rotated each run), `--runs` times: `plain`
+(an in-process Python echo), `validated` (the same echo behind a model), `mock` (MOCK with a static answer),
+`mock_aws` (MOCK as AWS's examples write it: `{"statusCode": 200}` and a response template over `$context`) and
+`mock_templated` (MOCK with the typical request template below and that response template). Prints round
 trips/s per route (median, min..max over the runs) and its ratio to `plain` in the same run, the gateway
 process's CPU µs per message (user + system from /proc: steadier than wall-clock rates on a shared machine)
 and its ratio, and the load average before and after.
@@ -91,7 +92,7 @@ HANDLER = """
 async def echo(event, context):
     return {"statusCode": 200, "body": event["body"]}
 """
-ROUTES = ("plain", "validated", "mock", "mock_templated")
+ROUTES = ("plain", "validated", "mock", "mock_aws", "mock_templated")
 # The typical template as a MOCK's request template: MOCK reads the status from its output.
 MOCK_REQUEST = TEMPLATE.replace('"env": "$stageVariables.env"', '"env": "$stageVariables.env",\n  "statusCode": 200')
 MOCK_RESPONSE = '{"action": "$context.routeKey", "connectionId": "$context.connectionId", "env": "$stageVariables.env"}'
@@ -107,6 +108,10 @@ def gateway_config() -> dict[str, object]:
             "validated": {"handler": "cost_handlers:echo", "routeResponse": True,
                           "modelSelectionExpression": "\\$default", "requestModels": {"$default": "Message"}},
             "mock": {"integration": {"type": "MOCK", "response": '{"ok": true}'}, "routeResponse": True},
+            "mock_aws": {"routeResponse": True, "integration": {     # MOCK as AWS's examples write it
+                "type": "MOCK", "templateSelectionExpression": "\\$default",
+                "requestTemplates": {"$default": '{"statusCode": 200}'},
+                "integrationResponses": {"$default": {"responseTemplates": {"$default": MOCK_RESPONSE}}}}},
             "mock_templated": {"routeResponse": True, "integration": {
                 "type": "MOCK", "templateSelectionExpression": "\\$default",
                 "requestTemplates": {"$default": MOCK_REQUEST},
