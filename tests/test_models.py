@@ -173,3 +173,11 @@ def test_the_fast_check_is_used_only_where_it_agrees_with_jsonschema_by_construc
         fast_says_fits = models["Plain"].problem(document) is None
         slow = models["Plain"].validator.is_valid(document)
         assert fast_says_fits == slow, document
+
+
+def test_a_hostile_property_name_is_quoted_and_cut_in_the_problem() -> None:
+    models = compile_models({"Closed": {"type": "object", "properties": {"a": {"type": "string"}},
+                                        "additionalProperties": False}})
+    problem = models["Closed"].problem({"a": "x", "evil\nname" + "x" * 500: 1})
+    assert problem is not None and "\n" not in problem and len(problem) < 160
+    assert problem.startswith('$["evil\\nname')

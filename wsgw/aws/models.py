@@ -87,8 +87,20 @@ def _order(error: ValidationError) -> tuple[int, list[str]]:
     return (len(error.absolute_path), [str(p) for p in error.absolute_path])
 
 
+_PLAIN_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def _step(part: object) -> str:
+    """One step of a JSONPath; a name from the body that is not plain is quoted and cut (a log line stays one
+    line, and short)."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    name = str(part)
+    return f".{name}" if _PLAIN_NAME.fullmatch(name) else f"[{_short(orjson.dumps(name).decode())}]"
+
+
 def _where(path: Any) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return "$" + "".join(_step(p) for p in path)
 
 
 def describe(error: ValidationError) -> str:
@@ -104,7 +116,7 @@ def describe(error: ValidationError) -> str:
         allowed = error.schema.get("properties") or {}
         extra = [name for name in error.instance if name not in allowed]
         if extra and not error.schema.get("patternProperties"):   # a property's name, never its value
-            return f"{where}.{_short(str(extra[0]))}: a property the model does not allow (additionalProperties)"
+            return f"{where}{_step(extra[0])}: a property the model does not allow (additionalProperties)"
     texts: dict[str, str] = {
         "type": f"must be of type {_short(value)}",
         "enum": "not one of the allowed values",
