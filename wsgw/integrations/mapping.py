@@ -48,7 +48,10 @@ def request_document(event: dict[str, Any]) -> object:
         return None
 
 
-def _params(event: dict[str, Any]) -> dict[str, dict[str, str]]:
+def _params(event: dict[str, Any], template: Template) -> dict[str, dict[str, str]] | None:
+    """`$input.params()`'s maps, built only for a template that reads them (most never do)."""
+    if "params" not in template.reads:
+        return None
     source = mapping_source(event)
     return {"header": dict(source.headers), "querystring": dict(source.query), "path": dict(source.path)}
 
@@ -98,7 +101,7 @@ class NonProxyMapping:
             return body
         try:
             return choice.template.render(body, event.get("requestContext") or {}, event.get("stageVariables") or {},
-                                          _params(event))
+                                          _params(event, choice.template))
         except TemplateError as exc:
             raise IntegrationFailed(f"{self.what}: request template {choice.key}: {exc}") from None
 
@@ -121,7 +124,7 @@ class NonProxyMapping:
         template = _pick(chosen.templates, key)
         try:
             rendered = template.render_result(body.decode("utf-8", "replace"), event.get("requestContext") or {},
-                                              event.get("stageVariables") or {}, _params(event))
+                                              event.get("stageVariables") or {}, _params(event, template))
         except TemplateError as exc:
             raise IntegrationFailed(f"{self.what}: response template: {exc}") from None
         override = rendered.response_override
