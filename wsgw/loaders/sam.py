@@ -4,9 +4,9 @@ Read: AWS::Serverless::Function (Handler, CodeUri, Runtime, Environment, MemoryS
 ReservedConcurrentExecutions,
 HttpApi events, Globals.Function), AWS::ApiGatewayV2::Api (ProtocolType WEBSOCKET — or HTTP, whose routes go
 to the REST front — RouteSelectionExpression), ::Route (RequestModels, ModelSelectionExpression), ::Integration
-(AWS_PROXY to a function, MOCK, HTTP, HTTP_PROXY, AWS; RequestTemplates, TemplateSelectionExpression,
-PassthroughBehavior), ::IntegrationResponse, ::Model, ::Authorizer (REQUEST, JWT), ::Stage (StageName,
-StageVariables) and ::RouteResponse, with
+(AWS_PROXY to a function, AWS and AWS_PROXY with IntegrationSubtype to a service, MOCK, HTTP, HTTP_PROXY;
+RequestTemplates, TemplateSelectionExpression, PassthroughBehavior), ::IntegrationResponse, ::Model,
+::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
 Parameters, Mappings and Conditions. Everything else is reported: errors when the API would be served
 differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …).
 """
@@ -51,6 +51,7 @@ INTEGRATION_MAPPING = {"RequestTemplates": "requestTemplates",
 INTEGRATION_KEYS = {"ApiId", "IntegrationType", "IntegrationUri", "IntegrationMethod", "TimeoutInMillis",
                     "Description", "PayloadFormatVersion", "IntegrationResponseSelectionExpression",
                     "CredentialsArn", "ConnectionType", *INTEGRATION_MAPPING}
+SERVICE_KEYS = {"IntegrationSubtype", "RequestParameters"}     # read by aws_service_integration (AWS, AWS_PROXY)
 STATUS_SELECTION = ("${integration.response.statuscode}", "$integration.response.statuscode")
 INTEGRATION_RESPONSE_KEYS = {"ApiId", "IntegrationId", "IntegrationResponseKey", "ResponseTemplates",
                              "TemplateSelectionExpression"}
@@ -264,8 +265,12 @@ class _Sam:
         key = f"Resources.{logical}.Properties"
         kind = str(props.get("IntegrationType", "")).upper()
         spec: dict[str, Any] | None
-        if kind == "AWS_PROXY":
+        if kind == "AWS_PROXY" and props.get("IntegrationSubtype"):
+            spec = aws_service_integration(props, SAM_AWS_PROXY_KEYS, {"type": "AWS_PROXY"})
+        elif kind == "AWS_PROXY":
             spec = self.function_for_uri(props.get("IntegrationUri"), f"{key}.IntegrationUri")
+        elif kind == "AWS":
+            spec = aws_service_integration(props, SAM_AWS_KEYS, {"type": "AWS", "httpMethod": "POST"})
         elif kind == "MOCK":
             spec = {"type": "MOCK"}
         elif kind in ("HTTP_PROXY", "HTTP"):
@@ -273,13 +278,9 @@ class _Sam:
             spec = {"type": kind, "uri": props.get("IntegrationUri")}
             if props.get("IntegrationMethod"):
                 spec["method"] = props["IntegrationMethod"]
-        elif kind == "AWS":
-            spec = {"type": "AWS", "uri": props.get("IntegrationUri")}
-            if props.get("IntegrationMethod"):
-                spec["httpMethod"] = props["IntegrationMethod"]
         else:
-            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally "
-                           "(AWS_PROXY, MOCK, HTTP, HTTP_PROXY, AWS)")
+            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally (AWS, AWS_PROXY, MOCK, "
+                           "HTTP, HTTP_PROXY)")
             return None
         if spec is None:
             return None
@@ -296,15 +297,14 @@ class _Sam:
         if selection is not None and selection not in STATUS_SELECTION:
             self.out.error(f"{key}.IntegrationResponseSelectionExpression", "wsgw selects integration responses "
                            "by status code (${integration.response.statuscode}) only")
-        if props.get("CredentialsArn"):
-            if kind == "AWS":
-                spec["credentials"] = props["CredentialsArn"]
-            else:
-                self.out.warn(f"{key}.CredentialsArn", "IAM is not enforced locally; ignored")
+        service = kind == "AWS" or (kind == "AWS_PROXY" and bool(props.get("IntegrationSubtype")))
+        if props.get("CredentialsArn") and not service:
+            self.out.warn(f"{key}.CredentialsArn", "IAM is not enforced locally; ignored")
         if str(props.get("ConnectionType", "INTERNET")).upper() != "INTERNET":
             self.out.error(f"{key}.ConnectionType", "VPC links are not served locally; use INTERNET")
+        allowed = INTEGRATION_KEYS | (SERVICE_KEYS if service else set())
         for name in props:
-            if name not in INTEGRATION_KEYS:
+            if name not in allowed:
                 self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
         return spec
 
@@ -441,6 +441,22 @@ class _Sam:
             elif kind == "AWS::Lambda::Function":
                 hint = "; only AWS::Serverless::Function (Handler + CodeUri) runs locally"
             self.out.warn(f"Resources.{logical}", f"{kind} is not created locally{hint}")
+
+
+# AWS::ApiGatewayV2::Integration properties → wsgw's options of the service integrations (docs/aws-services.md);
+# CredentialsArn is the role API Gateway assumes, as `credentials:` is
+SAM_AWS_KEYS = {"IntegrationUri": "uri", "IntegrationMethod": "httpMethod", "CredentialsArn": "credentials",
+                "RequestTemplates": "requestTemplates", "RequestParameters": "requestParameters",
+                "TemplateSelectionExpression": "templateSelectionExpression",
+                "PassthroughBehavior": "passthroughBehavior"}
+SAM_AWS_PROXY_KEYS = {"IntegrationSubtype": "integrationSubtype", "RequestParameters": "requestParameters",
+                      "CredentialsArn": "credentials"}
+
+
+def aws_service_integration(props: dict[str, Any], keys: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    """An AWS or AWS_PROXY (with IntegrationSubtype) integration: its properties under wsgw's option names; the
+    options' own checks (wsgw.config.service_integrations) report a bad value under the integration's key."""
+    return {**spec, **{option: props[name] for name, option in keys.items() if props.get(name) is not None}}
 
 
 def translate_sam(doc: dict[str, Any], base_dir: Path, options: LoadOptions) -> Translation:
