@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
+import pstats
 import time
 from pathlib import Path
 
@@ -91,26 +93,33 @@ class Driver:
             for conn in self.conns:
                 if route == "push":
                     posts.add(loop.create_task(self.gateway.post(conn.info.connection_id, push)))
-                else:
-                    self.gateway.on_message(conn, body)
+                else:                        # as a socket's data_received: a loop callback, not a task
+                    loop.call_soon(self.gateway.on_message, conn, body)
             await self.round_done
             await asyncio.gather(*posts)
             posts.clear()
             done += len(self.conns)
 
 
-async def measure(route: str, messages: int, connections: int) -> float:
+async def measure(route: str, messages: int, connections: int, profile: bool = False) -> tuple[float, float]:
+    """(wall, CPU of every thread) µs per message."""
     gateway = Gateway(load_api(BENCH_API), MemoryRegistry())
     await gateway.start()
     driver = Driver(gateway, connections)
     gc.freeze()                                      # as `wsgw run` does once started
     await driver.run(route, connections * 20)        # warm up: imports, first calls, caches
-    started = time.perf_counter()
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await driver.run(route, messages)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if profiler is not None:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     gateway.local.connections.clear()
     await gateway.shutdown(1.0)
-    return elapsed / messages * 1e6
+    return elapsed / messages * 1e6, cpu / messages * 1e6
 
 
 def main() -> int:
@@ -119,12 +128,14 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--asyncio", action="store_true", help="the stdlib loop instead of uvloop")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of the measured part")
     args = parser.parse_args()
     if not args.asyncio:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    per_message = asyncio.run(measure(args.route, args.messages, args.connections))
-    print(f"{args.route}: {per_message:.2f} µs per message ({args.messages} messages, {args.connections} connections)")
+    wall, cpu = asyncio.run(measure(args.route, args.messages, args.connections, args.profile))
+    print(f"{args.route}: {wall:.2f} µs per message, CPU {cpu:.2f} µs ({args.messages} messages, "
+          f"{args.connections} connections)")
     return 0
 
 
