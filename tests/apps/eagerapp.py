@@ -87,3 +87,13 @@ async def hang(event: dict[str, Any], context: Any) -> dict[str, Any]:
 async def raises(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise RuntimeError("handler failed in its first step")
 
+
+GATES: list[asyncio.Event] = []      # one per waiting REST call; the test sets them
+
+
+async def rest_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A REST handler that waits until the test opens its gate."""
+    gate = asyncio.Event()
+    GATES.append(gate)
+    await gate.wait()
+    return {"statusCode": 200, "body": "opened"}

@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
+import types
 from asyncio import current_task
 from asyncio.tasks import _enter_task, _leave_task  # the loop's current-task slot (C speed; what Task uses)
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class StandIn:
@@ -135,6 +138,39 @@ class StandIn:
 
     def __repr__(self) -> str:
         return f"<StandIn {'for ' + repr(self.task) if self.task is not None else 'running eagerly'}>"
+
+
+def first_step(coro: Coroutine[Any, Any, T]) -> tuple[bool, Any]:
+    """Step a coroutine once in the running task: (True, its result) when it finished without waiting, else
+    (False, what it yielded) — then `await resume(coro, yielded)` for the rest. The same task runs both parts,
+    so this is `await coro` with a look at whether it had to wait (a caller can flush its writes first)."""
+    try:
+        return False, coro.send(None)
+    except StopIteration as done:
+        return True, done.value
+
+
+@types.coroutine
+def resume(coro: Coroutine[Any, Any, T], yielded: Any) -> Generator[Any, Any, T]:
+    """The rest of a coroutine after `first_step` found it waiting on `yielded`."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as done:
+                result = done.value
+                return result
 
 
 class _Resume(collections.abc.Coroutine[Any, Any, Any]):
