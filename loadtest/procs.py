@@ -156,11 +156,15 @@ class ServerProcess:
         self.stop()
 
 
-def wsgw_node(config: str, redis_url: str | None = None, name: str = "wsgw") -> ServerProcess:
-    """`python -m wsgw run -c CONFIG --port 0 [--redis URL]` with bench logging kept quiet."""
+def wsgw_node(config: str, redis_url: str | None = None, name: str = "wsgw",
+              engine: str | None = None) -> ServerProcess:
+    """`python -m wsgw run -c CONFIG --port 0 [--redis URL] [--ws-engine E]` with bench logging kept quiet
+    (no engine: the node's default)."""
     argv = [sys.executable, "-m", "wsgw", "run", "-c", str(APPS / config), "--port", "0", "--log-level", "WARNING"]
     if redis_url:
         argv += ["--redis", redis_url]
+    if engine:
+        argv += ["--ws-engine", engine]
     return ServerProcess(name, argv)
 
 

@@ -100,9 +100,17 @@ def echo_baseline(ctx: Context) -> list[Measurement]:
     return out
 
 
+# The frame engines measured beside the node's default one ("wsgw"), each its own target row.
+ENGINE_TARGETS = {"wsgw websockets-engine": "websockets", "wsgw picows-engine": "picows"}
+
+
 def routed(ctx: Context) -> list[Measurement]:
-    return [_measure(ctx, "routed", "wsgw", _one(wsgw_node("bench.yaml")),
-                     lambda s: ctx.spec("echo", s[0].url, action="echo"))]
+    out = [_measure(ctx, "routed", "wsgw", _one(wsgw_node("bench.yaml")),
+                    lambda s: ctx.spec("echo", s[0].url, action="echo"))]
+    for target, engine in ENGINE_TARGETS.items():
+        out.append(_measure(ctx, "routed", target, _one(wsgw_node("bench.yaml", engine=engine)),
+                            lambda s: ctx.spec("echo", s[0].url, action="echo")))
+    return out
 
 
 def routed_sync(ctx: Context) -> list[Measurement]:

@@ -21,6 +21,7 @@ from wsgw.rest.front import RestFront
 from wsgw.runtimes import endpoint_alias
 from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
+from wsgw.server.engines import ENGINES
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node, api_host_names
 from wsgw.server.router import HttpRouter
@@ -57,7 +58,8 @@ class GatewayServer:
             front = self.site.front(port)
             self.contexts[port] = ListenerContext(front.gateway(), front.handle, front.body_limit_for,
                                                   self.open_sockets, front.open_inspector, front.pick,
-                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener))
+                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener),
+                                                  ENGINES[self.config.ws_engine])
         self.context = self.contexts[None]
         self.server: asyncio.Server | None = None
         self.servers: list[asyncio.Server] = []
