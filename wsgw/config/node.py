@@ -75,6 +75,8 @@ class NodeConfig:
     redis: RedisSettings = field(default_factory=RedisSettings)
     rest: RestSettings = field(default_factory=RestSettings)
     ws_engine: str = "websockets"            # who parses and writes WebSocket frames: websockets | picows
+    planned_connections: int = 100_000       # sockets the node is sized for: its file-descriptor limit is raised
+                                             # for them at start, and reported when the OS will not allow it
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -82,6 +84,8 @@ class NodeConfig:
         if self.ws_engine not in WS_ENGINES:
             raise ConfigError.single("--ws-engine", f"{self.ws_engine!r} is not a WebSocket engine; use one of "
                                      f"{', '.join(WS_ENGINES)}")
+        if self.planned_connections < 1:
+            raise ConfigError.single("--planned-connections", "must be 1 or more")
         if self.workers < 1:
             raise ConfigError.single("--workers", "must be 1 or more")
         if self.workers > 1 and not self.redis_url:

@@ -19,6 +19,7 @@ from wsgw.observe.access_log import AccessLog
 from wsgw.observe.tracing import Tracing
 from wsgw.rest.front import RestFront
 from wsgw.runtimes import endpoint_alias
+from wsgw.server import fdlimit
 from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
 from wsgw.server.engines import ENGINES
@@ -105,6 +106,9 @@ class GatewayServer:
         return lines
 
     async def start(self) -> None:
+        limit = fdlimit.raise_fd_limit(self.config.planned_connections)
+        fdlimit.CURRENT[:] = [limit]
+        fdlimit.report(limit, self.config.planned_connections)
         await self.site.start()
         for port in self.contexts:
             if port is not None:
