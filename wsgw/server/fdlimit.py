@@ -1,9 +1,9 @@
 """The process's file-descriptor limit: every socket is one descriptor, so a node sized for N connections needs
 N plus some for its listening sockets, Redis, handler threads and files.
 
-At start the node raises its soft RLIMIT_NOFILE to what it wants — above the hard limit only where the process may
-(root, CAP_SYS_RESOURCE), else to the hard limit — and, when that is still short, says so once in the log and
-on /health (`fileDescriptors`). Nothing else reads or changes the limit.
+At start the node raises its soft RLIMIT_NOFILE to the hard limit — and both to what it wants where the hard limit
+is lower and the process may (CAP_SYS_RESOURCE) — and, when that is still short, says so once in the log and on
+/health (`fileDescriptors`). Nothing else reads or changes the limit.
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ def _finite(value: int) -> int:
 
 
 def raise_fd_limit(connections: int) -> FdLimit:
-    """Raise the soft limit towards `connections` + HEADROOM; the limit it ends at, and what was wanted."""
+    """Raise the soft limit to the hard limit, and both to `connections` + HEADROOM where the hard limit is lower
+    and the process may raise it; the limit it ends at, and what was wanted."""
     wanted = connections + HEADROOM
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(wanted, _nr_open())
+    target = max(_finite(hard), min(wanted, _nr_open()))
     if _finite(soft) < target:
         try:                                  # above the hard limit: only a privileged process may
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(_finite(hard), target)))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
         except (ValueError, OSError):
             with contextlib.suppress(ValueError, OSError):
                 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
