@@ -83,7 +83,7 @@ class WebSocketSocket(asyncio.Protocol):
         self.gateway: Gateway = gateway or ctx.gateway      # the connection's (API, stage, version) for life
         self.transport = transport
         self.flow = flow
-        self.request = request
+        self.request: HttpRequest | None = request      # until `accept`: the handshake's only reader
         self.budgets = ctx.budgets if self.gateway is ctx.gateway else ctx.budgets.with_limits(self.gateway.limits)
         self.conn: Connection | None = None
         self.close_timer: asyncio.TimerHandle | None = None
@@ -128,10 +128,11 @@ class WebSocketSocket(asyncio.Protocol):
 
     def accept(self, subprotocol: str | None) -> bool:
         """Write the 101 and take the transport over; False when the client left or websockets refused."""
-        transport = self.transport
-        if transport.is_closing():
+        transport, request = self.transport, self.request
+        self.request = None                  # its headers are not kept for the connection's life
+        if transport.is_closing() or request is None:
             return False
-        response = handshake_answer(self.request, subprotocol)
+        response = handshake_answer(request, subprotocol)
         if response.status_code != 101:      # the listener asked the same question before $connect: not reached
             refusal = refusal_of(response)
             self.gateway.metrics.answered(refusal.status)
