@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from wsgw.config import ApiConfig, parse_api
-from wsgw.config.node import NodeConfig
+from wsgw.config.node import DEFAULT_WS_ENGINE, NodeConfig
 from wsgw.server.app import GatewayServer
 from wsgw.server.node import build_node
 
@@ -28,7 +28,7 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 # The frame engine `serve` gives a node unless told: the `ws_engine` fixture (tests/conftest.py) runs a test
 # once per engine by setting this.
-ENGINE = {"name": os.environ.get("WSGW_WS_ENGINE", "websockets")}
+ENGINE = {"name": os.environ.get("WSGW_WS_ENGINE", DEFAULT_WS_ENGINE)}
 APPS = Path(__file__).resolve().parent / "apps"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wsgw.config import TlsConfig
-from wsgw.config.node import WS_ENGINES, NodeConfig
+from wsgw.config.node import DEFAULT_WS_ENGINE, WS_ENGINES, NodeConfig
 from wsgw.config.site import SiteConfig, load_site
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.observe.app_logs import configure as configure_logs
@@ -49,9 +49,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      default=int(os.environ.get("WSGW_PLANNED_CONNECTIONS", "100000")),
                      help="connections this node is sized for: the file-descriptor limit is raised for them at "
                           "start, and a limit the OS keeps lower is logged and shown on /health")
-    run.add_argument("--ws-engine", choices=WS_ENGINES, default=os.environ.get("WSGW_WS_ENGINE", "websockets"),
-                     help="who parses and writes WebSocket frames after the handshake: websockets (pure Python, the "
-                          "reference) or picows (C); same limits and close codes (env WSGW_WS_ENGINE)")
+    run.add_argument("--ws-engine", choices=WS_ENGINES, default=os.environ.get("WSGW_WS_ENGINE", DEFAULT_WS_ENGINE),
+                     help="who parses and writes WebSocket frames after the handshake: picows (C, the default) or "
+                          "websockets (pure Python, the reference; less memory per idle connection); same limits "
+                          "and close codes (env WSGW_WS_ENGINE)")
     run.add_argument("--tls", nargs="?", const="only", choices=["only", "both"], default=None,
                      help="serve wss:// and https:// ('both' also accepts ws:// and http:// on the same port); "
                           "without --certfile a local development CA is made once (see --ca-dir)")

@@ -17,6 +17,7 @@ from wsgw.tls.context import TlsSettings
 # The frame engines (wsgw/server/engines.py has the class of each): websockets' pure-Python protocol, the
 # reference, and picows (Cython). Same handshake, same limits and close codes; picows is faster.
 WS_ENGINES = ("websockets", "picows")
+DEFAULT_WS_ENGINE = "picows"              # the faster one; both pass the whole suite
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class NodeConfig:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     rest: RestSettings = field(default_factory=RestSettings)
-    ws_engine: str = "websockets"            # who parses and writes WebSocket frames: websockets | picows
+    ws_engine: str = DEFAULT_WS_ENGINE       # who parses and writes WebSocket frames: websockets | picows
     planned_connections: int = 100_000       # sockets the node is sized for: its file-descriptor limit is raised
                                              # for them at start, and reported when the OS will not allow it
 
