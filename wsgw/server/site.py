@@ -396,7 +396,10 @@ class PortFront:
             return await self.site.routing.first.node.router.handle(request)
         if path == "/health":
             return self.site.health()
-        if path == "/metrics":
+        if path == "/metrics":       # every deployment's figures: the management networks only, as one API's
+            refused = self.management_refusal(request, "/metrics")
+            if refused is not None:
+                return refused
             return HttpResponse(200, self.site.metrics(), [("Content-Type", CONTENT_TYPE)])
         _, stage = self._stage(request, path)
         if stage is None:
@@ -405,17 +408,25 @@ class PortFront:
             return await stage.main.node.router.handle(request)
         return await stage.pick().node.router.handle(request)
 
-    async def reload(self, request: HttpRequest) -> HttpResponse:
-        """`POST /@reload` (wsgw reload): the management networks only, like @connections."""
+    def management_refusal(self, request: HttpRequest, what: str) -> HttpResponse | None:
+        """API Gateway's 403 for a site-wide management path (/metrics, /@reload) asked from outside the first
+        API's management.allowFrom; None when the source may ask."""
         first = self.site.routing.first.node.api
         try:
             source = ipaddress.ip_address(request.source_ip)
             allowed = any(source in ipaddress.ip_network(n) for n in first.management_allow_from)
         except ValueError:
             allowed = False
-        if not allowed:
-            return HttpResponse.aws_error(403, "ForbiddenException", "reload is not allowed from this address "
-                                          "(see management.allowFrom)")
+        if allowed:
+            return None
+        return HttpResponse.aws_error(403, "ForbiddenException", f"{what} is not allowed from this address "
+                                      "(see management.allowFrom)")
+
+    async def reload(self, request: HttpRequest) -> HttpResponse:
+        """`POST /@reload` (wsgw reload): the management networks only, like @connections."""
+        refused = self.management_refusal(request, "reload")
+        if refused is not None:
+            return refused
         if request.method != "POST":
             return plain_error(405, "Method Not Allowed: POST /@reload")
         if self.site.reloader is None:
