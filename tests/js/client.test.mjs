@@ -42,7 +42,7 @@ class Node {
       ...this.extra], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
     await until(async () => {
       try { return (await fetch(`http://127.0.0.1:${this.port}/health`)).ok; } catch { return false; }
-    }, "the node to answer /health");
+    }, "the node to answer /health", 30000);    // a node starts in ~1 s, but several at once on a loaded machine take longer
   }
 
   kill() {
