@@ -34,6 +34,7 @@ class KeepaliveSweep:
         self.close = close
         self._task: asyncio.Task[None] | None = None
         self._round: list[Connection] = []     # this cycle's connections not visited yet (visited from the end)
+        self._slice = 1                        # connections visited per tick in this cycle
 
     def cycle(self) -> float:
         """Seconds in which every connection is visited once."""
@@ -69,7 +70,8 @@ class KeepaliveSweep:
             pending = self._round = list(self.local.connections.values())
             if not pending:
                 return
-        count = -(-len(pending) // ticks_per_cycle) if ticks_per_cycle > 1 else len(pending)
+            self._slice = -(-len(pending) // ticks_per_cycle)   # a cycle's ticks share its table evenly
+        count = min(self._slice, len(pending))
         batch = pending[-count:]
         del pending[-count:]
         self._visit(batch)
