@@ -4,10 +4,12 @@ Starts its own redis-server and nats-server (JetStream) on free ports, uses the 
 names, deleted at the end) and one `wsgw run` node (Redis registry) as a separate process. Then:
 
 - **in**: CONNECTIONS WebSocket clients do send -> route response round trips for SECONDS per route: `redis_stream`
-  (XADD), `nats` (publish + flush), `nats` with `jetstream: true` (PubAck), `amqp` (publisher confirm);
+  (XADD), `nats` (publish + flush), `nats` with `jetstream: true` (PubAck), `amqp` (publisher confirm), AWS SQS
+  through `AWS_PROXY` `SQS-SendMessage` on a moto server of its own (signed, the service's answer);
 - **out**: PUSHES frames spread over the CONNECTIONS sockets, sent by one worker through each way: POST
   @connections (aiohttp, 32 in flight), `AsyncRedisPusher` (32 in flight), and the node's consumers of a Redis
-  stream (XADD pipelined), a NATS subject (publish) and a RabbitMQ queue (publish); the clock stops when the
+  stream (XADD pipelined), a NATS subject (publish), a JetStream stream read by the durable consumer (publish)
+  and a RabbitMQ queue (publish); the clock stops when the
   sockets have received every frame.
 
 Usage: PYTHONPATH=. python loadtest/queues.py [--seconds 5] [--connections 50] [--pushes 20000]
@@ -41,7 +43,7 @@ def whoami(event, context):
 """
 
 
-async def round_trips(url: str, action: str, connections: int, seconds: float) -> float:
+async def round_trips(url: str, action: str, connections: int, seconds: float, expect: str = '"queued"') -> float:
     from websockets.asyncio.client import connect
 
     sockets = [await connect(url, compression=None) for _ in range(connections)]
@@ -54,7 +56,7 @@ async def round_trips(url: str, action: str, connections: int, seconds: float) -
         while time.perf_counter() < stop:
             await ws.send(message)
             answer = await ws.recv()
-            if '"queued"' not in answer:
+            if expect not in answer:
                 raise SystemExit(f"{action}: {answer}")
             count += 1
 
@@ -125,8 +127,8 @@ async def measure(url: str, http_base: str, redis_url: str, nats_url: str, names
     from wsgw.client import AsyncRedisPusher
 
     results: dict[str, float] = {}
-    for action in ("redis_stream", "nats", "nats_jetstream", "amqp"):
-        rate = await round_trips(url, action, connections, seconds)
+    for action in ("redis_stream", "nats", "nats_jetstream", "amqp", "sqs"):
+        rate = await round_trips(url, action, connections, seconds, "MessageId" if action == "sqs" else '"queued"')
         results[f"in {action}"] = rate
         print(f"in  {action:>15}: {rate:8.0f} messages/s confirmed ({connections} connections)", flush=True)
 
@@ -171,6 +173,14 @@ async def measure(url: str, http_base: str, redis_url: str, nats_url: str, names
         await nc.flush()
 
     results["out nats consumer"] = await pushes_per_second(url, connections, pushes, via_nats)
+
+    async def via_jetstream(ids: list[str], per: int) -> None:      # the stream stores plain publishes too
+        for i in range(per):
+            for c in ids:
+                await nc.publish(names["js_subject"], orjson.dumps({"connectionId": c, "data": f"p{i}"}))
+        await nc.flush()
+
+    results["out nats jetstream consumer"] = await pushes_per_second(url, connections, pushes, via_jetstream)
     await nc.close()
 
     connection = await aio_pika.connect(AMQP_URL)
@@ -196,17 +206,24 @@ def main(seconds: float, connections: int, pushes: int) -> dict[str, float]:
     redis_port, nats_port = free_port(), free_port()
     tag = uuid.uuid4().hex[:8]
     names = {"stream": f"push-{tag}", "subject": f"push.{tag}", "queue": f"wsgw-push-{tag}",
-             "in_queue": f"wsgw-in-{tag}", "in_subject": f"in.{tag}"}
+             "in_queue": f"wsgw-in-{tag}", "in_subject": f"in.{tag}", "js_subject": f"jspush.{tag}",
+             "sqs_queue": f"wsgw-in-{tag}"}
+    moto_port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         redis_proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
                                        "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
         nats_proc = subprocess.Popen([shutil.which("nats-server") or "/usr/sbin/nats-server", "-a", "127.0.0.1",
                                       "-p", str(nats_port), "-js", "-sd", folder], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        moto_proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         redis_url, nats_url = f"redis://127.0.0.1:{redis_port}/0", f"nats://127.0.0.1:{nats_port}"
+        moto_url = f"http://127.0.0.1:{moto_port}"
         node = None
         try:
             asyncio.run(_prepare(redis_port, nats_port, nats_url, names))
+            asyncio.run(wait_port(moto_port))
+            queue_url = _sqs_queue(moto_url, names["sqs_queue"])
             Path(folder, "queue_handlers.py").write_text(HANDLER)
 
             def route(integration: dict[str, Any]) -> dict[str, Any]:
@@ -221,11 +238,17 @@ def main(seconds: float, connections: int, pushes: int) -> dict[str, float]:
                     "nats_jetstream": route({"type": "nats", "subject": names["in_subject"], "url": nats_url,
                                              "jetstream": True}),
                     "amqp": route({"type": "amqp", "routingKey": names["in_queue"], "url": AMQP_URL}),
+                    "sqs": route({"type": "AWS_PROXY", "integrationSubtype": "SQS-SendMessage",
+                                  "endpointUrl": moto_url, "region": "us-east-1",
+                                  "credentials": {"accessKeyId": "test", "secretAccessKey": "test"},
+                                  "requestParameters": {"QueueUrl": queue_url, "MessageBody": "$request.body"}}),
                 },
                 "consumers": [
                     {"type": "redis_stream", "stream": names["stream"]},
                     {"type": "nats", "subject": names["subject"], "url": nats_url},
                     {"type": "amqp", "queue": names["queue"], "url": AMQP_URL, "prefetch": 256},
+                    {"type": "nats", "subject": names["js_subject"], "url": nats_url, "jetstream": True,
+                     "durable": f"push{tag}", "prefetch": 256},
                 ],
             }))
             node = subprocess.Popen([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0",
@@ -243,7 +266,7 @@ def main(seconds: float, connections: int, pushes: int) -> dict[str, float]:
             http_base = url.replace("ws://", "http://")
             return asyncio.run(measure(url, http_base, redis_url, nats_url, names, seconds, connections, pushes))
         finally:
-            for proc in (node, nats_proc, redis_proc):
+            for proc in (node, nats_proc, redis_proc, moto_proc):
                 if proc is not None:
                     proc.terminate()
                     proc.wait(30)
@@ -257,11 +280,20 @@ async def _prepare(redis_port: int, nats_port: int, nats_url: str, names: dict[s
     await wait_port(nats_port)
     nc = await nats.connect(nats_url)
     await nc.jetstream().add_stream(name="IN", subjects=[names["in_subject"]], max_msgs=100_000)
+    await nc.jetstream().add_stream(name="PUSH", subjects=[names["js_subject"]])
     await nc.close()
     connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel()
     await channel.declare_queue(names["in_queue"], arguments={"x-max-length": 100_000})
     await connection.close()
+
+
+def _sqs_queue(moto_url: str, name: str) -> str:
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="test",
+                       aws_secret_access_key="test")
+    return str(sqs.create_queue(QueueName=name)["QueueUrl"])
 
 
 if __name__ == "__main__":
@@ -276,4 +308,6 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    main(args.seconds, args.connections, args.pushes)
+    figures = main(args.seconds, args.connections, args.pushes)
+    print(json.dumps({"load average (1, 5, 15 min) at the end": [round(x, 2) for x in os.getloadavg()],
+                      **{k: round(v) for k, v in figures.items()}}))

@@ -7,6 +7,9 @@ from this process in one run so the ratios compare like with like:
   stage, then with four stages where the measured stage has a 50% canary (every connection and message
   pays for the stage lookup and the canary draw);
 - the time from SIGHUP to the first new connection served by the new version (polling with new connections).
+
+Rates swing with whatever else runs on the machine; the node's CPU time per message and per connect (from
+/proc) is what routing costs, so both are reported, per round and best of rounds.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -73,8 +77,21 @@ class Node:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(30)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the node process has used: the cost of the work, whatever else runs on the
+        machine (rates swing with other load on shared cores; CPU per message does not)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-async def messages_per_second(url: str, connections: int, seconds: float) -> float:
+
+def measured(node: Node, run: Any) -> tuple[float, float]:
+    """(operations per second, node CPU microseconds per operation) of one load run."""
+    before = node.cpu_seconds()
+    rate, count = asyncio.run(run)
+    return rate, (node.cpu_seconds() - before) * 1e6 / max(count, 1)
+
+
+async def messages_per_second(url: str, connections: int, seconds: float) -> tuple[float, int]:
     done = 0
     stop = time.monotonic() + seconds
 
@@ -88,10 +105,10 @@ async def messages_per_second(url: str, connections: int, seconds: float) -> flo
 
     started = time.monotonic()
     await asyncio.gather(*(one() for _ in range(connections)))
-    return done / (time.monotonic() - started)
+    return done / (time.monotonic() - started), done
 
 
-async def connects_per_second(url: str, concurrency: int, seconds: float) -> float:
+async def connects_per_second(url: str, concurrency: int, seconds: float) -> tuple[float, int]:
     done = 0
     stop = time.monotonic() + seconds
 
@@ -105,7 +122,7 @@ async def connects_per_second(url: str, concurrency: int, seconds: float) -> flo
 
     started = time.monotonic()
     await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return done / (time.monotonic() - started)
+    return done / (time.monotonic() - started), done
 
 
 async def first_new_version(url: str, want: str, started: float, timeout: float = 30.0) -> float:
@@ -135,13 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                 node = Node(config)
                 try:
                     url = f"ws://127.0.0.1:{node.port}/prod"
-                    mps = asyncio.run(messages_per_second(url, args.connections, args.seconds))
-                    cps = asyncio.run(connects_per_second(url, args.concurrency, args.seconds))
+                    mps, cpu_message = measured(node, messages_per_second(url, args.connections, args.seconds))
+                    cps, cpu_connect = measured(node, connects_per_second(url, args.concurrency, args.seconds))
                 finally:
                     node.stop()
-                entry = results.setdefault(name, {"messages/s": [], "connects/s": []})
-                entry["messages/s"].append(mps)
-                entry["connects/s"].append(cps)
+                entry = results.setdefault(name, {"messages/s": [], "connects/s": [], "node CPU µs/message": [],
+                                                  "node CPU µs/connect": []})
+                for key, value in (("messages/s", mps), ("connects/s", cps), ("node CPU µs/message", cpu_message),
+                                   ("node CPU µs/connect", cpu_connect)):
+                    entry[key].append(value)
         reload_times = []
         config = root / "wsgw.yaml"
         for _ in range(3):
@@ -155,9 +174,14 @@ def main(argv: list[str] | None = None) -> int:
                 reload_times.append(asyncio.run(first_new_version(url, "v2", started)))
             finally:
                 node.stop()
-    best = {name: {k: max(v) for k, v in entry.items()} for name, entry in results.items()}
+    best = {name: {k: (min(v) if "CPU" in k else max(v)) for k, v in entry.items()} for name, entry in results.items()}
     one, four = best["one stage"], best["four stages + canary"]
     report = {
+        "load average (1, 5, 15 min) at the end": [round(x, 2) for x in os.getloadavg()],
+        "every round": {name: {k: [round(x) for x in v] for k, v in entry.items()} for name, entry in results.items()},
+        "ratio four/one per round": {k: [round(f / o, 3) for f, o in zip(results["four stages + canary"][k],
+                                                                         results["one stage"][k], strict=True)]
+                                     for k in results["one stage"]},
         "best of rounds": best,
         "ratio four/one": {k: round(four[k] / one[k], 3) for k in one},
         "SIGHUP to first connection on the new version (ms)": [round(t * 1000, 1) for t in reload_times],

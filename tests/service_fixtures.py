@@ -61,9 +61,10 @@ class NatsServer:
         _wait_port(self.port, self.proc, "nats-server")
         return self
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM (a clean shutdown), or SIGKILL: the server dies as in a crash."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -114,3 +115,18 @@ async def amqp_url() -> AsyncIterator[str]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def close_amqp_connections(name: str) -> int:
+    """Close, from the broker's side, the connections whose client named itself `name` (this test process's own:
+    wsgw names them by role and pid), never another's on the shared broker; how many were closed."""
+    listing = subprocess.run(["rabbitmqctl", "-s", "list_connections", "pid", "client_properties"],
+                             capture_output=True, text=True, check=True).stdout
+    closed = 0
+    for line in listing.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and f'{{"connection_name","{name}"}}' in parts[1]:
+            subprocess.run(["rabbitmqctl", "-q", "close_connection", parts[0], "test"], capture_output=True,
+                           check=False)
+            closed += 1
+    return closed

@@ -294,3 +294,102 @@ async def test_a_role_in_credentials_is_assumed_and_signs_the_request(moto_url: 
         assert "Credential=ASIA" in authorization       # STS's temporary keys, not the source ones
     finally:
         await runner.cleanup()
+
+
+SAM_SERVICE_INTEGRATIONS = """
+AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  QueueName: {Type: String}
+  QueueAccount: {Type: String, Description: "the account owning the queue (moto's is 123456789012)"}
+Resources:
+  Chat:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: chat, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Web:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: web, ProtocolType: HTTP}
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: !Ref QueueName}
+  GatewayRole:
+    Type: AWS::IAM::Role
+    Properties: {RoleName: gateway-sqs, AssumeRolePolicyDocument: {Version: '2012-10-17', Statement: []}}
+  ToQueue:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Chat
+      IntegrationType: AWS
+      IntegrationMethod: POST
+      IntegrationUri: !Sub arn:aws:apigateway:${AWS::Region}:sqs:path/${QueueAccount}/${Queue.QueueName}
+      CredentialsArn: !Sub arn:aws:iam::${QueueAccount}:role/${GatewayRole}
+      TemplateSelectionExpression: \\$default
+      RequestParameters:
+        integration.request.header.Content-Type: "'application/x-www-form-urlencoded'"
+      RequestTemplates:
+        $default: Action=SendMessage&MessageBody=$util.urlEncode($input.body)
+  SendRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Chat, RouteKey: $default, Target: !Sub "integrations/${ToQueue}"}
+  SendResponse:
+    Type: AWS::ApiGatewayV2::RouteResponse
+    Properties: {ApiId: !Ref Chat, RouteId: !Ref SendRoute, RouteResponseKey: $default}
+  ProxyToQueue:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Web
+      IntegrationType: AWS_PROXY
+      IntegrationSubtype: SQS-SendMessage
+      PayloadFormatVersion: '1.0'
+      CredentialsArn: !Sub arn:aws:iam::${QueueAccount}:role/${GatewayRole}
+      RequestParameters:
+        QueueUrl: !Sub https://sqs.${AWS::Region}.amazonaws.com/${QueueAccount}/${Queue.QueueName}
+        MessageBody: $request.body.text
+  PostRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Web, RouteKey: POST /send, Target: !Sub "integrations/${ProxyToQueue}"}
+  Prod:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: {ApiId: !Ref Chat, StageName: prod}
+"""
+
+
+async def test_a_sam_template_sends_to_sqs_through_aws_and_aws_proxy_integrations_with_its_role(
+        moto_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiohttp
+
+    from wsgw.config import parse_api
+    from wsgw.loaders import LoadOptions, load_document
+
+    for name, value in (("AWS_ENDPOINT_URL", moto_url), ("AWS_ACCESS_KEY_ID", "test"),
+                        ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    name = unique("samq")
+    sqs = client("sqs", moto_url)
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    client("iam", moto_url).create_role(RoleName="gateway-sqs", AssumeRolePolicyDocument="{}")
+    template = tmp_path / "template.yaml"
+    template.write_text(SAM_SERVICE_INTEGRATIONS, encoding="utf-8")
+    raw = load_document(template, LoadOptions(region="us-east-1", params={"QueueName": name,
+                                                                           "QueueAccount": "123456789012"})).raw
+    assert raw["routes"]["$default"]["integration"] == {
+        "type": "AWS", "httpMethod": "POST", "uri": f"arn:aws:apigateway:us-east-1:sqs:path/123456789012/{name}",
+        "credentials": "arn:aws:iam::123456789012:role/gateway-sqs", "templateSelectionExpression": "\\$default",
+        "requestParameters": {"integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"},
+        "requestTemplates": {"$default": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"}}
+    assert raw["http"]["routes"]["POST /send"]["integration"] == {
+        "type": "AWS_PROXY", "integrationSubtype": "SQS-SendMessage",
+        "credentials": "arn:aws:iam::123456789012:role/gateway-sqs",
+        "requestParameters": {"QueueUrl": f"https://sqs.us-east-1.amazonaws.com/123456789012/{name}",
+                              "MessageBody": "$request.body.text"}}
+    api = parse_api(raw, tmp_path)
+    async with serve(api) as server, connect(server.urls.websocket) as ws, aiohttp.ClientSession() as http:
+        await ws.send('{"text": "over the socket"}')
+        assert "SendMessageResponse" in await ws.recv()
+        async with http.post(f"http://127.0.0.1:{server.port}/prod/send", json={"text": "over http"}) as answer:
+            assert answer.status == 200, await answer.text()
+        got = []
+        for _ in range(20):
+            got += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if len(got) >= 2:
+                break
+    assert sorted(m["Body"] for m in got) == ["over http", '{"text": "over the socket"}']

@@ -5,7 +5,9 @@ messages without stopping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,11 +15,13 @@ from typing import Any
 import aio_pika
 import nats
 import orjson
+import pytest
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.helpers import serve, wait_for
-from tests.service_fixtures import NatsServer, unique
+from tests.helpers import eventually, serve, wait_for
+from tests.service_fixtures import NatsServer, close_amqp_connections, unique
+from wsgw.integrations.amqp import connection_name
 from wsgw.server.app import GatewayServer
 
 ROUTES = {"$default": {"integration": {"type": "mock", "response": "ok"}}}
@@ -196,3 +200,116 @@ async def test_consumers_take_pushes_again_after_redis_and_nats_restart(redis_se
         finally:
             await worker.close()
             client.close()
+
+
+async def _publish_acked(js: Any, subject: str, payload: bytes, deadline: float) -> None:
+    """A worker's publish: JetStream's acknowledgement says the stream holds it (while the server restarts, the
+    worker tries again until its own deadline)."""
+    while True:
+        try:
+            await js.publish(subject, payload, timeout=1)
+            return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
+                nats.js.errors.ServiceUnavailableError, nats.errors.StaleConnectionError) as exc:
+            assert asyncio.get_running_loop().time() < deadline, exc
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(120)     # a nats-server kill, its JetStream recovery and two nodes' starts on a loaded machine
+async def test_a_durable_jetstream_consumer_loses_no_push_across_a_nats_kill_and_a_consumer_node_restart(
+        redis_url: str, nats_server: NatsServer) -> None:
+    subject, results, dead = (unique(n).replace("-", ".") for n in ("jspush", "jsresults", "jsdead"))
+    durable = unique("pushers")
+    worker = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+    js = worker.jetstream()
+    await js.add_stream(name=durable.upper().replace("-", "_"), subjects=[subject])
+    answers: list[dict[str, Any]] = []
+    dead_letters: list[Any] = []
+
+    async def on_result(msg: Any) -> None:
+        answers.append(json.loads(msg.data))
+
+    async def on_dead(msg: Any) -> None:
+        dead_letters.append(msg)
+
+    await worker.subscribe(results, cb=on_result)
+    await worker.subscribe(dead, cb=on_dead)
+    consumer = {"type": "nats", "subject": subject, "url": nats_server.url, "jetstream": True, "durable": durable,
+                "results": results, "deadLetter": dead, "ackWaitSeconds": 5}
+    loop = asyncio.get_running_loop()
+    try:
+        async with serve({"routes": ROUTES}, redis_url=redis_url) as holder, connect(holder.urls.websocket) as ws:
+            conn_id = await wait_for(lambda: next(iter(holder.gateway.connections), None))
+            received: list[str | bytes] = []
+
+            async def read_socket() -> None:
+                while True:
+                    received.append(await ws.recv())
+
+            reader = loop.create_task(read_socket())
+            async with serve({"routes": ROUTES, "consumers": [consumer]}, redis_url=redis_url):
+                for i in range(60):
+                    if i == 30:                       # the server dies mid-load and comes back on its store
+                        nats_server.stop(signal.SIGKILL)
+                        nats_server.start()
+                    await _publish_acked(js, subject, orjson.dumps({"connectionId": conn_id, "data": f"j{i}",
+                                                                    "id": f"p{i}"}), loop.time() + 20)
+                await _publish_acked(js, subject, b"{broken", loop.time() + 5)
+                await wait_for(lambda: {f"j{i}" for i in range(60)} <= set(received), timeout=30)
+            # no node consumes now: what is published waits in the stream for the durable consumer
+            for i in range(60, 80):
+                await _publish_acked(js, subject, orjson.dumps({"connectionId": conn_id, "data": f"j{i}"}),
+                                     loop.time() + 5)
+            await _publish_acked(js, subject, orjson.dumps({"connectionId": "gone-id", "data": "x"}),
+                                 loop.time() + 5)
+            async with serve({"routes": ROUTES, "consumers": [consumer]}, redis_url=redis_url):
+                await wait_for(lambda: {f"j{i}" for i in range(80)} <= set(received), timeout=30)
+                await wait_for(lambda: any(a.get("connectionId") == "gone-id" for a in answers), timeout=10)
+                info = await js.consumer_info(durable.upper().replace("-", "_"), durable)
+                await wait_for(lambda: dead_letters, timeout=10)
+            reader.cancel()
+        assert dead_letters[0].headers["reason"].startswith("malformed")
+        assert {a["status"] for a in answers if a.get("connectionId") == conn_id} == {"delivered"}
+        assert [a["status"] for a in answers if a.get("connectionId") == "gone-id"] == ["gone"]
+        assert {a["id"] for a in answers if str(a.get("id", "")).startswith("p")} >= {f"p{i}" for i in range(30)}
+        assert info.config.durable_name == durable
+    finally:
+        await worker.close()
+
+
+async def test_the_amqp_consumer_takes_every_push_after_the_broker_closed_its_connection_mid_load(
+        redis_url: str, amqp_url: str) -> None:
+    queue_name = unique("wsgw-push")
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    consumer = {"type": "amqp", "queue": queue_name, "url": amqp_url, "prefetch": 8}
+    loop = asyncio.get_running_loop()
+    try:
+        async with two_nodes(redis_url, [consumer]) as (_a, _b, ws, conn_id):
+            received: list[str | bytes] = []
+
+            async def read_socket() -> None:
+                while True:
+                    received.append(await ws.recv())
+
+            reader = loop.create_task(read_socket())
+            for i in range(200):
+                if i == 100:          # the broker drops the consumer's connection (only this process's)
+                    assert await asyncio.to_thread(close_amqp_connections, connection_name("consumer")) == 1
+                await channel.default_exchange.publish(aio_pika.Message(
+                    orjson.dumps({"connectionId": conn_id, "data": f"r{i}"}),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT), queue_name)
+            # the consumer's robust connection re-opens its channel and consumer; what it had taken unacked
+            # comes again, so every push arrives (at least once)
+            await wait_for(lambda: {f"r{i}" for i in range(200)} <= set(received), timeout=30)
+
+            async def left() -> int:
+                declared = await channel.declare_queue(queue_name, passive=True)
+                return int(declared.declaration_result.message_count or 0)
+
+            await eventually(left, lambda n: n == 0, timeout=10)       # every push acknowledged
+            reader.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.queue_delete(queue_name)
+        await connection.close()

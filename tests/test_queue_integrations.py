@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 from collections import defaultdict
 from typing import Any
@@ -18,7 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.helpers import serve, wait_for
 from tests.redis_fixture import RedisServer
-from tests.service_fixtures import NatsServer, unique
+from tests.service_fixtures import NatsServer, close_amqp_connections, unique
+from wsgw.integrations.amqp import connection_name
 
 CONNECTIONS = 20
 PER_CONNECTION = 10
@@ -197,8 +199,8 @@ async def test_nats_jetstream_acks_and_survives_a_server_restart_mid_load(nats_s
     async with serve(api({"type": "nats", "subject": subject, "url": nats_server.url, "jetstream": True,
                           "timeoutMs": 1500})) as server:
         async def during(n: int) -> None:
-            if n == 3 and nats_server.proc is not None:
-                nats_server.stop()
+            if n == 3 and nats_server.proc is not None:      # killed, as in a crash, then started on its store
+                nats_server.stop(signal.SIGKILL)
                 await asyncio.sleep(0.3)
                 nats_server.start()
 
@@ -245,20 +247,6 @@ async def test_amqp_unroutable_message_is_an_error_not_queued(amqp_url: str) -> 
         assert json.loads(await ws.recv())["message"] == "Internal server error"
 
 
-def _close_connections(name: str) -> int:
-    """Close (from the broker's side) every connection whose client named itself `name`."""
-    listing = subprocess.run(["rabbitmqctl", "-s", "list_connections", "pid", "client_properties"],
-                             capture_output=True, text=True, check=True).stdout
-    closed = 0
-    for line in listing.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 2 and f'{{"connection_name","{name}"}}' in parts[1]:
-            subprocess.run(["rabbitmqctl", "-q", "close_connection", parts[0], "test"], capture_output=True,
-                           check=False)
-            closed += 1
-    return closed
-
-
 async def test_amqp_connection_closed_by_the_broker_mid_load_reconnects(amqp_url: str) -> None:
     queue_name = unique("wsgw-in")
     connection = await aio_pika.connect(amqp_url)
@@ -272,7 +260,7 @@ async def test_amqp_connection_closed_by_the_broker_mid_load_reconnects(amqp_url
             async def during(n: int) -> None:
                 if n == 3 and not started:
                     started.append(n)
-                    closed.append(await asyncio.to_thread(_close_connections, "wsgw"))
+                    closed.append(await asyncio.to_thread(close_amqp_connections, connection_name("publisher")))
 
             queued, errors = await load(server.urls.websocket, during=during)
             assert closed and closed[0] >= 1

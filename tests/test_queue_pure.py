@@ -92,6 +92,20 @@ def test_consumers_config_is_checked_by_key() -> None:
     assert "consumers[2].subject" in text
 
 
+def test_a_jetstream_consumer_takes_a_durable_name_and_its_options_only_with_jetstream() -> None:
+    [spec] = api_from({"routes": {}, "consumers": [{"type": "nats", "subject": "s", "queue": "workers",
+                                                    "jetstream": True, "ackWaitSeconds": 5}]}).consumers
+    assert (spec.jetstream, spec.durable, spec.ack_wait_seconds) == (True, "workers", 5)
+    with pytest.raises(ConfigError) as err:
+        api_from({"routes": {}, "consumers": [{"type": "nats", "subject": "s", "durable": "d", "results": "r"},
+                                              {"type": "nats", "subject": "s", "jetstream": True, "durable": "a.b"},
+                                              {"type": "nats", "subject": "s", "jetstream": "yes",
+                                               "ackWaitSeconds": 0}]})
+    text = str(err.value)
+    assert "consumers[0].durable" in text and "consumers[0].results" in text and "consumers[1].durable" in text
+    assert "consumers[2].jetstream" in text and "consumers[2].ackWaitSeconds" in text
+
+
 def test_queue_integration_options_are_checked_by_key() -> None:
     with pytest.raises(ConfigError) as err:
         api_from({"routes": {"a": {"integration": {"type": "nats", "subject": "a.*"}},
@@ -100,3 +114,11 @@ def test_queue_integration_options_are_checked_by_key() -> None:
     text = str(err.value)
     assert "routes.a.integration.subject" in text and "routes.b.integration.routingKey" in text
     assert "routes.b.integration.persistent" in text and "routes.c.integration.maxLen" in text
+
+
+def test_every_consumer_type_the_config_accepts_has_a_consumer_class_in_the_table() -> None:
+    from wsgw.config.consumers import CONSUMER_TYPES
+    from wsgw.consumers import CONSUMER_CLASSES, consumer_class
+
+    assert set(CONSUMER_CLASSES) == set(CONSUMER_TYPES)
+    assert all(callable(consumer_class(name).from_spec) for name in CONSUMER_CLASSES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from tests.helpers import eventually, open_client, serve, wait_for
 from wsgw.group_config import History
 from wsgw.registry import ConnectionRecord, Registry, open_registry
 from wsgw.registry.base import Member
+from wsgw.registry.memory import MemoryHub, MemoryRegistry
 
 API: dict[str, Any] = {
     "routes": {
@@ -128,6 +129,27 @@ async def test_a_nodes_own_connection_is_answered_by_the_node_never_through_the_
     assert await registry.disconnect("T3duMDAwMDE=") is False
     assert node.calls == []                 # no request looped back to its own node
     assert "T3duMDAwMDE=" in node.held
+
+
+async def test_a_connection_names_its_deployment_to_every_other_node(registry_url: str | None) -> None:
+    """What a survivor reads to run an orphan's $disconnect on the version that served it (a lookup asks the
+    owner; the principal index reads the stored record)."""
+    owner, other = Node("contract-owner"), Node("contract-other")
+    hub = MemoryHub()
+    registries = [MemoryRegistry(hub) if registry_url is None else open_registry(registry_url) for _ in range(2)]
+    await registries[0].start(owner)
+    await registries[1].start(other)
+    try:
+        held = replace(record("RGVwbG95MDE=", owner), deployment="chat/prod/v2/canary")
+        owner.held[held.connection_id] = held
+        await registries[0].register(held)
+        found = await registries[1].lookup(held.connection_id)
+        assert found is not None and found.deployment == "chat/prod/v2/canary"
+        assert [r.deployment for r in await registries[1].connections_of("me")] == ["chat/prod/v2/canary"]
+        await registries[0].deregister(held.connection_id)
+    finally:
+        for registry in registries:
+            await registry.stop()
 
 
 async def test_an_unknown_connection_is_gone(started: tuple[Registry, Node]) -> None:

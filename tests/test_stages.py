@@ -93,6 +93,21 @@ async def test_each_stage_has_its_own_stage_variables_throttle_and_request_conte
             assert sample(text, "wsgw_messages_received_total", api="wsgwlocal0", stage="beta", version="v1") == 6
 
 
+async def test_a_canary_and_its_main_version_take_the_stages_rate_together(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    v1, v2 = write_version(tmp_path, "v1", log), write_version(tmp_path, "v2", log)
+    path = write_site(tmp_path / "wsgw.yaml", {"versions": {"v1": v1, "v2": v2}, "stages": {"prod": {
+        "version": "v1", "throttling": {"rateLimit": 0.001, "burstLimit": 6},
+        "canary": {"version": "v2", "percentTraffic": 50}}}})
+    sides = iter([0.0, 0.99])                  # the first connection to the canary, the second to v1
+    async with serve_site(path, rnd=lambda: next(sides)) as server, \
+            connect(ws_url(server, "prod")) as canary, connect(ws_url(server, "prod")) as main:
+        answers = [await ask(ws, f"m{i}") for i in range(4) for ws in (canary, main)]
+    # one bucket of 6 for the stage: two $connects took two, four messages of eight get through (not 2 x 6)
+    assert [a.get("version") for a in answers[:4]] == ["v2", "v1", "v2", "v1"]
+    assert all(a.get("message") == "Too Many Requests" for a in answers[4:])
+
+
 async def test_canary_takes_its_share_of_connections_and_keeps_each_for_life(tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
     v1, v2 = write_version(tmp_path, "v1", log), write_version(tmp_path, "v2", log)

@@ -46,6 +46,11 @@ class Dimensions:
         return (*NODE_LABELS, "canary") if self.canary else NODE_LABELS
 
     @property
+    def deployment(self) -> str:
+        """`api/stage/version[/canary]`: what a connection record names, so an orphan's $disconnect finds it."""
+        return f"{self.api}/{self.stage}/{self.version}{'/canary' if self.canary else ''}"
+
+    @property
     def values(self) -> dict[str, str]:
         found = {"api": self.api, "stage": self.stage, "version": self.version}
         return {**found, "canary": "true"} if self.canary else found
@@ -143,6 +148,9 @@ class Metrics:
         self.closed = counter("wsgw_connections_closed", "WebSocket connections ended ($disconnect scheduled)")
         self.orphan_disconnects = counter("wsgw_orphan_disconnects", "$disconnect run for connections of dead "
                                           "nodes")
+        self.orphans_unserved = counter("wsgw_orphan_disconnects_unserved", "Connections of dead nodes whose "
+                                        "$disconnect did not run: their deployment is not served here",
+                                        "deployment")
         self.received = counter("wsgw_messages_received", "Messages received from clients")
         self.sent = counter("wsgw_messages_sent", "Frames sent to clients (route responses, pushes, errors)")
         self.dropped = counter("wsgw_messages_dropped", "Messages received but not handled, by reason", "reason")

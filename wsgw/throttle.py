@@ -76,6 +76,16 @@ class Throttler:
         self.counters = counters or MemoryCounters()
         self.name = name                   # the cluster buckets' key prefix: apiId/stage
 
+    def share_stage(self, main: Throttler) -> None:
+        """A canary throttles with its stage's buckets, the main version's: AWS throttles a stage as a whole, so
+        the canary and the main version together take the stage's rate (routes both have share theirs too;
+        per-connection buckets stay per connection)."""
+        self.stage_spec, self.stage, self.name = main.stage_spec, main.stage, main.name
+        for key, bucket in main.buckets.items():
+            if key in self.buckets:
+                self.buckets[key], self.specs[key] = bucket, main.specs[key]
+        self.routes = {key: bucket for (front, key), bucket in self.buckets.items() if front == "ws"}
+
     def admit_route(self, route_key: str, front: FrontKind = "ws") -> bool:
         """One request on a route, on this node: the route's own bucket if it has one, else the stage's (as
         AWS's route settings override the stage defaults). Cluster-scoped buckets are not looked at here."""

@@ -3,19 +3,32 @@ with the node and stopped before it (wsgw.server.app)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Protocol
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import PushTarget
+from wsgw.consumers.base import Consumer, NodePlace, PushTarget
 
 log = logging.getLogger("wsgw.consumers")
 
 
-class Consumer(Protocol):
-    async def start(self) -> None: ...
+class ConsumerClass(Protocol):
+    def from_spec(self, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> Consumer: ...
 
-    async def stop(self) -> None: ...
+
+# type → "module:Class" of its consumer: one file per system, imported only when configured (its client library)
+CONSUMER_CLASSES: dict[str, str] = {
+    "redis_stream": "wsgw.consumers.redis_stream:RedisStreamConsumer",
+    "nats": "wsgw.consumers.nats:NatsConsumer",
+    "amqp": "wsgw.consumers.amqp:AmqpConsumer",
+}
+
+
+def consumer_class(type_name: str) -> ConsumerClass:
+    module, _, name = CONSUMER_CLASSES[type_name].partition(":")
+    found: ConsumerClass = getattr(importlib.import_module(module), name)
+    return found
 
 
 class Consumers:
@@ -24,23 +37,8 @@ class Consumers:
     def __init__(self, specs: tuple[ConsumerSpec, ...], target: PushTarget, registry_url: str | None,
                  node_id: str) -> None:
         self.running: list[Consumer] = []
-        self.made: list[Consumer] = []
-        for spec in specs:
-            if spec.type == "redis_stream":
-                from wsgw.consumers.redis_stream import RedisStreamConsumer
-
-                url = spec.url or registry_url
-                if not url:
-                    raise ValueError(f"{spec.key}.url: no Redis URL given and the node's registry is in memory")
-                self.made.append(RedisStreamConsumer(spec, url, target, node_id))
-            elif spec.type == "nats":
-                from wsgw.consumers.nats import NatsConsumer
-
-                self.made.append(NatsConsumer(spec, target))
-            else:
-                from wsgw.consumers.amqp import AmqpConsumer
-
-                self.made.append(AmqpConsumer(spec, target))
+        place = NodePlace(registry_url, node_id)
+        self.made: list[Consumer] = [consumer_class(spec.type).from_spec(spec, target, place) for spec in specs]
 
     async def start(self) -> None:
         for consumer in self.made:

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import PushTarget, deliver, log
-from wsgw.consumers.push import Poison, read_push, result
+from wsgw.consumers.base import NodePlace, PushTarget, deliver, log, take
+from wsgw.consumers.push import result
+from wsgw.integrations.amqp import connection_name
 
 
 class AmqpConsumer:
+    @classmethod
+    def from_spec(cls, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> AmqpConsumer:
+        return cls(spec, target)
+
     def __init__(self, spec: ConsumerSpec, target: PushTarget) -> None:
         self.spec = spec
         self.target = target
@@ -30,8 +36,9 @@ class AmqpConsumer:
         self.attempts: dict[str, int] = {}
 
     async def start(self) -> None:
-        self.connection = await aio_pika.connect_robust(self.spec.url or "", timeout=5, reconnect_interval=0.5,
-                                                        client_properties={"connection_name": "wsgw-consumer"})
+        self.connection = await aio_pika.connect_robust(
+            self.spec.url or "", timeout=5, reconnect_interval=0.5,
+            client_properties={"connection_name": connection_name("consumer")})
         channel = await self.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
         self.channel = channel
@@ -64,10 +71,8 @@ class AmqpConsumer:
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         headers = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in (message.headers or {}).items()}
         key = message.message_id or f"tag-{message.delivery_tag}"
-        try:
-            push = read_push(message.body, headers, self.spec.max_bytes)
-        except Poison as exc:
-            await self._dead(message, str(exc))
+        push = await take(message.body, headers, self.spec.max_bytes, partial(self._dead, message))
+        if push is None:
             return
         try:
             outcome = await deliver(self.target, push)

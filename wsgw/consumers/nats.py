@@ -7,6 +7,7 @@ are handled one at a time, in order."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import nats
@@ -15,11 +16,20 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import PushTarget, deliver, log
-from wsgw.consumers.push import Poison, read_push, result
+from wsgw.consumers.base import Consumer, NodePlace, PushTarget, deliver, log, take
+from wsgw.consumers.push import result
 
 
 class NatsConsumer:
+    @classmethod
+    def from_spec(cls, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> Consumer:
+        """Core NATS (a queue-group subscription), or with `jetstream: true` a durable JetStream consumer."""
+        if spec.jetstream:
+            from wsgw.consumers.nats_jetstream import NatsJetStreamConsumer
+
+            return NatsJetStreamConsumer(spec, target)
+        return cls(spec, target)
+
     def __init__(self, spec: ConsumerSpec, target: PushTarget) -> None:
         self.spec = spec
         self.target = target
@@ -57,10 +67,8 @@ class NatsConsumer:
 
     async def _handle(self, msg: Msg) -> None:
         headers = dict(msg.headers or {})
-        try:
-            push = read_push(msg.data, headers, self.spec.max_bytes)
-        except Poison as exc:
-            await self._dead(msg, str(exc))
+        push = await take(msg.data, headers, self.spec.max_bytes, partial(self._dead, msg))
+        if push is None:
             return
         try:
             outcome = await deliver(self.target, push)

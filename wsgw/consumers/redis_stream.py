@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from wsgw.config.consumers import ConsumerSpec
-from wsgw.consumers.base import PushTarget, deliver, log
+from wsgw.consumers.base import NodePlace, PushTarget, deliver, log
 from wsgw.consumers.push import Poison, dead_letter, read_fields, result
 
 CLAIM_IDLE_MS = 5_000
@@ -33,6 +33,13 @@ class RedisStreamConsumer:
         self.client: aioredis.Redis | None = None
         self.task: asyncio.Task[None] | None = None
         self.attempts: dict[bytes, int] = {}
+
+    @classmethod
+    def from_spec(cls, spec: ConsumerSpec, target: PushTarget, place: NodePlace) -> RedisStreamConsumer:
+        url = spec.url or place.registry_url
+        if not url:
+            raise ValueError(f"{spec.key}.url: no Redis URL given and the node's registry is in memory")
+        return cls(spec, url, target, place.node_id)
 
     async def start(self) -> None:
         self.client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2,

@@ -198,7 +198,7 @@ class ConnectFlow:
             return ConnectOutcome(503, "Service Unavailable: connection registry unreachable")
         conn = Connection(info, sink, self.monotonic())
         try:
-            await self.registry.register(conn.record(self.local.node_id))
+            await self.registry.register(self.local.record(conn))
         except RegistryUnavailable:
             log.warning("refusing %s: registry unavailable", info.connection_id)
             self._refused(503)

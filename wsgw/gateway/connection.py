@@ -52,10 +52,10 @@ class Connection:
         self.close_decided = (code, reason)
         return True
 
-    def record(self, node_id: str) -> ConnectionRecord:
+    def record(self, node_id: str, deployment: str = "") -> ConnectionRecord:
         return ConnectionRecord(self.info.connection_id, node_id, self.info.connected_at_ms, self.last_active_ms,
                                 self.info.source_ip, self.info.user_agent, self.info.domain_name,
-                                self.info.authorizer)
+                                self.info.authorizer, deployment)
 
 
 def close_code(decided: CloseFrame | None, received: CloseFrame | None, sent: CloseFrame | None) -> CloseFrame:

@@ -12,7 +12,8 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,11 @@ class Gateway:
         dims = dimensions or Dimensions(api.api_id, api.stage)
         self.metrics = Metrics(dims.api, dims.stage, dims.version, canary=dims.canary,
                                histograms=os.environ.get("WSGW_METRICS_HISTOGRAMS") != "0")
-        self.local = LocalTable(self.node_id, self.metrics)
+        self.deployment = dims.deployment
+        self.local = LocalTable(self.node_id, self.metrics, self.deployment)
+        # deployment key → the gateway of this process serving it (the Site sets one that knows every deployment)
+        self.deployment_gateway: Callable[[str], Gateway | None] = (
+            lambda key: self if key == self.deployment else None)
         self.metrics.gauges(lambda: float(len(self.local)), self._queue_depth)
         self.metrics.authorizer_caches(self._authorizer_caches)
         registry.roundtrip_observer = self.metrics.redis_roundtrip.labels(**self.metrics.node).observe
@@ -212,7 +217,19 @@ class Gateway:
 
     async def run_orphan_disconnect(self, record: ConnectionRecord, groups: Collection[str] = ()) -> None:
         """$disconnect (1006) for a connection whose node died; the registry hands each such record to one node,
-        with the groups it already removed the connection from (their leave notices and $leave calls go first)."""
+        with the groups it already removed the connection from (their leave notices and $leave calls go first).
+        It runs on the deployment the connection was served by; when this process serves none, it is logged and
+        counted, never run on another version's code."""
+        if record.deployment and record.deployment != self.deployment:
+            owner = self.deployment_gateway(record.deployment)
+            if owner is None:
+                log.warning("connection %s of a dead node was served by %s, which this node does not serve: its "
+                            "$disconnect is not run", record.connection_id, record.deployment)
+                self.metrics.count(self.metrics.orphans_unserved, deployment=record.deployment)
+                return
+            if owner is not self:
+                await owner.run_orphan_disconnect(replace(record, deployment=owner.deployment), groups)
+                return
         self.metrics.count(self.metrics.orphan_disconnects)
         info = ConnectionInfo(record.connection_id, record.connected_at_ms, record.source_ip, record.user_agent,
                               record.domain_name, self.api.stage, self.api.api_id, record.authorizer)

@@ -25,8 +25,9 @@ def encode_frame(data: bytes) -> bytes:
 class LocalTable:
     """Connection id → Connection for every admitted, not yet closed connection of this node."""
 
-    def __init__(self, node_id: str, metrics: Metrics) -> None:
+    def __init__(self, node_id: str, metrics: Metrics, deployment: str = "") -> None:
         self.node_id = node_id
+        self.deployment = deployment          # written into every record (ConnectionRecord.deployment)
         self.metrics = metrics
         self.connections: dict[str, Connection] = {}
         # connection id → the (group, since) joins asked for while its $connect runs, applied when it opens
@@ -75,7 +76,10 @@ class LocalTable:
 
     def lookup(self, connection_id: str) -> ConnectionRecord | None:
         conn = self.connections.get(connection_id)
-        return None if conn is None else conn.record(self.node_id)
+        return None if conn is None else self.record(conn)
+
+    def record(self, conn: Connection) -> ConnectionRecord:
+        return conn.record(self.node_id, self.deployment)
 
     def records(self) -> Iterable[ConnectionRecord]:
-        return [conn.record(self.node_id) for conn in list(self.connections.values())]
+        return [self.record(conn) for conn in list(self.connections.values())]

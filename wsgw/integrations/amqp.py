@@ -9,6 +9,7 @@ One robust connection (aio-pika, which reconnects by itself after a broker resta
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import aio_pika
@@ -23,11 +24,17 @@ from wsgw.integrations.queue_records import Shared, queued, record, shared
 AmqpLink = tuple[AbstractRobustConnection, AbstractRobustChannel]
 
 
+def connection_name(role: str) -> str:
+    """What `rabbitmqctl list_connections client_properties` shows: which part of which wsgw process holds it, so
+    an operator (or a test) can close exactly that connection."""
+    return f"wsgw-{role}-{os.getpid()}"
+
+
 def amqp_link(url: str) -> Shared[AmqpLink]:
     """One robust connection and confirm-mode channel to `url` (a failed first connect is retried next call)."""
     async def open_client() -> AmqpLink:
         connection = await aio_pika.connect_robust(url, timeout=5, reconnect_interval=0.5,
-                                                   client_properties={"connection_name": "wsgw"})
+                                                   client_properties={"connection_name": connection_name("publisher")})
         channel = await connection.channel(publisher_confirms=True)
         return connection, channel
 

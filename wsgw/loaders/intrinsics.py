@@ -144,7 +144,7 @@ class IntrinsicResolver:
         """What Ref gives for a resource: its explicit name property when it has one, else the logical id."""
         resource = self.resources.get(logical_id) or {}
         props = resource.get("Properties") or {}
-        for prop in ("FunctionName", "TableName", "QueueName", "TopicName", "BucketName", "Name"):
+        for prop in ("FunctionName", "TableName", "QueueName", "TopicName", "BucketName", "RoleName", "Name"):
             if prop in props and resource.get("Type", "").split("::")[1:2] != ["ApiGatewayV2"]:
                 value = self._resolve(props[prop])
                 if isinstance(value, str) and value:
@@ -173,6 +173,8 @@ class IntrinsicResolver:
             if kind == "AWS::SQS::Queue":
                 return f"arn:aws:sqs:{region}:{account}:{name}"
             return f"arn:aws:{kind.split('::')[1].lower() if '::' in kind else 'unknown'}:{region}:{account}:{name}"
+        if kind == "AWS::SQS::Queue" and attribute in ("QueueName", "QueueUrl"):
+            return name if attribute == "QueueName" else f"https://sqs.{region}.amazonaws.com/{account}/{name}"
         if kind == "AWS::ApiGatewayV2::Api" and attribute == "ApiEndpoint":
             return f"wss://{logical.lower()}.execute-api.{region}.amazonaws.com"
         if attribute in ("ApiId", "Id"):

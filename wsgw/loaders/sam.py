@@ -3,8 +3,9 @@
 Read: AWS::Serverless::Function (Handler, CodeUri, Runtime, Environment, MemorySize, Timeout, FunctionName,
 ReservedConcurrentExecutions,
 HttpApi events, Globals.Function), AWS::ApiGatewayV2::Api (ProtocolType WEBSOCKET — or HTTP, whose routes go
-to the REST front — RouteSelectionExpression), ::Route, ::Integration (AWS_PROXY to a function, MOCK,
-HTTP_PROXY), ::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
+to the REST front — RouteSelectionExpression), ::Route, ::Integration (AWS_PROXY to a function, AWS and
+AWS_PROXY with IntegrationSubtype to a service, MOCK, HTTP_PROXY), ::Authorizer (REQUEST, JWT), ::Stage
+(StageName, StageVariables) and ::RouteResponse, with
 Parameters, Mappings and Conditions. Everything else is reported: errors when the API would be served
 differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …).
 """
@@ -244,8 +245,12 @@ class _Sam:
         key = f"Resources.{logical}.Properties"
         kind = str(props.get("IntegrationType", "")).upper()
         spec: dict[str, Any] | None
-        if kind == "AWS_PROXY":
+        if kind == "AWS_PROXY" and props.get("IntegrationSubtype"):
+            spec = aws_service_integration(props, SAM_AWS_PROXY_KEYS, {"type": "AWS_PROXY"})
+        elif kind == "AWS_PROXY":
             spec = self.function_for_uri(props.get("IntegrationUri"), f"{key}.IntegrationUri")
+        elif kind == "AWS":
+            spec = aws_service_integration(props, SAM_AWS_KEYS, {"type": "AWS", "httpMethod": "POST"})
         elif kind == "MOCK":
             spec = {"type": "mock"}
         elif kind == "HTTP_PROXY":
@@ -255,7 +260,8 @@ class _Sam:
             if props.get("IntegrationMethod"):
                 spec["method"] = props["IntegrationMethod"]
         else:
-            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally (AWS_PROXY, MOCK, HTTP_PROXY)")
+            self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally (AWS, AWS_PROXY, MOCK, "
+                           "HTTP_PROXY)")
             return None
         if spec is not None and "TimeoutInMillis" in props:
             spec["timeoutMs"] = int(props["TimeoutInMillis"])
@@ -330,6 +336,22 @@ class _Sam:
             elif kind == "AWS::Lambda::Function":
                 hint = "; only AWS::Serverless::Function (Handler + CodeUri) runs locally"
             self.out.warn(f"Resources.{logical}", f"{kind} is not created locally{hint}")
+
+
+# AWS::ApiGatewayV2::Integration properties → wsgw's options of the service integrations (docs/aws-services.md);
+# CredentialsArn is the role API Gateway assumes, as `credentials:` is
+SAM_AWS_KEYS = {"IntegrationUri": "uri", "IntegrationMethod": "httpMethod", "CredentialsArn": "credentials",
+                "RequestTemplates": "requestTemplates", "RequestParameters": "requestParameters",
+                "TemplateSelectionExpression": "templateSelectionExpression",
+                "PassthroughBehavior": "passthroughBehavior"}
+SAM_AWS_PROXY_KEYS = {"IntegrationSubtype": "integrationSubtype", "RequestParameters": "requestParameters",
+                      "CredentialsArn": "credentials"}
+
+
+def aws_service_integration(props: dict[str, Any], keys: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    """An AWS or AWS_PROXY (with IntegrationSubtype) integration: its properties under wsgw's option names; the
+    options' own checks (wsgw.config.service_integrations) report a bad value under the integration's key."""
+    return {**spec, **{option: props[name] for name, option in keys.items() if props.get(name) is not None}}
 
 
 def translate_sam(doc: dict[str, Any], base_dir: Path, options: LoadOptions) -> Translation:

@@ -35,6 +35,9 @@ class ConnectionRecord:
     user_agent: str | None
     domain_name: str = ""                          # what a $disconnect event run on another node needs
     authorizer: dict[str, object] | None = None
+    # the deployment serving it ("api/stage/version[/canary]"): a survivor runs an orphan's $disconnect on that
+    # deployment's code, never on another version's; "" from nodes that did not record it
+    deployment: str = ""
 
 
 @dataclass(frozen=True, slots=True)

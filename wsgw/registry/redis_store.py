@@ -85,6 +85,8 @@ def record_fields(record: ConnectionRecord) -> dict[str, str]:
     fields = {"node": record.node_id, "connectedAt": str(record.connected_at_ms),
               "lastActiveAt": str(record.last_active_ms), "sourceIp": record.source_ip,
               "domainName": record.domain_name}
+    if record.deployment:
+        fields["deployment"] = record.deployment
     if record.user_agent is not None:
         fields["userAgent"] = record.user_agent
     if record.authorizer is not None:
@@ -97,7 +99,7 @@ def record_from_fields(connection_id: str, fields: dict[str, str]) -> Connection
     return ConnectionRecord(connection_id, fields.get("node", ""), int(fields.get("connectedAt", 0)),
                             int(fields.get("lastActiveAt", 0)), fields.get("sourceIp", ""),
                             fields.get("userAgent"), fields.get("domainName", ""),
-                            orjson.loads(authorizer) if authorizer else None)
+                            orjson.loads(authorizer) if authorizer else None, fields.get("deployment", ""))
 
 
 def pairs_to_dict(flat: list[Any]) -> dict[str, str]:

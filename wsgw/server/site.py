@@ -149,6 +149,7 @@ class Site:
         self.reloader: Reloader | None = None
         self.started = False
         self.routing = self.build(config)
+        share_stage_buckets(self.routing)
 
     @classmethod
     def of_node(cls, node: Node) -> Site:
@@ -166,6 +167,7 @@ class Site:
         site.started = False
         config = single_site(node.api)
         deployment = Deployment(DEFAULT_API, node.api.stage, "default", False, node)
+        node.gateway.deployment_gateway = site.gateway_of
         site.routing = Routing(config, {DEFAULT_API: ApiRoute(
             DEFAULT_API, None, (), {node.api.stage: StageRoute(node.api.stage, deployment, None, 0.0, site.random)})},
             [deployment])
@@ -208,6 +210,7 @@ class Site:
                     problems.extend(ConfigProblem(f"{where}stages.{stage} ({'canary ' if canary else ''}version "
                                                   f"{version}): {p.key}", p.message) for p in exc.problems)
                 raise
+            node.gateway.deployment_gateway = self.gateway_of
             made = Deployment(site_api.name, stage, version, canary, node)
             built.append(made)
             return made
@@ -268,6 +271,7 @@ class Site:
                 await _stop_node(deployment.node, 0.0)
             raise ConfigError.single("(reload)", f"a new deployment could not start: {exc}") from exc
         self.routing = routing
+        share_stage_buckets(routing)
         for old in previous.deployments:
             if old not in routing.deployments:
                 self.retire(old)
@@ -289,6 +293,20 @@ class Site:
         self.retiring.discard(deployment)
         await _stop_node(deployment.node, 0.0)
         log.info("version %s of stage %s (%s) retired", deployment.version, deployment.stage, deployment.api)
+
+    def gateway_of(self, key: str) -> Gateway | None:
+        """The gateway serving deployment `key` (`api/stage/version[/canary]`) here, for an orphan's $disconnect:
+        that deployment (the current one before a retiring one), else the same version on the same stage on the
+        other side of the canary (a promoted canary); None when this node does not serve that version there."""
+        live = self.live()
+        for deployment in live:
+            if deployment.gateway.deployment == key:
+                return deployment.gateway
+        version = key.removesuffix("/canary")
+        for deployment in live:
+            if deployment.gateway.deployment.removesuffix("/canary") == version:
+                return deployment.gateway
+        return None
 
     def live(self) -> list[Deployment]:
         """Every deployment holding connections or taking new ones."""
@@ -437,6 +455,14 @@ class PortFront:
             return HttpResponse(400, json.dumps({"reloaded": False, "problems": [str(p) for p in exc.problems]})
                                 .encode(), [("Content-Type", "application/json")])
         return HttpResponse.json(200, {"reloaded": True, "stages": lines})
+
+
+def share_stage_buckets(routing: Routing) -> None:
+    """Each canary throttles with its stage's buckets (the main version's): a stage takes its rate as a whole."""
+    for api in routing.apis.values():
+        for stage in api.stages.values():
+            if stage.canary is not None:
+                stage.canary.gateway.throttle.share_stage(stage.main.gateway.throttle)
 
 
 def site_host_names(config: SiteConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
