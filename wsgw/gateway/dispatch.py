@@ -3,14 +3,16 @@ route response or AWS's error frame."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import orjson
+
 from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.models import BAD_REQUEST_BODY_MESSAGE
 from wsgw.aws.proxy_result import read_integration_result
 from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
 from wsgw.config import ApiConfig
@@ -19,7 +21,7 @@ from wsgw.gateway.deadlines import Deadlines
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.group_events import group_event
 from wsgw.integrations import Refused
-from wsgw.integrations.calls import Failure, invoke, report_failure
+from wsgw.integrations.calls import Cancellable, Failure, invoke, report_failure
 from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.observe.access_log import AccessLog
 from wsgw.throttle import Throttler
@@ -30,6 +32,7 @@ FORBIDDEN = "Forbidden"
 INTERNAL_ERROR = "Internal server error"
 TIMED_OUT = "Endpoint request timed out"
 TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-contract.md)
+NOT_JSON: Any = object()             # a message body that is not JSON (selects no route key, fails any model)
 
 
 class Dispatcher:
@@ -48,7 +51,11 @@ class Dispatcher:
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()
-        route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
+        try:     # parsed once: for the route selection and, on a validated route, the model
+            document = orjson.loads(base64.b64decode(body) if is_base64 else body)
+        except orjson.JSONDecodeError:
+            document = NOT_JSON
+        route = self.routes.route_for_parsed(document)
         if route is None:
             self.metrics.count(self.metrics.route_misses)
             counted = self.metrics.ws_route(UNMATCHED)
@@ -67,6 +74,12 @@ class Dispatcher:
             if self.access is not None:
                 self._log_message(conn, route.key, request_id, 429, at_ms, TOO_MANY)
             return
+        if route.validator is not None:
+            problem = (route.validator.problem_parsed(document) if document is not NOT_JSON
+                       else "$: the body is not JSON")
+            if problem is not None:
+                self.refuse_body(conn, route.key, problem, request_id, at_ms)
+                return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
                               request_id, fast_id(), at_ms)
         started = perf_counter()
@@ -94,6 +107,16 @@ class Dispatcher:
         if self.access is not None:
             self._log_message(conn, route.key, request_id, 200, at_ms, None, started)
 
+    def refuse_body(self, conn: Connection, route_key: str, problem: str, request_id: str, at_ms: int) -> None:
+        """AWS's "Bad request body" gateway response: the integration is never called, the connection stays
+        open; the log names the model and field that failed (never the body)."""
+        log.info("route %s: request body refused for connection %s (requestId %s): %s", route_key,
+                 conn.info.connection_id, request_id, problem)
+        self.metrics.ws_route(route_key).client_errors.inc()
+        self.send_error(conn, BAD_REQUEST_BODY_MESSAGE, request_id)
+        if self.access is not None:
+            self._log_message(conn, route_key, request_id, 400, at_ms, BAD_REQUEST_BODY_MESSAGE)
+
     def _log_message(self, conn: Connection, route_key: str | None, request_id: str, status: int, at_ms: int,
                      error: str | None, started: float | None = None) -> None:
         assert self.access is not None
@@ -108,7 +131,7 @@ class Dispatcher:
         self.send_error(conn, INTERNAL_ERROR, request_id)
 
     async def invoke(self, route: Route, event: dict[str, Any], request_id: str,
-                     task: asyncio.Task[Any] | None = None) -> object:
+                     task: Cancellable | None = None) -> object:
         """Call a route's integration under its timeout ($connect, messages, $disconnect); its latency is
         IntegrationLatency whatever the outcome."""
         started = perf_counter()
