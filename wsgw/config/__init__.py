@@ -34,7 +34,7 @@ from wsgw.config.authorizers import (
     TokenAuthorizerOptions,
     parse_authorizer_options,
 )
-from wsgw.config.caching import StageCaching, parse_stage_caching
+from wsgw.config.caching import StageCaching, WsRouteCaching, parse_stage_caching, parse_ws_route_caching
 from wsgw.config.common import Collector, did_you_mean, string_map
 from wsgw.config.integrations import (
     HANDLER_PATTERN,
@@ -76,7 +76,7 @@ TOP_LEVEL_KEYS = {
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
-              "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes"}
+              "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes", "caching"}
 AUTHORIZER_TYPES = set(AUTHORIZER_OPTIONS)
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
@@ -88,6 +88,7 @@ class RouteSpec:
     api_key_required: bool = False                       # $connect only (as on AWS)
     authorization_scopes: tuple[str, ...] | None = None  # $connect: a JWT/Cognito token must carry one
     authorization_type: str = "NONE"                     # $connect: NONE or AWS_IAM (a SigV4-signed handshake)
+    caching: WsRouteCaching | None = None                # a route response kept in the stage's cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +227,9 @@ def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict
         if route_key != "$connect" and (access[0] or access[2] != "NONE"):
             problems.add(f"{key}.{'apiKeyRequired' if access[0] else 'authorizationType'}",
                          "WebSocket APIs check API keys and IAM on $connect only; move it there")
+        caching = parse_ws_route_caching(route.get("caching"), f"{key}.caching", route_key, respond, problems)
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access)
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access, caching=caching)
     return routes
 
 
