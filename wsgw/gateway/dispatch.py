@@ -13,6 +13,7 @@ from typing import Any
 from wsgw.aws.ids import fast_id, new_id
 from wsgw.aws.proxy_result import read_integration_result
 from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
+from wsgw.cache.stage import StageCache
 from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
@@ -45,6 +46,7 @@ class Dispatcher:
         self.is_open = is_open             # connection id → still in the local table (route responses)
         self.epoch_ms = epoch_ms
         self.access: AccessLog | None = None
+        self.cache: StageCache | None = None     # the stage's response cache (routes with `caching:`)
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()

@@ -170,6 +170,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
                                          metrics=gateway.metrics, deadline=gateway.deadlines.within,
                                          usage=usage, cache=cache))
         gateway.connect_flow.iam = iam
+        gateway.dispatcher.cache = cache           # one store for REST answers and route responses
         gateway.connect_flow.usage = usage
         if rest is not None:
             rest.iam = iam
