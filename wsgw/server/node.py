@@ -26,6 +26,7 @@ from wsgw.config.node import NodeConfig
 from wsgw.consumers import Consumers
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
+from wsgw.gateway.route_cache import RouteResponseCache
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.usage import build_usage
 from wsgw.http_config import HttpApiSpec
@@ -170,7 +171,8 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
                                          metrics=gateway.metrics, deadline=gateway.deadlines.within,
                                          usage=usage, cache=cache))
         gateway.connect_flow.iam = iam
-        gateway.dispatcher.cache = cache           # one store for REST answers and route responses
+        if cache is not None:                      # one store for REST answers and route responses
+            gateway.dispatcher.cache = RouteResponseCache(cache, gateway.metrics)
         gateway.connect_flow.usage = usage
         if rest is not None:
             rest.iam = iam
