@@ -1,4 +1,5 @@
-"""Round-trip rate through an `http_proxy` integration to a local backend vs the in-process `python` one.
+"""Round-trip rate through an `http_event` integration (the AWS event POSTed) to a local backend vs the
+in-process `python` one.
 
 Starts a backend (aiohttp, a Lambda-proxy echo) and a `wsgw run` node as separate processes, then keeps
 CONNECTIONS WebSocket clients doing send -> route response round trips for SECONDS per route, and prints
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +63,18 @@ async def wait_port(port: int, timeout: float = 15.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def measure(url: str, action: str, connections: int, seconds: float) -> float:
+@dataclass(frozen=True)
+class Window:
+    """One measured window: round trips, wall seconds, and what `clock` advanced meanwhile (e.g. CPU seconds)."""
+
+    count: int
+    elapsed: float
+    clock: float
+
+
+async def measure_window(url: str, message: str, connections: int, seconds: float,
+                         clock: Callable[[], float] = lambda: 0.0) -> Window:
+    """`connections` clients each sending `message` and awaiting the answer, after a 1 s warm-up."""
     from websockets.asyncio.client import connect
 
     sockets = [await connect(url, compression=None) for _ in range(connections)]
@@ -69,7 +83,6 @@ async def measure(url: str, action: str, connections: int, seconds: float) -> fl
 
     async def client(ws: object) -> None:
         nonlocal count
-        message = json.dumps({"action": action, "payload": "x" * 64})
         while time.perf_counter() < stop:
             await ws.send(message)  # type: ignore[attr-defined]
             await ws.recv()  # type: ignore[attr-defined]
@@ -78,25 +91,46 @@ async def measure(url: str, action: str, connections: int, seconds: float) -> fl
     stop = time.perf_counter() + 1.0           # warm-up (keep-alive pool, caches)
     await asyncio.gather(*(client(ws) for ws in sockets))
     count = 0
+    clock_started = clock()
     started = time.perf_counter()
     stop = started + seconds
     await asyncio.gather(*(client(ws) for ws in sockets))
     elapsed = time.perf_counter() - started
+    clocked = clock() - clock_started
     for ws in sockets:
         await ws.close()
-    return count / elapsed
+    return Window(count, elapsed, clocked)
+
+
+async def measure(url: str, action: str, connections: int, seconds: float) -> float:
+    """Round trips/s to the route `action`."""
+    window = await measure_window(url, json.dumps({"action": action, "payload": "x" * 64}), connections, seconds)
+    return window.count / window.elapsed
 
 
 async def measure_all(url: str, backend_port: int, seconds: float, connections: int) -> None:
     await wait_port(backend_port)
     results: dict[str, list[float]] = {}
-    for action in ("python", "http_proxy", "python", "http_proxy"):
+    for action in ("python", "http_event", "python", "http_event"):
         rate = await measure(url, action, connections, seconds)
         results.setdefault(action, []).append(rate)
         print(f"{action:>10}: {rate:8.0f} round trips/s ({connections} connections, {seconds:.0f} s)", flush=True)
     best = {k: max(v) for k, v in results.items()}
-    print(f"best of two: python {best['python']:.0f}/s, http_proxy {best['http_proxy']:.0f}/s, "
-          f"ratio {best['http_proxy'] / best['python']:.2f}")
+    print(f"best of two: python {best['python']:.0f}/s, http_event {best['http_event']:.0f}/s, "
+          f"ratio {best['http_event'] / best['python']:.2f}")
+
+
+def start_node(config: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`wsgw run -c config` on a free port; the process and its WebSocket URL once it printed it."""
+    node = subprocess.Popen([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0",
+                             "--log-level", "WARNING", *options], stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    assert node.stdout is not None
+    for line in node.stdout:
+        match = re.search(r"WebSocket:\s+(ws://\S+)", line)
+        if match:
+            return node, match.group(1)
+    node.wait(30)
+    raise SystemExit("the node did not start")
 
 
 def main(seconds: float, connections: int) -> None:
@@ -106,22 +140,12 @@ def main(seconds: float, connections: int) -> None:
         config = Path(folder, "wsgw.yaml")
         config.write_text(json.dumps({"routes": {
             "python": {"handler": "rate_handlers:echo", "routeResponse": True},
-            "http_proxy": {"integration": {"type": "http_proxy", "uri": f"http://127.0.0.1:{backend_port}/echo"},
+            "http_event": {"integration": {"type": "http_event", "uri": f"http://127.0.0.1:{backend_port}/echo"},
                            "routeResponse": True},
         }}))
         backend = subprocess.Popen([sys.executable, "-c", BACKEND, str(backend_port)])
-        node = subprocess.Popen([sys.executable, "-m", "wsgw", "run", "-c", str(config), "--port", "0",
-                                 "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        node, url = start_node(config)
         try:
-            assert node.stdout is not None
-            url = ""
-            for line in node.stdout:
-                match = re.search(r"WebSocket:\s+(ws://\S+)", line)
-                if match:
-                    url = match.group(1)
-                    break
-            if not url:
-                raise SystemExit("the node did not start")
             asyncio.run(measure_all(url, backend_port, seconds, connections))
         finally:
             node.terminate()

@@ -85,7 +85,7 @@ def test_every_problem_is_reported_at_once() -> None:
     ({"type": "python", "handler": "testapp:echo", "memorysize": 256}, "memorysize", "memorySize"),
     ({"type": "mock", "response": "pong", "responseTemplates": {}}, "responseTemplates", ""),
     ({"type": "mock", "response": "pong", "statuscode": 201}, "statuscode", "statusCode"),
-    ({"type": "http_proxy", "uri": "http://h/", "header": {}}, "header", "headers"),
+    ({"type": "http_event", "uri": "http://h/", "header": {}}, "header", "headers"),
     ({"type": "http", "uri": "http://h/", "methods": "GET"}, "methods", "method"),
     ({"type": "aws_lambda", "functionArn": "f", "endpointURL": "http://h/"}, "endpointURL", "endpointUrl"),
 ])

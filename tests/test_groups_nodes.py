@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.helpers import APPS, ROOT, GatewayProcess, eventually, write_config
@@ -153,6 +154,10 @@ async def test_killing_a_node_removes_its_members_within_the_disconnect_bound_an
                 client.close()
 
 
+# 10,000 real sockets on two nodes: ~60 s when the 2 shared cores carry a load average of 8 (58.8 s on main,
+# 62.8 s on a branch, same load), so the suite's 60 s default is too tight a deadline; the test's own waits
+# keep their deadlines.
+@pytest.mark.timeout(180)
 async def test_ten_thousand_members_across_two_nodes(tmp_path: Path, redis_url: str) -> None:
     with nodes(tmp_path, redis_url, 2) as (a, b):
         async with AsyncHttpPusher(f"{a.base}/dev") as via_a, AsyncHttpPusher(f"{b.base}/dev") as via_b:

@@ -1,4 +1,5 @@
-"""http_proxy and http integrations against real local backends, through real WebSocket clients."""
+"""http_event (the AWS event POSTed) and HTTP_PROXY (the body passed through) integrations against real local
+backends, through real WebSocket clients."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.helpers import api_from, free_port, serve
 
 
 def proxy(uri: str, **extra: Any) -> dict[str, Any]:
-    return {"integration": {"type": "http_proxy", "uri": uri, **extra}, "routeResponse": True}
+    return {"integration": {"type": "http_event", "uri": uri, **extra}, "routeResponse": True}
 
 
 def proxy_api(b: Backend, **routes: Any) -> dict[str, Any]:
@@ -36,7 +37,7 @@ async def still_answers(ws: Any) -> None:
     assert json.loads(await ws.recv()) == {"action": "echo", "after": True}
 
 
-async def test_http_proxy_posts_the_aws_event_and_relays_the_proxy_result() -> None:
+async def test_http_event_posts_the_aws_event_and_relays_the_proxy_result() -> None:
     async with backend() as b, serve(proxy_api(b)) as server, connect(server.urls.websocket) as ws:
         await ws.send('{"action": "echo", "n": 1}')
         assert json.loads(await ws.recv()) == {"action": "echo", "n": 1}
@@ -50,8 +51,8 @@ async def test_http_proxy_posts_the_aws_event_and_relays_the_proxy_result() -> N
         assert seen.headers["X-Amz-Request-Id"] == event["requestContext"]["requestId"]
 
 
-async def test_http_proxy_connect_status_refuses_the_handshake() -> None:
-    api = {"routes": {"$connect": {"integration": {"type": "http_proxy", "uri": "http://127.0.0.1:1/x"}}}}
+async def test_http_event_connect_status_refuses_the_handshake() -> None:
+    api = {"routes": {"$connect": {"integration": {"type": "http_event", "uri": "http://127.0.0.1:1/x"}}}}
     async with backend() as b:
         api["routes"]["$connect"]["integration"]["uri"] = f"{b.url}/proxy/connect"
         async with serve(api) as server:
@@ -127,7 +128,7 @@ async def test_http_forwards_raw_body_with_identity_headers_and_stage_variables(
         api = {
             "stageVariables": {"backend": f"127.0.0.1:{b.port}", "key": "s3cret"},
             "routes": {"raw": {"integration": {
-                "type": "http", "uri": "http://${stageVariables.backend}/raw/echo",
+                "type": "http_proxy", "uri": "http://${stageVariables.backend}/raw/echo",
                 "headers": {"X-Api-Key": "${stageVariables.key}", "X-Static": "yes"}}, "routeResponse": True}},
         }
         async with serve(api) as server, connect(server.urls.websocket) as ws:
@@ -148,8 +149,8 @@ async def test_http_forwards_raw_body_with_identity_headers_and_stage_variables(
 async def test_http_backend_5xx_sends_internal_server_error_and_4xx_body_passes() -> None:
     async with backend() as b:
         api = {"routes": {
-            "five": {"integration": {"type": "http", "uri": f"{b.url}/raw/status/503"}, "routeResponse": True},
-            "four": {"integration": {"type": "http", "uri": f"{b.url}/raw/status/404"}, "routeResponse": True},
+            "five": {"integration": {"type": "http_proxy", "uri": f"{b.url}/raw/status/503"}, "routeResponse": True},
+            "four": {"integration": {"type": "http_proxy", "uri": f"{b.url}/raw/status/404"}, "routeResponse": True},
         }}
         async with serve(api) as server, connect(server.urls.websocket) as ws:
             await ws.send('{"action": "five"}')
@@ -159,18 +160,18 @@ async def test_http_backend_5xx_sends_internal_server_error_and_4xx_body_passes(
 
 
 @pytest.mark.parametrize(("integration", "key", "fragment"), [
-    ({"type": "http_proxy"}, "routes.r.integration.uri", "missing"),
-    ({"type": "http_proxy", "uri": "ftp://host/x"}, "routes.r.integration.uri", "http://"),
-    ({"type": "http_proxy", "uri": "/relative"}, "routes.r.integration.uri", "absolute"),
-    ({"type": "http", "uri": "http://${stageVariables.nope}/"}, "routes.r.integration.uri", "'nope'"),
-    ({"type": "http", "uri": "http://h/", "method": "TRACE"}, "routes.r.integration.method", "one of"),
-    ({"type": "http", "uri": "http://h/", "headers": ["x"]}, "routes.r.integration.headers", "mapping"),
-    ({"type": "http", "uri": "http://h/", "headers": {"Bad Name": "x"}}, "routes.r.integration.headers.Bad Name",
+    ({"type": "http_event"}, "routes.r.integration.uri", "missing"),
+    ({"type": "http_event", "uri": "ftp://host/x"}, "routes.r.integration.uri", "http://"),
+    ({"type": "http_event", "uri": "/relative"}, "routes.r.integration.uri", "absolute"),
+    ({"type": "http_proxy", "uri": "http://${stageVariables.nope}/"}, "routes.r.integration.uri", "'nope'"),
+    ({"type": "http_proxy", "uri": "http://h/", "method": "TRACE"}, "routes.r.integration.method", "one of"),
+    ({"type": "http_proxy", "uri": "http://h/", "headers": ["x"]}, "routes.r.integration.headers", "mapping"),
+    ({"type": "http_proxy", "uri": "http://h/", "headers": {"Bad Name": "x"}}, "routes.r.integration.headers.Bad Name",
      "header name"),
-    ({"type": "http", "uri": "http://h/", "headers": {"X-A": "a\r\nX-B: b"}}, "routes.r.integration.headers.X-A",
+    ({"type": "http_proxy", "uri": "http://h/", "headers": {"X-A": "a\r\nX-B: b"}}, "routes.r.integration.headers.X-A",
      "single-line"),
-    ({"type": "http_proxy", "uri": "http://h/", "url": "x"}, "routes.r.integration.url", "unknown option"),
-    ({"type": "http_proxy", "uri": "http://h/", "timeoutMs": 100, "connectTimeoutMs": 200},
+    ({"type": "http_event", "uri": "http://h/", "url": "x"}, "routes.r.integration.url", "unknown option"),
+    ({"type": "http_event", "uri": "http://h/", "timeoutMs": 100, "connectTimeoutMs": 200},
      "routes.r.integration.connectTimeoutMs", "timeoutMs"),
     ({"type": "aws_lambda"}, "routes.r.integration.functionArn", "missing"),
     ({"type": "aws_lambda", "functionArn": "not a name!"}, "routes.r.integration.functionArn", "not a Lambda"),

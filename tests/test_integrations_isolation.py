@@ -17,7 +17,7 @@ from tests.helpers import serve, wait_for
 
 
 def proxy(uri: str, **extra: Any) -> dict[str, Any]:
-    return {"integration": {"type": "http_proxy", "uri": uri, **extra}, "routeResponse": True}
+    return {"integration": {"type": "http_event", "uri": uri, **extra}, "routeResponse": True}
 
 
 async def test_ten_hung_connections_do_not_delay_ten_others() -> None:

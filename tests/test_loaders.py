@@ -142,7 +142,14 @@ def test_sam_template_becomes_routes_authorizer_and_stage() -> None:
                     "functionName": "chat-prod-send", "memorySize": 512, "timeoutMs": 10000,
                     "environment": {"TABLE_NAME": "chat_connections", "GREETING": "hi"}}
     assert raw["routes"]["whoami"]["routeResponse"] is True
-    assert raw["routes"]["ping"] == {"integration": {"type": "mock"}, "routeResponse": True}
+    assert raw["routes"]["ping"] == {"integration": {
+        "type": "MOCK", "requestTemplates": {"$default": '{"statusCode": 200}'},
+        "templateSelectionExpression": "\\$default",
+        "integrationResponses": {"$default": {
+            "responseTemplates": {"$default": '{"action": "pong", "route": "$context.routeKey"}'},
+            "templateSelectionExpression": "\\$default"}}}, "routeResponse": True}
+    assert raw["routes"]["sendmessage"]["requestModels"] == {"sendmessage": "SendMessage"}
+    assert raw["models"]["SendMessage"]["required"] == ["action", "data"]
     authorizer = raw["authorizers"]["TokenAuthorizer"]
     assert authorizer["type"] == "request"
     assert authorizer["identitySource"] == ["route.request.querystring.token"]
@@ -173,8 +180,14 @@ async def test_sam_template_is_served_over_wss_with_each_codeuri_its_own_app_mod
         assert json.loads(await ws.recv()) == {"function": "chat-prod-send", "memory": "512",
                                                "table": "chat_connections", "greeting": "hi",
                                                "room": "main-hall", "stage": "prod"}
-        await ws.send(json.dumps({"action": "ping"}))
-        assert await ws.recv() == ""
+        await ws.send(json.dumps({"action": "ping"}))          # MOCK written the AWS way: its templates answer
+        assert json.loads(await ws.recv()) == {"action": "pong", "route": "ping"}
+        await ws.send(json.dumps({"action": "sendmessage", "data": 5}))     # fails the SendMessage model
+        refused = json.loads(await ws.recv())
+        assert refused["message"] == "Invalid request body" and set(refused) == {"message", "connectionId",
+                                                                                 "requestId"}
+        await ws.send(json.dumps({"action": "sendmessage", "data": "still open"}))
+        assert await ws.recv() == "still open"
 
 
 def test_printed_wsgw_yaml_loads_to_the_same_api(tmp_path: Path) -> None:
@@ -362,7 +375,7 @@ def test_sam_http_proxy_passes_the_request_through_and_a_guarded_http_route_is_n
     assert any(p.key == "Resources.Admin.Properties.AuthorizationType" for p in refused.value.problems)
     open_route = write(tmp_path / "open.yaml", SAM_HTTP.replace("AuthorizationType: JWT, AuthorizerId: x,", ""))
     raw = load_document(open_route).raw
-    assert raw["routes"]["fwd"]["integration"] == {"type": "http", "uri": "http://127.0.0.1:9/backend",
+    assert raw["routes"]["fwd"]["integration"] == {"type": "HTTP_PROXY", "uri": "http://127.0.0.1:9/backend",
                                                    "method": "POST"}
     assert "GET /admin" in raw["http"]["routes"]
     assert check(open_route).returncode == 0
@@ -427,3 +440,57 @@ def test_serverless_websocket_logs_without_access_logging_write_none() -> None:
         path.unlink()
     assert "accessLogSettings" not in loaded.raw
     assert {w.key for w in loaded.warnings} >= {"provider.logs.websocket.executionLogging"}
+
+
+SAM_TRANSFORMS = """
+AWSTemplateFormatVersion: '2010-09-09'
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: ask, Target: !Sub "integrations/${Ask}",
+                 ModelSelectionExpression: $default, RequestModels: {$default: Question}}
+  Ask:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: HTTP, IntegrationUri: "http://127.0.0.1:9/ask",
+                 RequestTemplates: {$default: "#if($a"}, ContentHandlingStrategy: CONVERT_TO_TEXT}
+  Passed:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: HTTP_PROXY, IntegrationUri: "http://127.0.0.1:9/x",
+                 RequestTemplates: {$default: "x"}}
+  PassedResponse:
+    Type: AWS::ApiGatewayV2::IntegrationResponse
+    Properties: {ApiId: !Ref Api, IntegrationId: !Ref Passed, IntegrationResponseKey: $default}
+  AskResponse:
+    Type: AWS::ApiGatewayV2::RouteResponse
+    Properties: {ApiId: !Ref Api, RouteId: !Ref Route, RouteResponseKey: $default,
+                 ResponseParameters: {x: y}}
+  Question:
+    Type: AWS::ApiGatewayV2::Model
+    Properties: {ApiId: !Ref Api, Name: Question, ContentType: application/json,
+                 Schema: '{"type": "object", "required": ["q"]}'}
+"""
+
+
+def test_sam_transforms_nothing_is_dropped_without_a_word(tmp_path: Path) -> None:
+    result = check(write(tmp_path / "template.yaml", SAM_TRANSFORMS))
+    assert result.returncode == 2
+    text = result.stderr
+    assert "Resources.Ask.Properties.ContentHandlingStrategy: not served locally" in text
+    assert "Resources.Passed.Properties.RequestTemplates: a HTTP_PROXY integration passes the request" in text
+    assert "Resources.PassedResponse.Properties.IntegrationId: integration responses apply to MOCK" in text
+    assert "Resources.AskResponse.Properties.ResponseParameters: not served locally" in text
+
+
+def test_sam_models_and_templates_are_compiled_and_reported_by_key(tmp_path: Path) -> None:
+    fixable = SAM_TRANSFORMS.replace(", ContentHandlingStrategy: CONVERT_TO_TEXT", "")
+    fixable = fixable[:fixable.index("  Passed:")] + fixable[fixable.index("  Question:"):]
+    result = check(write(tmp_path / "template.yaml", fixable))
+    assert result.returncode == 2
+    assert "routes.ask.integration.requestTemplates.$default: mapping template syntax error" in result.stderr
+    raw = load_document(write(tmp_path / "good.yaml", fixable.replace("#if($a", "$input.body")))
+    assert raw.raw["models"] == {"Question": {"type": "object", "required": ["q"]}}
+    assert raw.raw["routes"]["ask"]["requestModels"] == {"$default": "Question"}
+    assert check(tmp_path / "good.yaml").returncode == 0

@@ -446,3 +446,15 @@ def test_template_errors_never_carry_request_values() -> None:
         "$util.parseJson($input.path('$.secret'))",
     ):
         assert "S3CRET" not in render_error(template, body)
+
+
+@pytest.mark.parametrize("text", ['{"ok": true}', "plain text, with a \\ backslash", "", "a\nb"])
+def test_a_template_without_references_or_directives_renders_as_written(text: str) -> None:
+    rendered = compile_template(text).render_result('{"x": 1}', {"connectionId": "c"})
+    assert rendered.text == text and rendered.response_override == {"header": {}}
+
+
+def test_what_a_template_reads_is_given_to_it_even_through_an_alias() -> None:
+    aliased = compile_template("#set($i = $input)$i.params('room')/$stageVariables.env/$context.stage")
+    assert aliased.render("", {"stage": "dev"}, {"env": "test"}, {"path": {"room": "lobby"}}) == "lobby/test/dev"
+    assert compile_template("$input.body").reads == frozenset()

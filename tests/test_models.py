@@ -154,3 +154,30 @@ def test_bad_request_body_frame_is_awss_error_frame() -> None:
     frame = bad_request_body_frame("abc=", "xyz=")
     assert frame == b'{"message": "Invalid request body", "connectionId":"abc=", "requestId":"xyz="}'
     assert orjson.loads(frame)["message"] == BAD_REQUEST_BODY_MESSAGE
+
+
+def test_the_fast_check_is_used_only_where_it_agrees_with_jsonschema_by_construction() -> None:
+    models = compile_models({
+        "Plain": PET,
+        "Formatted": {"type": "object", "properties": {"at": {"type": "string", "format": "date-time"}}},
+        "Newer": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"},
+        "Referring": {"type": "object", "properties": {"pet": {
+            "$ref": "https://apigateway.amazonaws.com/restapis/abc/models/Plain"}}},
+    })
+    assert models["Plain"].fast is not None
+    assert [models[name].fast for name in ("Formatted", "Newer", "Referring")] == [None, None, None]
+    for document in ({"type": "dog", "name": "x", "price": 30}, {"type": "bird", "name": "x", "price": 30},
+                     {"type": "dog", "name": "x", "price": 30.5, "id": 1.5},
+                     {"type": "dog", "name": "x", "price": 30, "id": 1.0}, {"type": "dog", "name": "x", "price": True},
+                     {"type": "dog", "name": "x", "price": 500.0}, [], None, "text"):
+        fast_says_fits = models["Plain"].problem(document) is None
+        slow = models["Plain"].validator.is_valid(document)
+        assert fast_says_fits == slow, document
+
+
+def test_a_hostile_property_name_is_quoted_and_cut_in_the_problem() -> None:
+    models = compile_models({"Closed": {"type": "object", "properties": {"a": {"type": "string"}},
+                                        "additionalProperties": False}})
+    problem = models["Closed"].problem({"a": "x", "evil\nname" + "x" * 500: 1})
+    assert problem is not None and "\n" not in problem and len(problem) < 160
+    assert problem.startswith('$["evil\\nname')

@@ -20,11 +20,11 @@ def rest_echo(event: dict[str, Any]) -> dict[str, Any]:
                                                    "body": event.get("body")})}
 
 
-async def test_http_proxy_http_and_aws_lambda_serve_rest_routes() -> None:
+async def test_http_event_http_proxy_and_aws_lambda_serve_rest_routes() -> None:
     async with backend(functions={"rest": rest_echo}) as b:
         api = {"routes": {"$default": {"handler": "testapp:ok"}}, "http": {"routes": {
-            "POST /proxied": {"integration": {"type": "http_proxy", "uri": b.url + "/proxy/echo"}},
-            "POST /raw": {"integration": {"type": "http", "uri": b.url + "/raw/echo"}},
+            "POST /proxied": {"integration": {"type": "http_event", "uri": b.url + "/proxy/echo"}},
+            "POST /raw": {"integration": {"type": "http_proxy", "uri": b.url + "/raw/echo"}},
             "POST /lambda": {"integration": {"type": "aws_lambda", "functionArn": ARN, "endpointUrl": b.url}},
         }}}
         async with serve(api) as server, aiohttp.ClientSession() as session:

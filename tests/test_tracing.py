@@ -31,7 +31,7 @@ async def test_spans_cover_connect_message_call_and_push_and_http_backends_get_t
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     api: dict[str, Any] = {
         "routes": {"$default": {"handler": "testapp:ok"},
-                   "hook": {"integration": {"type": "http", "uri": f"http://127.0.0.1:{port}/hook"},
+                   "hook": {"integration": {"type": "http_proxy", "uri": f"http://127.0.0.1:{port}/hook"},
                             "routeResponse": True}},
         "tracing": {"exporter": "memory"},
     }

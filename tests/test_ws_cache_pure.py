@@ -3,8 +3,10 @@ errors naming the key, `$request.body` paths (hostile ones refused), message key
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.helpers import api_from
@@ -87,7 +89,11 @@ def test_connect_request_headers_are_refused_with_why() -> None:
 
 def key(body: str, paths: tuple[str, ...] = ("$request.body.id",), principal: str | None = "lambda:alice",
         route: str = "lookup", binary: bool = False) -> str:
-    return ws_cache_key(route, body, binary, tuple(path(p) for p in paths), principal)
+    try:                     # as the message path parses it (binary frames are decoded first)
+        document = orjson.loads(base64.b64decode(body) if binary else body)
+    except (orjson.JSONDecodeError, ValueError):
+        document = None
+    return ws_cache_key(route, body, binary, document, tuple(path(p) for p in paths), principal)
 
 
 def test_body_paths_decide_what_is_the_same_message() -> None:

@@ -8,10 +8,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import SchemaError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
-
+from wsgw.aws.models import Model, ModelError, compile_models
 from wsgw.aws.parameter_mapping import (
     RequestMapping,
     ResponseMapping,
@@ -32,6 +29,7 @@ from wsgw.rest.cors import CorsConfig, parse_cors
 from wsgw.rest.routes import RouteKeyError, RoutePattern, parse_route_key
 
 HTTP_KEYS = {"routes", "cors"}
+LATEST_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 HTTP_ROUTE_KEYS = {"handler", "integration", "authorizer", "requestSchema", "timeoutMs", "throttling",
                    "apiKeyRequired", "authorizationScopes", "authorizationType", "requestParameters",
                    "responseParameters", "caching"}
@@ -43,7 +41,7 @@ class HttpRouteSpec:
     pattern: RoutePattern
     integration: IntegrationSpec
     authorizer: str | None
-    validator: Validator | None      # compiled requestSchema
+    validator: Model | None          # requestSchema: a schema of its own or a model's name, compiled
     throttling: BucketSpec | None = None                 # this route's own bucket (never a WebSocket route's)
     api_key_required: bool = False
     authorization_scopes: tuple[str, ...] | None = None  # a JWT/Cognito token must carry one of these
@@ -59,18 +57,25 @@ class HttpApiSpec:
     cors: CorsConfig | None = None
 
 
-def _compile_schema(schema: Any, key: str, problems: Collector) -> Validator | None:
+def _request_schema(schema: Any, key: str, models: dict[str, Model], problems: Collector) -> Model | None:
+    """`requestSchema`: a JSON Schema, or the name of one of the API's `models`."""
+    if isinstance(schema, str):
+        model = models.get(schema)
+        if model is None:
+            known = ", ".join(sorted(models)) or "none defined"
+            problems.add(key, f"no model named {schema!r} (models: {known})")
+        return model
     if not isinstance(schema, dict):
-        problems.add(key, "must be a JSON Schema (a mapping such as {type: object, required: [text]})")
+        problems.add(key, "must be a JSON Schema (a mapping such as {type: object, required: [text]}) or a model name")
         return None
-    cls = validator_for(schema)
+    if "$schema" not in schema:     # wsgw's own requestSchema reads the current draft unless it names one
+        schema = {"$schema": LATEST_DRAFT, **schema}
     try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path)
-        problems.add(key, f"is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}")
+        return compile_models({"requestSchema": schema}, key.rsplit(".requestSchema", 1)[0])["requestSchema"]
+    except ModelError as exc:
+        where, _, message = str(exc).partition(": ")
+        problems.add(where, message)
         return None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 #: Integration types whose own `requestParameters` mean something else (AWS_PROXY: the subtype's parameters;
@@ -95,7 +100,7 @@ def _parse_mappings(route: dict[str, Any], key: str, spec: IntegrationSpec | Non
 
 
 def parse_http(raw: Any, authorizers: AbstractSet[str], context: OptionContext,
-               problems: Collector) -> HttpApiSpec | None:
+               problems: Collector, models: dict[str, Model] | None = None) -> HttpApiSpec | None:
     """Read `http:` (None when absent); every problem goes to `problems`. `authorizers`: the names defined."""
     if raw is None or raw == {}:
         return None
@@ -133,7 +138,7 @@ def parse_http(raw: Any, authorizers: AbstractSet[str], context: OptionContext,
             authorizer = None
         validator = None
         if "requestSchema" in route:
-            validator = _compile_schema(route["requestSchema"], f"{key}.requestSchema", problems)
+            validator = _request_schema(route["requestSchema"], f"{key}.requestSchema", models or {}, problems)
         access = parse_route_access(route, key, authorizer, problems)
         request_mapping, response_mapping = _parse_mappings(route, key, spec, problems)
         caching = parse_route_caching(route.get("caching"), f"{key}.caching", problems)

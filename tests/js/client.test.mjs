@@ -42,7 +42,7 @@ class Node {
       ...this.extra], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
     await until(async () => {
       try { return (await fetch(`http://127.0.0.1:${this.port}/health`)).ok; } catch { return false; }
-    }, "the node to answer /health");
+    }, "the node to answer /health", 30000);   // two nodes start at once: >10 s when the 2 cores carry load 8
   }
 
   kill() {

@@ -129,6 +129,12 @@ class ResponseSelector(Generic[T]):
         self._patterns = tuple(patterns)
         self._default = default
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResponseSelector) and (self._exact, self._patterns, self._default) == (
+            other._exact, other._patterns, other._default)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def select(self, value: str | int | None) -> T | None:
         """The response for a status code (HTTP) or error message (Lambda); None when nothing matches."""
         if value is None:
@@ -192,6 +198,12 @@ class TemplateSelector:
     def __init__(self, expression: str, parts: Sequence[Part]) -> None:
         self.expression = expression
         self._parts = tuple(parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TemplateSelector) and self.expression == other.expression
+
+    def __hash__(self) -> int:
+        return hash(self.expression)
 
     def key(
         self,

@@ -723,12 +723,24 @@ def _guard(root: Any, text: str) -> None:
 class Template:
     """A compiled mapping template; :meth:`render` runs per message."""
 
-    __slots__ = ("_engine", "limits", "source")
+    __slots__ = ("_engine", "_static", "limits", "reads", "source")
 
     def __init__(self, source: str, engine: Any, limits: Limits) -> None:
         self.source = source
         self._engine = engine
         self.limits = limits
+        # no reference and no directive: Velocity writes the text as it is (a MOCK's fixed answer, every message)
+        self._static = "$" not in source and "#" not in source
+        # What the template can reach: a name Velocity never sees in the source cannot be referred to (no
+        # #evaluate, no building names from data), so an unread context, parameter map or stage is not copied.
+        self.reads = frozenset(name for name in ("context", "params", "stageVariables") if name in source)
+
+    def __eq__(self, other: object) -> bool:
+        """Same source and limits: the same template (a reload keeps a deployment whose config is unchanged)."""
+        return isinstance(other, Template) and (self.source, self.limits) == (other.source, other.limits)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.limits))
 
     def render(
         self,
@@ -748,19 +760,23 @@ class Template:
         params: Mapping[str, Mapping[str, str]] | None = None,
     ) -> Rendered:
         """The rendered text and the request/response overrides the template set in `$context`."""
+        if self._static:
+            return Rendered(self.source, {"header": {}, "path": {}, "querystring": {}}, {"header": {}})
         body = input_body.decode("utf-8", "replace") if isinstance(input_body, bytes) else input_body
-        ctx = _context(context)
+        reads = self.reads
+        ctx = _context(context) if "context" in reads else {}
         request_override: dict[str, Any] = {"header": {}, "path": {}, "querystring": {}}
         response_override: dict[str, Any] = {"header": {}}
         ctx["requestOverride"] = request_override
         ctx["responseOverride"] = response_override
         all_params: dict[str, Any] = {"path": {}, "querystring": {}, "header": {}}
-        all_params.update({str(k): _copy(v) for k, v in (params or {}).items()})
+        if "params" in reads:
+            all_params.update({str(k): _copy(v) for k, v in (params or {}).items()})
         namespace = {
             "input": _Input(body, all_params),
             "util": _UTIL,
             "context": ctx,
-            "stageVariables": _copy(dict(stage_variables or {})),
+            "stageVariables": _copy(dict(stage_variables or {})) if "stageVariables" in reads else {},
         }
         stream = _CappedStream(self.limits)
         previous = getattr(_STATE, "budget", None)

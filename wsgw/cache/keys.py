@@ -105,22 +105,16 @@ def body_value(document: object, path: BodyPath) -> bytes | None:
     return orjson.dumps(found, option=orjson.OPT_SORT_KEYS)
 
 
-def ws_cache_key(route_key: str, body: str, is_base64: bool, paths: Sequence[BodyPath],
+def ws_cache_key(route_key: str, body: str, is_base64: bool, document: object, paths: Sequence[BodyPath],
                  principal: str | None) -> str:
-    """The store key of one WebSocket message (64 hex characters). A body that is not a JSON object (binary
-    frames, plain text, malformed or too deeply nested JSON) is keyed by all of it, so that such messages never
-    share an answer."""
+    """The store key of one WebSocket message (64 hex characters); `document` is the body as the message path
+    parsed it (anything but a dict when it is not a JSON object). A body that is not a JSON object (plain text,
+    malformed or too deeply nested JSON) is keyed by all of it, so that such messages never share an answer."""
     digest = _Digest()
     digest.part("websocket")
     digest.part(route_key)
     digest.part("binary" if is_base64 else "text")
-    document: object = None
-    if paths and not is_base64:
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            document = None
-    if isinstance(document, dict):
+    if paths and isinstance(document, dict):
         for path in paths:
             digest.part(path.text)
             digest.part(body_value(document, path))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsgw.aws.models import Model, ModelError, RequestValidator, compile_models, compile_request_validator
 from wsgw.config.access import (
     DEFAULT_API_KEY_SELECTION,
     ApiKeySpec,
@@ -43,8 +44,8 @@ from wsgw.config.integrations import (
     INTEGRATION_TIMEOUT_RANGE_MS,
     AwsLambdaOptions,
     GroupOptions,
+    HttpEventOptions,
     HttpOptions,
-    HttpProxyOptions,
     IntegrationOptions,
     IntegrationSpec,
     MockOptions,
@@ -72,11 +73,12 @@ TOP_LEVEL_KEYS = {
     "routeSelectionExpression", "stage", "stageVariables", "authorizers", "routes", "http", "limits",
     "isBase64Encoded", "apiId", "region", "accountId", "environment", "throttling", "domainName", "tls",
     "management", "groups", "accessLogSettings", "tracing", "apiKeys", "usagePlans", "apiKeySelectionExpression",
-    "consumers", "caching",
+    "consumers", "caching", "models",
 }
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
-              "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes", "caching"}
+              "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes",
+              "requestModels", "modelSelectionExpression", "caching"}
 AUTHORIZER_TYPES = set(AUTHORIZER_OPTIONS)
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
@@ -88,6 +90,7 @@ class RouteSpec:
     api_key_required: bool = False                       # $connect only (as on AWS)
     authorization_scopes: tuple[str, ...] | None = None  # $connect: a JWT/Cognito token must carry one
     authorization_type: str = "NONE"                     # $connect: NONE or AWS_IAM (a SigV4-signed handshake)
+    validator: RequestValidator | None = None            # requestModels + modelSelectionExpression, compiled
     caching: WsRouteCaching | None = None                # a route response kept in the stage's cache
 
 
@@ -184,9 +187,50 @@ class ApiConfig:
     api_key_selection: str = DEFAULT_API_KEY_SELECTION
     consumers: tuple[ConsumerSpec, ...] = ()   # pushes from workers via queues (wsgw/config/consumers.py)
     caching: StageCaching | None = None        # the stage's REST response cache (wsgw/config/caching.py)
+    models: dict[str, Model] = field(default_factory=dict)   # `models:`, each schema compiled once
 
 
-def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict[str, RouteSpec]:
+def model_problems(exc: ModelError, problems: Collector) -> None:
+    """A ModelError's `key: message` parts as problems, each naming its key."""
+    for part in str(exc).split("; "):
+        key, _, message = part.partition(": ")
+        problems.add(key, message)
+
+
+def parse_models(raw: Any, problems: Collector) -> dict[str, Model]:
+    """`models: {Name: JSON Schema}` (AWS models: draft 4 unless `$schema` names another), compiled once."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add("models", "must map a model name to a JSON Schema, e.g. {Message: {type: object}}")
+        return {}
+    try:
+        return compile_models({str(k): v for k, v in raw.items()}, "models")
+    except ModelError as exc:
+        model_problems(exc, problems)
+        return {}
+
+
+def _route_validator(route: dict[str, Any], key: str, models: dict[str, Model],
+                     problems: Collector) -> RequestValidator | None:
+    request_models = route.get("requestModels")
+    if request_models is not None and not (isinstance(request_models, dict)
+                                           and all(isinstance(v, str) for v in request_models.values())):
+        problems.add(f"{key}.requestModels", "must map a selection key to a model name, e.g. {$default: Message}")
+        return None
+    expression = route.get("modelSelectionExpression")
+    if expression is not None and not isinstance(expression, str):
+        problems.add(f"{key}.modelSelectionExpression", "must be a string such as $request.body.action")
+        return None
+    try:
+        return compile_request_validator(expression, request_models, models, key)
+    except ModelError as exc:
+        model_problems(exc, problems)
+        return None
+
+
+def _parse_routes(raw: Any, problems: Collector, context: OptionContext,
+                  models: dict[str, Model]) -> dict[str, RouteSpec]:
     routes: dict[str, RouteSpec] = {}
     if raw is None:
         return routes
@@ -227,9 +271,13 @@ def _parse_routes(raw: Any, problems: Collector, context: OptionContext) -> dict
         if route_key != "$connect" and (access[0] or access[2] != "NONE"):
             problems.add(f"{key}.{'apiKeyRequired' if access[0] else 'authorizationType'}",
                          "WebSocket APIs check API keys and IAM on $connect only; move it there")
+        validator = _route_validator(route, key, models, problems)
+        if validator is not None and route_key in ("$connect", "$disconnect", *JOIN_ROUTES):
+            problems.add(f"{key}.requestModels", "models validate message bodies; this route has none")
         caching = parse_ws_route_caching(route.get("caching"), f"{key}.caching", route_key, respond, problems)
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access, caching=caching)
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access, validator,
+                                          caching)
     return routes
 
 
@@ -363,7 +411,8 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         ids[key] = value
     stage_variables = string_map(raw.get("stageVariables"), "stageVariables", problems)
     context = OptionContext(stage_variables, ids["region"])
-    routes = _parse_routes(raw.get("routes"), problems, context)
+    models = parse_models(raw.get("models"), problems)
+    routes = _parse_routes(raw.get("routes"), problems, context, models)
     authorizers = _parse_authorizers(raw.get("authorizers"), problems, context)
     # named ones, built or not: a broken authorizer is reported once, not again by each route using it
     declared = set(map(str, raw["authorizers"])) if isinstance(raw.get("authorizers"), dict) else set()
@@ -374,7 +423,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
                          + did_you_mean(route.authorizer, declared))
     from wsgw.http_config import parse_http  # here, not at the top: http_config builds on this module
 
-    http = parse_http(raw.get("http"), declared, context, problems)
+    http = parse_http(raw.get("http"), declared, context, problems, models)
     binary = raw.get("isBase64Encoded", False)
     if not isinstance(binary, bool):
         problems.add("isBase64Encoded", "must be true (deliver binary frames base64-encoded) or false (refuse them)")
@@ -413,6 +462,7 @@ def parse_api(raw: Any, base_dir: Path) -> ApiConfig:
         observe=parse_observe(raw, problems.problems),
         consumers=parse_consumers(raw.get("consumers"), problems.add),
         caching=parse_stage_caching(raw.get("caching"), problems),
+        models=models,
     )
     if problems.problems:
         raise ConfigError(problems.problems)
@@ -440,8 +490,8 @@ __all__ = [
     "CognitoAuthorizerOptions",
     "Collector",
     "GroupOptions",
+    "HttpEventOptions",
     "HttpOptions",
-    "HttpProxyOptions",
     "IntegrationOptions",
     "IntegrationSpec",
     "JwtAuthorizerOptions",

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
+from wsgw.aws.templates import TemplateError, compile_template
 from wsgw.config.common import Collector, did_you_mean, string_map
+from wsgw.config.mapping import MAPPING_OPTIONS, MappingOptions, parse_mapping
 from wsgw.config.service_integrations import (
     AmqpOptions,
     AwsProxyOptions,
@@ -35,7 +37,9 @@ from wsgw.selection import RouteSelector, SelectionExpressionError, compile_sele
 INTEGRATION_TIMEOUT_RANGE_MS = (50, 29_000)
 HTTP_INTEGRATION_TIMEOUT_RANGE_MS = (50, 30_000)   # HTTP APIs allow 30 s (AWS HTTP API quotas)
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-TYPE_NAMES = "python, runtime, mock, http, http_proxy, aws_lambda, group, AWS, AWS_PROXY, redis_stream, nats, amqp"
+# AWS's names mean what they mean on AWS, in any case: MOCK, HTTP (non-proxy), HTTP_PROXY, AWS, AWS_PROXY.
+TYPE_NAMES = ("python, runtime, MOCK, HTTP, HTTP_PROXY, http_event, aws_lambda, group, AWS, AWS_PROXY, "
+              "redis_stream, nats, amqp")
 # Lambda runtimes served through the Runtime API (wsgw.runtimes); Python runs in-process unless `isolation: process`.
 NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
 CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
@@ -90,15 +94,16 @@ class RuntimeOptions:
 
 @dataclass(frozen=True, slots=True)
 class MockOptions:
-    """`mock`: a static (optionally templated) response."""
+    """`MOCK`: no backend; the request template's `statusCode` (else `status_code`) picks the integration
+    response, whose template is the answer (`response:` is the shorthand for a `$default` one)."""
 
-    response: str = ""
+    mapping: MappingOptions = field(default_factory=MappingOptions)
     status_code: int = 200
 
 
 @dataclass(frozen=True, slots=True)
-class HttpProxyOptions:
-    """`http_proxy`: POST the event as JSON to `uri`."""
+class HttpEventOptions:
+    """`http_event` (wsgw's own): POST the AWS event as JSON to `uri`, read a Lambda proxy result back."""
 
     uri: str
     headers: Mapping[str, str]
@@ -107,13 +112,15 @@ class HttpProxyOptions:
 
 @dataclass(frozen=True, slots=True)
 class HttpOptions:
-    """`http`: forward the raw body to `uri` with the connection's identity in headers."""
+    """`HTTP_PROXY`: the body to `uri` as it came (the connection's identity in headers); `HTTP`: the same, with
+    `mapping` (request templates build the backend's body, integration responses the client's)."""
 
     uri: str
     method: str
     headers: Mapping[str, str]
     content_type: str
     connect_timeout_ms: int
+    mapping: MappingOptions | None = None     # None: HTTP_PROXY
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +151,7 @@ class StaticOptions:
     cache_seconds: int = 0
 
 
-IntegrationOptions = (PythonOptions | RuntimeOptions | MockOptions | HttpProxyOptions | HttpOptions | AwsLambdaOptions
+IntegrationOptions = (PythonOptions | RuntimeOptions | MockOptions | HttpEventOptions | HttpOptions | AwsLambdaOptions
                       | GroupOptions | StaticOptions | AwsServiceOptions | AwsProxyOptions | RedisStreamOptions
                       | NatsOptions | AmqpOptions)
 
@@ -324,19 +331,30 @@ def _runtime_type(r: _Reader) -> RuntimeOptions | None:
 
 
 def _mock(r: _Reader) -> MockOptions:
-    response = r.raw.get("response", "")
-    if not isinstance(response, str):
-        response = orjson.dumps(response).decode()
+    response = r.raw.get("response")
+    shorthand = None
+    if response is not None:
+        text = response if isinstance(response, str) else orjson.dumps(response).decode()
+        try:
+            shorthand = compile_template(text)
+        except TemplateError as exc:
+            r.problem("response", str(exc))
     status = r.whole("statusCode", 200, 200, 599, "must be an HTTP status from 200 to 599")
-    return MockOptions(response, status)
+    return MockOptions(parse_mapping(r, shorthand), status)
 
 
-def _http_proxy(r: _Reader) -> HttpProxyOptions | None:
+def _http_event(r: _Reader) -> HttpEventOptions | None:
     uri, headers, connect = r.http_url("uri"), r.headers(), r.connect_timeout()
-    return HttpProxyOptions(uri, headers, connect) if uri is not None else None
+    return HttpEventOptions(uri, headers, connect) if uri is not None else None
 
 
 def _http(r: _Reader) -> HttpOptions | None:
+    """`HTTP` (non-proxy): `HTTP_PROXY`'s options and the mapping templates."""
+    options = _http_proxy(r)
+    return None if options is None else replace(options, mapping=parse_mapping(r))
+
+
+def _http_proxy(r: _Reader) -> HttpOptions | None:
     method = r.raw.get("method", "POST")
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
         r.problem("method", f"must be one of {', '.join(sorted(HTTP_METHODS))}")
@@ -419,6 +437,9 @@ def _static(r: _Reader) -> StaticOptions | None:
     return StaticOptions(root, cache)
 
 
+HTTP_OPTIONS = frozenset({"uri", "method", "headers", "contentType", "connectTimeoutMs"})
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationType:
     """The option names one integration type takes, and the parser that reads them."""
@@ -432,9 +453,10 @@ INTEGRATION_SCHEMAS: dict[str, IntegrationType] = {
                                          "maxHungCalls", "runtime", "isolation", "concurrency"}), _python),
     "runtime": IntegrationType(frozenset({"handler", "codeUri", "functionName", "memorySize", "environment",
                                           "runtime", "concurrency"}), _runtime_type),
-    "mock": IntegrationType(frozenset({"response", "statusCode"}), _mock),
-    "http_proxy": IntegrationType(frozenset({"uri", "headers", "connectTimeoutMs"}), _http_proxy),
-    "http": IntegrationType(frozenset({"uri", "method", "headers", "contentType", "connectTimeoutMs"}), _http),
+    "mock": IntegrationType(frozenset({"response", "statusCode"}) | MAPPING_OPTIONS, _mock),
+    "http_proxy": IntegrationType(HTTP_OPTIONS, _http_proxy),
+    "http": IntegrationType(HTTP_OPTIONS | MAPPING_OPTIONS, _http),
+    "http_event": IntegrationType(frozenset({"uri", "headers", "connectTimeoutMs"}), _http_event),
     "aws_lambda": IntegrationType(frozenset({"functionArn", "endpointUrl", "region", "qualifier",
                                              "connectTimeoutMs"}), _aws_lambda),
     "group": IntegrationType(frozenset({"group", "excludeSelf"}), _group),

@@ -9,17 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from wsgw.aws.integration_response import (
-    PassthroughBehavior,
-    ResponseSelector,
-    SelectionError,
-    TemplateSelector,
-    compile_response_selector,
-    compile_template_selector,
-)
 from wsgw.aws.parameter_mapping import MappingError, ParameterValue, compile_parameter
 from wsgw.aws.subtypes import SUBTYPES
 from wsgw.aws.templates import Template, TemplateError, compile_template
+from wsgw.config.mapping import MappingOptions, parse_mapping
 
 if TYPE_CHECKING:
     from wsgw.config.integrations import _Reader
@@ -46,15 +39,6 @@ class AwsCredentialsSetting:
 
 
 @dataclass(frozen=True, slots=True)
-class ResponseSpec:
-    """One integration response: the status the client gets and the templates shaping its body."""
-
-    status_code: int | None
-    templates: Mapping[str, Template]
-    selection: TemplateSelector | None
-
-
-@dataclass(frozen=True, slots=True)
 class AwsServiceOptions:
     """`AWS`: one service action (or path) called with the request template's output."""
 
@@ -66,11 +50,8 @@ class AwsServiceOptions:
     http_method: str
     endpoint_url: str | None
     credentials: AwsCredentialsSetting | None
-    request_templates: Mapping[str, Template]
-    template_selection: TemplateSelector | None
-    passthrough: PassthroughBehavior
+    mapping: MappingOptions
     request_headers: Mapping[str, str]
-    responses: ResponseSelector[ResponseSpec] | None
     connect_timeout_ms: int
 
 
@@ -180,64 +161,6 @@ def _credentials(r: _Reader) -> AwsCredentialsSetting | None:
                                  values.get("sessionToken"), values.get("profile"))
 
 
-def _templates(r: _Reader, name: str) -> dict[str, Template]:
-    raw = r.raw.get(name) or {}
-    if not isinstance(raw, dict):
-        r.problem(name, "must be a mapping of selection key (or content type) to a mapping template")
-        return {}
-    out: dict[str, Template] = {}
-    for key, text in raw.items():
-        try:
-            out[str(key)] = compile_template(text)
-        except TemplateError as exc:
-            r.problem(f"{name}.{key}", str(exc))
-    return out
-
-
-def _selector(r: _Reader, raw: Any, name: str) -> TemplateSelector | None:
-    if raw is None:
-        return None
-    try:
-        return compile_template_selector(raw, name)
-    except SelectionError as exc:
-        r.problem(name, str(exc))
-        return None
-
-
-def _responses(r: _Reader) -> ResponseSelector[ResponseSpec] | None:
-    raw = r.raw.get("integrationResponses")
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        r.problem("integrationResponses", "must map a status pattern ($default, 200, /4\\d\\d/) to a response")
-        return None
-    specs: dict[str, ResponseSpec] = {}
-    for key, value in raw.items():
-        where = f"integrationResponses.{key}"
-        if not isinstance(value, dict):
-            r.problem(where, "must be a mapping (statusCode, responseTemplates, templateSelectionExpression)")
-            continue
-        status = value.get("statusCode")
-        if status is not None and (isinstance(status, bool) or not isinstance(status, int)
-                                   or not 100 <= status <= 599):
-            r.problem(f"{where}.statusCode", "must be an HTTP status")
-            status = None
-        templates: dict[str, Template] = {}
-        for tkey, text in (value.get("responseTemplates") or {}).items():
-            try:
-                templates[str(tkey)] = compile_template(text)
-            except TemplateError as exc:
-                r.problem(f"{where}.responseTemplates.{tkey}", str(exc))
-        specs[str(key)] = ResponseSpec(status, templates,
-                                       _selector(r, value.get("templateSelectionExpression"),
-                                                 f"{where}.templateSelectionExpression"))
-    try:
-        return compile_response_selector(specs, "integrationResponses")
-    except SelectionError as exc:
-        r.problem("integrationResponses", str(exc))
-        return None
-
-
 def _request_headers(r: _Reader) -> dict[str, str]:
     """`requestParameters` of `AWS`: static headers, `integration.request.header.Name: "'value'"`."""
     raw = r.raw.get("requestParameters") or {}
@@ -270,18 +193,11 @@ def parse_aws(r: _Reader) -> AwsServiceOptions | None:
     if not isinstance(method, str) or method.upper() not in {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"}:
         r.problem("httpMethod", "must be an HTTP method")
         method = "POST"
-    try:
-        passthrough = PassthroughBehavior.parse(r.raw.get("passthroughBehavior"))
-    except SelectionError as exc:
-        r.problem("passthroughBehavior", str(exc))
-        passthrough = PassthroughBehavior.WHEN_NO_MATCH
     endpoint = _url(r, "endpointUrl", ("http", "https"), None)
     action = match.group("rest") if match.group("kind") == "action" else None
     path = match.group("rest") if match.group("kind") == "path" else None
     return AwsServiceOptions(uri, match.group("region"), match.group("service"), action, path, method.upper(),
-                             endpoint, _credentials(r), _templates(r, "requestTemplates"),
-                             _selector(r, r.raw.get("templateSelectionExpression"), "templateSelectionExpression"),
-                             passthrough, _request_headers(r), _responses(r), connect)
+                             endpoint, _credentials(r), parse_mapping(r), _request_headers(r), connect)
 
 
 def parse_aws_proxy(r: _Reader) -> AwsProxyOptions | None:

@@ -10,7 +10,10 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import orjson
+
 from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.models import BAD_REQUEST_BODY_MESSAGE
 from wsgw.aws.proxy_result import read_integration_result
 from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
 from wsgw.config import ApiConfig
@@ -31,6 +34,7 @@ FORBIDDEN = "Forbidden"
 INTERNAL_ERROR = "Internal server error"
 TIMED_OUT = "Endpoint request timed out"
 TOO_MANY = "Too Many Requests"      # AWS: "429 Too Many Requests" (docs/aws-contract.md)
+NOT_JSON: Any = object()             # a message body that is not JSON (selects no route key, fails any model)
 
 
 class Dispatcher:
@@ -50,7 +54,11 @@ class Dispatcher:
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()
-        route = self.routes.route_for(base64.b64decode(body) if is_base64 else body)
+        try:     # parsed once: for the route selection and, on a validated route, the model
+            document = orjson.loads(base64.b64decode(body) if is_base64 else body)
+        except orjson.JSONDecodeError:
+            document = NOT_JSON
+        route = self.routes.route_for_parsed(document)
         if route is None:
             self.metrics.count(self.metrics.route_misses)
             counted = self.metrics.ws_route(UNMATCHED)
@@ -69,6 +77,12 @@ class Dispatcher:
             if self.access is not None:
                 self._log_message(conn, route.key, request_id, 429, at_ms, TOO_MANY)
             return
+        if route.validator is not None:
+            problem = (route.validator.problem_parsed(document) if document is not NOT_JSON
+                       else "$: the body is not JSON")
+            if problem is not None:
+                self.refuse_body(conn, route.key, problem, request_id, at_ms)
+                return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
                               request_id, fast_id(), at_ms)
         started = perf_counter()
@@ -77,7 +91,7 @@ class Dispatcher:
                 raw = await self.invoke(route, event, request_id, conn.worker)
             else:        # the route response may come from the stage's cache (wsgw/gateway/route_cache.py)
                 raw = await self.cache.call(route.key, route.caching, route.timeout_s, conn.info, body, is_base64,
-                                            lambda: self.invoke(route, event, request_id, conn.worker))
+                                            document, lambda: self.invoke(route, event, request_id, conn.worker))
             if route.route_response:
                 result = read_integration_result(raw)
                 if result.body is not None and self.is_open(conn.info.connection_id):
@@ -99,6 +113,16 @@ class Dispatcher:
             return
         if self.access is not None:
             self._log_message(conn, route.key, request_id, 200, at_ms, None, started)
+
+    def refuse_body(self, conn: Connection, route_key: str, problem: str, request_id: str, at_ms: int) -> None:
+        """AWS's "Bad request body" gateway response: the integration is never called, the connection stays
+        open; the log names the model and field that failed (never the body)."""
+        log.info("route %s: request body refused for connection %s (requestId %s): %s", route_key,
+                 conn.info.connection_id, request_id, problem)
+        self.metrics.ws_route(route_key).client_errors.inc()
+        self.send_error(conn, BAD_REQUEST_BODY_MESSAGE, request_id)
+        if self.access is not None:
+            self._log_message(conn, route_key, request_id, 400, at_ms, BAD_REQUEST_BODY_MESSAGE)
 
     def _log_message(self, conn: Connection, route_key: str | None, request_id: str, status: int, at_ms: int,
                      error: str | None, started: float | None = None) -> None:

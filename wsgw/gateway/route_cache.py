@@ -47,10 +47,11 @@ class RouteResponseCache:
         self.metrics = metrics
 
     async def call(self, route_key: str, policy: WsRoutePolicy, timeout_s: float, info: ConnectionInfo, body: str,
-                   is_base64: bool, invoke: Callable[[], Awaitable[object]]) -> object:
-        """The route's result for this message: the kept one, else `invoke()`'s (kept when cacheable)."""
+                   is_base64: bool, document: object, invoke: Callable[[], Awaitable[object]]) -> object:
+        """The route's result for this message (`document`: its body as parsed for route selection): the kept
+        one, else `invoke()`'s (kept when cacheable)."""
         principal = connection_principal(info.authorizer, info.access_key) if policy.principal_in_key else None
-        key = ws_cache_key(route_key, body, is_base64, policy.body_paths, principal)
+        key = ws_cache_key(route_key, body, is_base64, document, policy.body_paths, principal)
         raw: list[object] = []
 
         async def fill() -> CachedResponse | None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.models import RequestValidator
 from wsgw.config import ApiConfig, RouteSpec
 from wsgw.config.caching import WsRoutePolicy, ws_route_policy
 from wsgw.errors import ConfigError, ConfigProblem
@@ -21,7 +22,8 @@ class Route:
     authorizer: str | None
     timeout_s: float
     make_context: Callable[[str, int], LambdaContext]
-    caching: WsRoutePolicy | None = None      # the route response is kept in the stage's cache (docs/caching.md)
+    validator: RequestValidator | None = None     # requestModels: a failing body never reaches the integration
+    caching: WsRoutePolicy | None = None          # the route response is kept in the stage's cache (docs/caching.md)
 
 
 def function_name_for(api: ApiConfig, route_key: str) -> str:
@@ -59,12 +61,18 @@ class RouteTable:
     def _build(spec: RouteSpec, api: ApiConfig, resources: Resources) -> Route:
         integration = build_integration(spec.integration, api, resources, function_name_for(api, spec.key))
         return Route(spec.key, integration, spec.route_response, spec.authorizer, spec.integration.timeout_ms / 1000,
-                     LambdaContext.factory(integration.function_name, api.region, api.account_id),
+                     LambdaContext.factory(integration.function_name, api.region, api.account_id), spec.validator,
                      ws_route_policy(api.caching, spec.caching))
 
     def route_for(self, body: str | bytes) -> Route | None:
         """The route a message goes to: the selected key if configured, else $default, else None."""
-        key = self.selector.select(body)
+        return self.route_for_key(self.selector.select(body))
+
+    def route_for_parsed(self, document: object) -> Route | None:
+        """As :meth:`route_for`, for a body already parsed (None when it is not JSON)."""
+        return self.route_for_key(self.selector.select_parsed(document))
+
+    def route_for_key(self, key: str | None) -> Route | None:
         if key is not None:
             route = self.message_routes.get(key)
             if route is not None:

@@ -11,6 +11,7 @@ from wsgw.integrations.aws_service import AwsServiceIntegration
 from wsgw.integrations.base import Integration, IntegrationFailed, Refused, Resources
 from wsgw.integrations.group import GroupIntegration
 from wsgw.integrations.http import HttpIntegration
+from wsgw.integrations.http_event import HttpEventIntegration
 from wsgw.integrations.http_proxy import HttpProxyIntegration
 from wsgw.integrations.mock import MockIntegration
 from wsgw.integrations.nats import NatsIntegration
@@ -22,8 +23,8 @@ from wsgw.integrations.static import StaticIntegration
 INTEGRATION_TYPES: dict[str, type[Integration]] = {
     cls.type_name: cls
     for cls in (PythonIntegration, RuntimeIntegration, MockIntegration, HttpProxyIntegration, HttpIntegration,
-                AwsLambdaIntegration, GroupIntegration, StaticIntegration, AwsServiceIntegration, AwsProxyIntegration,
-                RedisStreamIntegration, NatsIntegration, AmqpIntegration)
+                HttpEventIntegration, AwsLambdaIntegration, GroupIntegration, StaticIntegration,
+                AwsServiceIntegration, AwsProxyIntegration, RedisStreamIntegration, NatsIntegration, AmqpIntegration)
 }
 
 

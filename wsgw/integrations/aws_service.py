@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from yarl import URL
 
-from wsgw.aws.integration_response import Passthrough, Reject, choose_request_template, content_type_key
 from wsgw.aws.lambda_context import LambdaContext
-from wsgw.aws.templates import TemplateError
 from wsgw.config import ApiConfig, IntegrationSpec
 from wsgw.config.service_integrations import AwsServiceOptions
 from wsgw.integrations.aws_client import (
@@ -31,9 +28,9 @@ from wsgw.integrations.aws_client import (
     fail,
     service_error,
 )
-from wsgw.integrations.base import Integration, IntegrationFailed, Resources
+from wsgw.integrations.base import Integration, Resources
 from wsgw.integrations.http_client import HttpAnswer
-from wsgw.integrations.records import body_text, mapping_source
+from wsgw.integrations.mapping import NonProxyMapping, passed_through
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -56,6 +53,7 @@ class AwsServiceIntegration(Integration):
         self.json_version = json_version
         self.api_version = api_version
         self.what = f"{options.service}:{options.action or options.path} ({spec.key})"
+        self.mapping = NonProxyMapping(options.mapping, self.what)
 
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
@@ -78,38 +76,8 @@ class AwsServiceIntegration(Integration):
                            spec.timeout_ms / 1000)
         return cls(spec, function_name, options, base, caller, protocol, target, json_version, api_version)
 
-    def _template_key(self, event: dict[str, Any], body: str) -> str | None:
-        """WebSocket: the templateSelectionExpression's value; REST: the request's content type."""
-        selection = self.options.template_selection
-        if selection is not None:
-            try:
-                document = orjson.loads(body) if body else None
-            except orjson.JSONDecodeError:
-                document = None
-            return selection.key(document)
-        headers = event.get("headers") or {}
-        if "connectionId" in (event.get("requestContext") or {}):
-            return None
-        content_type = next((v for k, v in headers.items() if str(k).lower() == "content-type"), None)
-        return content_type_key(content_type)
-
-    def request_body(self, event: dict[str, Any]) -> str:
-        body = body_text(event)
-        choice = choose_request_template(self.options.request_templates, self._template_key(event, body),
-                                         self.options.passthrough)
-        if isinstance(choice, Reject):
-            raise IntegrationFailed(f"{self.what}: no request template matches ({choice.reason}) and "
-                                    f"passthroughBehavior is {self.options.passthrough.value}")
-        if isinstance(choice, Passthrough):
-            return body
-        ctx = event.get("requestContext") or {}
-        try:
-            return choice.template.render(body, ctx, event.get("stageVariables") or {}, _params(event))
-        except TemplateError as exc:
-            raise IntegrationFailed(f"{self.what}: request template {choice.key}: {exc}") from None
-
     def request(self, event: dict[str, Any]) -> tuple[str, URL, bytes, dict[str, str]]:
-        body = self.request_body(event)
+        body = self.mapping.request_body(event)
         headers = dict(self.options.request_headers)
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
         url = self.base
@@ -138,36 +106,11 @@ class AwsServiceIntegration(Integration):
     def respond(self, event: dict[str, Any], answer: HttpAnswer, error: Any) -> object:
         """The integration response matching the service's status, its template applied; a service error
         that no response names fails the call."""
-        responses = self.options.responses
-        chosen = responses.select(answer.status) if responses is not None else None
+        chosen = self.mapping.response_for(answer.status)
         if chosen is None:
             if error is not None:
                 raise fail(self.what, answer, error)
             if answer.status >= 400:
                 raise fail(self.what, answer, service_error(answer))
-            return _passthrough(answer, answer.status)
-        status = chosen.status_code or answer.status
-        if not chosen.templates:
-            return _passthrough(answer, status)
-        key = None
-        if chosen.selection is not None:
-            key = chosen.selection.key(None, answer.status, {k.lower(): [v] for k, v in answer.headers.items()})
-        template = chosen.templates.get(key or "$default") or chosen.templates.get("application/json") \
-            or next(iter(chosen.templates.values()))
-        text = answer.body.decode("utf-8", "replace")
-        try:
-            rendered = template.render(text, event.get("requestContext") or {}, event.get("stageVariables") or {})
-        except TemplateError as exc:
-            raise IntegrationFailed(f"{self.what}: response template: {exc}") from None
-        return {"statusCode": status, "body": rendered, "headers": {"content-type": "application/json"}}
-
-
-def _passthrough(answer: HttpAnswer, status: int) -> dict[str, Any]:
-    content_type = answer.headers.get("Content-Type")
-    return {"statusCode": status, "body": answer.body.decode("utf-8", "replace") or None,
-            "headers": {"content-type": content_type} if content_type else {}}
-
-
-def _params(event: dict[str, Any]) -> dict[str, dict[str, str]]:
-    source = mapping_source(event)
-    return {"header": dict(source.headers), "querystring": dict(source.query), "path": dict(source.path)}
+            return passed_through(answer.status, answer.headers, answer.body)
+        return self.mapping.respond(event, chosen, answer.status, answer.headers, answer.body)

@@ -1,104 +1,56 @@
-"""`http`: forward the raw message body to `uri`, the connection's identity in headers; the answer's body
-becomes the route response.
+"""`HTTP` (non-proxy, as AWS means it): the request template builds the backend's body, the integration response
+matching the backend's status (and its template) builds the client's answer (wsgw.integrations.mapping).
 
-Headers sent: X-Connection-Id, X-Route-Key, X-Request-Id, X-Event-Type, X-Stage, X-Api-Id, X-Source-Ip,
-X-Authorizer-Principal-Id (when an authorizer allowed the connection), plus the `headers:` option. A 5xx
-answer, a refused connection or a redirect to another host is a failed invocation (AWS's error frame); any
-other status passes through, so a 401/403 from the $connect backend refuses the handshake with it.
-
-On a REST route the request is proxied as AWS's HTTP_PROXY proxies it: the client's end-to-end headers and
-query string go along (after the route's `requestParameters` changed them), and `overwrite:path` replaces the
-URI's path (`MAPPED_PATH`, set by the REST front around the call). Client headers never replace the identity
-headers above.
+With no templates it behaves as `HTTP_PROXY`. A 5xx that no integration response names fails the call (AWS's
+error frame); any other status without a matching response passes through.
 """
 
 from __future__ import annotations
 
-import base64
-from contextvars import ContextVar
 from typing import Any
 
 from yarl import URL
 
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, HttpOptions, IntegrationSpec
-from wsgw.integrations.base import Integration, IntegrationFailed, Resources
-from wsgw.integrations.http_client import describe, send, shared_session
-
-#: The path a REST route's `overwrite:path` chose for the call in progress (None: the URI's own).
-MAPPED_PATH: ContextVar[str | None] = ContextVar("wsgw_mapped_path", default=None)
-#: Client headers never forwarded: hop-by-hop and framing (the session sets its own), and the identity headers.
-_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
-                            "trailer", "upgrade", "proxy-connection", "expect", "x-connection-id", "x-route-key",
-                            "x-request-id", "x-event-type", "x-stage", "x-api-id", "x-source-ip",
-                            "x-authorizer-principal-id"})
+from wsgw.integrations.base import IntegrationFailed, Resources
+from wsgw.integrations.http_client import describe
+from wsgw.integrations.http_proxy import HttpProxyIntegration
+from wsgw.integrations.mapping import NonProxyMapping, passed_through
 
 
-class HttpIntegration(Integration):
-    """Options: uri (required), method (POST), headers, contentType, connectTimeoutMs."""
+class HttpIntegration(HttpProxyIntegration):
+    """Options: HTTP_PROXY's, plus requestTemplates, templateSelectionExpression, passthroughBehavior,
+    integrationResponses."""
 
     type_name = "http"
 
     def __init__(self, spec: IntegrationSpec, function_name: str, resources: Resources, uri: URL, method: str,
-                 headers: dict[str, str], connect_timeout_s: float) -> None:
-        super().__init__(spec, function_name)
-        self.resources = resources
-        self.uri = uri
-        self.method = method
-        self.headers = headers
-        self.connect_timeout_s = connect_timeout_s
+                 headers: dict[str, str], connect_timeout_s: float, mapping: NonProxyMapping) -> None:
+        super().__init__(spec, function_name, resources, uri, method, headers, connect_timeout_s)
+        self.mapping = mapping
 
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> HttpIntegration:
         options = spec.options
-        assert isinstance(options, HttpOptions)
+        assert isinstance(options, HttpOptions) and options.mapping is not None
         headers = {"Content-Type": options.content_type, **options.headers}
         return cls(spec, function_name, resources, URL(options.uri), options.method, headers,
-                   options.connect_timeout_ms / 1000)
+                   options.connect_timeout_ms / 1000, NonProxyMapping(options.mapping, f"HTTP {spec.key}"))
 
-    def identity_headers(self, event: dict[str, Any]) -> dict[str, str]:
-        ctx = event.get("requestContext") or {}
-        headers = {
-            "X-Connection-Id": str(ctx.get("connectionId", "")),
-            "X-Route-Key": str(ctx.get("routeKey", "")),
-            "X-Request-Id": str(ctx.get("requestId", "")),
-            "X-Event-Type": str(ctx.get("eventType", "")),
-            "X-Stage": str(ctx.get("stage", "")),
-            "X-Api-Id": str(ctx.get("apiId", "")),
-            "X-Source-Ip": str((ctx.get("identity") or {}).get("sourceIp", "")),
-        }
-        authorizer = ctx.get("authorizer")
-        if isinstance(authorizer, dict) and authorizer.get("principalId") is not None:
-            headers["X-Authorizer-Principal-Id"] = str(authorizer["principalId"])
-        return headers
+    def request_body(self, event: dict[str, Any]) -> bytes:
+        if not self.mapping.transforms_requests:
+            return super().request_body(event)
+        return self.mapping.request_body(event).encode()
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
-        raw = event.get("body")
-        body = b""
-        if isinstance(raw, str):
-            body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
-        uri = self.uri
-        client: dict[str, str] = {}
-        if event.get("version") == "2.0" and isinstance(event.get("headers"), dict):    # a REST request
-            client = {k: str(v) for k, v in event["headers"].items() if k.lower() not in _NOT_FORWARDED}
-            path = MAPPED_PATH.get()
-            if path is not None:
-                uri = uri.with_path(path, encoded=False)
-            query = event.get("rawQueryString")
-            if isinstance(query, str) and query:
-                uri = uri.with_query(f"{uri.raw_query_string}&{query}" if uri.raw_query_string else query)
-        headers = {**client, **self.headers, **self.identity_headers(event)}
-        answer = await send(shared_session(self.resources), self.method, uri, body, headers,
-                            self.connect_timeout_s, self.spec.timeout_ms / 1000)
-        if answer.status >= 500:
-            raise IntegrationFailed(f"{self.method} {self.uri} answered {describe(answer)}")
-        # The backend's content type travels with the body (REST routes answer with it; a WebSocket route
-        # response ignores headers). Framing headers are the node's own to set.
-        passed = {"content-type": answer.headers["Content-Type"]} if "Content-Type" in answer.headers else {}
-        try:
-            text = answer.body.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"statusCode": answer.status, "body": base64.b64encode(answer.body).decode("ascii"),
-                    "isBase64Encoded": True, "headers": passed}
-        return {"statusCode": answer.status, "body": text or None, "headers": passed}
+        if self.mapping.options.responses is None:
+            return await super().invoke(event, context)
+        answer = await self.call(event)
+        chosen = self.mapping.response_for(answer.status)
+        if chosen is None:
+            if answer.status >= 500:
+                raise IntegrationFailed(f"{self.method} {self.uri} answered {describe(answer)}")
+            return passed_through(answer.status, answer.headers, answer.body)
+        return self.mapping.respond(event, chosen, answer.status, answer.headers, answer.body)

@@ -1,59 +1,56 @@
-"""`mock`: a static response, optionally filled from `$context.*` and `$request.body.*` variables."""
+"""`MOCK`, as AWS runs it: no backend. The request template's output `{"statusCode": N}` picks the integration
+response (no request template: the `statusCode` option, 200), whose response template is the answer; the
+integration's own body is empty, as on AWS. `response:` is wsgw's shorthand for a `$default` integration
+response with that `$default` template (`$context.*`, `$stageVariables.*` as in any template)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec, MockOptions
-from wsgw.integrations.base import Integration, Resources
+from wsgw.integrations.base import Integration, IntegrationFailed, Resources
+from wsgw.integrations.mapping import NonProxyMapping
 
-VARIABLE = re.compile(r"\$(context|request\.body|stageVariables)\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
-
-
-def _lookup(root: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(root, dict) or part not in root:
-            return ""
-        root = root[part]
-    return root
+NO_HEADERS: dict[str, str] = {}
 
 
 class MockIntegration(Integration):
-    """Answers without a backend: useful to test clients, and for ping/pong routes."""
+    """Answers without a backend: ping/pong routes, fixed answers, CORS-style canned responses."""
 
     type_name = "mock"
 
-    def __init__(self, spec: IntegrationSpec, function_name: str, response: str, status: int) -> None:
+    def __init__(self, spec: IntegrationSpec, function_name: str, options: MockOptions) -> None:
         super().__init__(spec, function_name)
-        self.response = response
-        self.status = status
-        self.templated = VARIABLE.search(response) is not None
+        self.status = options.status_code
+        self.mapping = NonProxyMapping(options.mapping, f"MOCK {spec.key}")
 
     @classmethod
     def from_spec(cls, spec: IntegrationSpec, api: ApiConfig, resources: Resources,
                   function_name: str) -> MockIntegration:
         assert isinstance(spec.options, MockOptions)
-        return cls(spec, function_name, spec.options.response, spec.options.status_code)
+        return cls(spec, function_name, spec.options)
+
+    def status_for(self, event: dict[str, Any]) -> int:
+        """AWS: the request template decides the status (`{"statusCode": 200}`); wsgw: the option, without one."""
+        if not self.mapping.transforms_requests:
+            return self.status
+        text = self.mapping.request_body(event)
+        try:
+            found = orjson.loads(text).get("statusCode") if text.strip() else None
+        except (orjson.JSONDecodeError, AttributeError):
+            found = None
+        if isinstance(found, str) and found.isdigit():
+            found = int(found)
+        if isinstance(found, bool) or not isinstance(found, int):
+            raise IntegrationFailed(f"{self.mapping.what}: the request template gave no integer statusCode")
+        return found
 
     async def invoke(self, event: dict[str, Any], context: LambdaContext) -> object:
-        body = self.response
-        if self.templated:
-            body = VARIABLE.sub(lambda m: self._value(event, m.group(1), m.group(2)), body)
-        return {"statusCode": self.status, "body": body}
-
-    @staticmethod
-    def _value(event: dict[str, Any], scope: str, path: str) -> str:
-        if scope == "context":
-            value = _lookup(event.get("requestContext", {}), path)
-        elif scope == "stageVariables":
-            value = _lookup(event.get("stageVariables") or {}, path)
-        else:
-            try:
-                value = _lookup(orjson.loads(event.get("body") or "null"), path)
-            except orjson.JSONDecodeError:
-                value = ""
-        return value if isinstance(value, str) else orjson.dumps(value).decode()
+        status = self.status_for(event)
+        chosen = self.mapping.response_for(status)
+        if chosen is None:
+            return {"statusCode": status, "body": None}
+        return self.mapping.respond(event, chosen, status, NO_HEADERS, b"")

@@ -3,9 +3,10 @@
 Read: AWS::Serverless::Function (Handler, CodeUri, Runtime, Environment, MemorySize, Timeout, FunctionName,
 ReservedConcurrentExecutions,
 HttpApi events, Globals.Function), AWS::ApiGatewayV2::Api (ProtocolType WEBSOCKET — or HTTP, whose routes go
-to the REST front — RouteSelectionExpression), ::Route, ::Integration (AWS_PROXY to a function, AWS and
-AWS_PROXY with IntegrationSubtype to a service, MOCK, HTTP_PROXY), ::Authorizer (REQUEST, JWT), ::Stage
-(StageName, StageVariables) and ::RouteResponse, with
+to the REST front — RouteSelectionExpression), ::Route (RequestModels, ModelSelectionExpression), ::Integration
+(AWS_PROXY to a function, AWS and AWS_PROXY with IntegrationSubtype to a service, MOCK, HTTP, HTTP_PROXY;
+RequestTemplates, TemplateSelectionExpression, PassthroughBehavior), ::IntegrationResponse, ::Model,
+::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
 Parameters, Mappings and Conditions. Everything else is reported: errors when the API would be served
 differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …). A REST API
 (v1) stage's cache settings are each reported by key with their wsgw.yaml equivalent (`rest_stage_caching`).
@@ -13,6 +14,7 @@ differently, warnings when ignoring it is harmless locally (IAM, tables, permiss
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,18 @@ FUNCTION_WARN = {
     "EventInvokeConfig": "not used locally: failed invocations are logged",
     "FunctionUrlConfig": "function URLs are not served; route HTTP through an HttpApi event instead",
 }
+# an Integration's mapping properties → wsgw's option names (the same words, camelCase)
+INTEGRATION_MAPPING = {"RequestTemplates": "requestTemplates",
+                       "TemplateSelectionExpression": "templateSelectionExpression",
+                       "PassthroughBehavior": "passthroughBehavior"}
+INTEGRATION_KEYS = {"ApiId", "IntegrationType", "IntegrationUri", "IntegrationMethod", "TimeoutInMillis",
+                    "Description", "PayloadFormatVersion", "IntegrationResponseSelectionExpression",
+                    "CredentialsArn", "ConnectionType", *INTEGRATION_MAPPING}
+HTTP_API_MAPPING_KEYS = {"RequestParameters", "ResponseParameters"}   # carried to the REST route (http_mapping)
+SERVICE_KEYS = {"IntegrationSubtype", "RequestParameters"}     # read by aws_service_integration (AWS, AWS_PROXY)
+STATUS_SELECTION = ("${integration.response.statuscode}", "$integration.response.statuscode")
+INTEGRATION_RESPONSE_KEYS = {"ApiId", "IntegrationId", "IntegrationResponseKey", "ResponseTemplates",
+                             "TemplateSelectionExpression"}
 _FUNCTION_ARN = re.compile(r"arn:aws:lambda:[^:]*:[^:]*:function:([^/:]+)")
 
 
@@ -193,10 +207,13 @@ class _Sam:
             if name not in ("Name", "ProtocolType", "RouteSelectionExpression", "Description", "Tags",
                             "DisableSchemaValidation"):
                 self.out.warn(f"Resources.{api}.Properties.{name}", "not supported locally; ignored")
-        integrations = {lid: self.integration(lid) for lid in self.of_type("AWS::ApiGatewayV2::Integration")
-                        if self.belongs(lid, api, http_apis)}
+        integrations = {lid: self.integration(lid, self.props(lid).get("ApiId") in http_apis)
+                        for lid in self.of_type("AWS::ApiGatewayV2::Integration") if self.belongs(lid, api, http_apis)}
+        self.integration_responses(integrations)
+        self.models(api)
         authorizers = self.read_authorizers(api)
         responses = {self.props(lid).get("RouteId") for lid in self.of_type("AWS::ApiGatewayV2::RouteResponse")}
+        self.route_responses()
         for logical in self.of_type("AWS::ApiGatewayV2::Route"):
             route_props = self.props(logical)
             key = f"Resources.{logical}.Properties"
@@ -236,6 +253,10 @@ class _Sam:
                 route["routeResponse"] = True
             if route_props.get("ApiKeyRequired"):
                 self.out.warn(f"{key}.ApiKeyRequired", "API keys are not checked locally; ignored")
+            if route_props.get("RequestModels"):
+                route["requestModels"] = route_props["RequestModels"]
+            if route_props.get("ModelSelectionExpression"):
+                route["modelSelectionExpression"] = route_props["ModelSelectionExpression"]
             self.out.raw.setdefault("routes", {})[route_key] = route
         self.read_stage(api)
 
@@ -264,7 +285,8 @@ class _Sam:
     def belongs(self, logical: str, api: str, http_apis: list[str]) -> bool:
         return self.props(logical).get("ApiId") in (api, *http_apis)
 
-    def integration(self, logical: str) -> dict[str, Any] | None:
+    def integration(self, logical: str, http_api: bool = False) -> dict[str, Any] | None:
+        """One Integration as wsgw's spec; an HTTP API's may carry parameter mapping (see http_mapping)."""
         props = self.props(logical)
         key = f"Resources.{logical}.Properties"
         kind = str(props.get("IntegrationType", "")).upper()
@@ -276,20 +298,106 @@ class _Sam:
         elif kind == "AWS":
             spec = aws_service_integration(props, SAM_AWS_KEYS, {"type": "AWS", "httpMethod": "POST"})
         elif kind == "MOCK":
-            spec = {"type": "mock"}
-        elif kind == "HTTP_PROXY":
-            # AWS's HTTP_PROXY passes the request through to the URI: wsgw's `http` type (http_proxy posts the
-            # Lambda-style event instead)
-            spec = {"type": "http", "uri": props.get("IntegrationUri")}
+            spec = {"type": "MOCK"}
+        elif kind in ("HTTP_PROXY", "HTTP"):
+            # the same word as on AWS: HTTP_PROXY passes the request through, HTTP maps it with templates
+            spec = {"type": kind, "uri": props.get("IntegrationUri")}
             if props.get("IntegrationMethod"):
                 spec["method"] = props["IntegrationMethod"]
         else:
             self.out.error(f"{key}.IntegrationType", f"'{kind}' is not served locally (AWS, AWS_PROXY, MOCK, "
-                           "HTTP_PROXY)")
+                           "HTTP, HTTP_PROXY)")
             return None
-        if spec is not None and "TimeoutInMillis" in props:
+        if spec is None:
+            return None
+        if "TimeoutInMillis" in props:
             spec["timeoutMs"] = int(props["TimeoutInMillis"])
+        mapped = {name: value for name, value in props.items() if name in INTEGRATION_MAPPING}
+        if mapped and kind in ("AWS_PROXY", "HTTP_PROXY"):
+            for name in mapped:
+                self.out.error(f"{key}.{name}", f"a {kind} integration passes the request through; templates "
+                               "apply to MOCK, HTTP and AWS integrations")
+        elif mapped:
+            spec.update({INTEGRATION_MAPPING[name]: value for name, value in mapped.items()})
+        selection = props.get("IntegrationResponseSelectionExpression")
+        if selection is not None and selection not in STATUS_SELECTION:
+            self.out.error(f"{key}.IntegrationResponseSelectionExpression", "wsgw selects integration responses "
+                           "by status code (${integration.response.statuscode}) only")
+        service = kind == "AWS" or (kind == "AWS_PROXY" and bool(props.get("IntegrationSubtype")))
+        if props.get("CredentialsArn") and not service:
+            self.out.warn(f"{key}.CredentialsArn", "IAM is not enforced locally; ignored")
+        if str(props.get("ConnectionType", "INTERNET")).upper() != "INTERNET":
+            self.out.error(f"{key}.ConnectionType", "VPC links are not served locally; use INTERNET")
+        allowed = INTEGRATION_KEYS | (SERVICE_KEYS if service else set())
+        if http_api:
+            allowed |= HTTP_API_MAPPING_KEYS
+        for name in props:
+            if name not in allowed:
+                self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
         return spec
+
+    def integration_responses(self, integrations: dict[str, dict[str, Any] | None]) -> None:
+        """`AWS::ApiGatewayV2::IntegrationResponse`s → their integration's `integrationResponses`."""
+        for logical in self.of_type("AWS::ApiGatewayV2::IntegrationResponse"):
+            props = self.props(logical)
+            key = f"Resources.{logical}.Properties"
+            owner = props.get("IntegrationId")
+            spec = integrations.get(owner) if isinstance(owner, str) else None
+            if spec is None:
+                if owner not in integrations:
+                    self.out.error(f"{key}.IntegrationId", f"'{owner}' is not an Integration of this API")
+                continue
+            if spec.get("type") not in ("MOCK", "HTTP", "AWS"):
+                self.out.error(f"{key}.IntegrationId", "integration responses apply to MOCK, HTTP and AWS "
+                               "integrations (a proxy integration answers with its backend's response)")
+                continue
+            response: dict[str, Any] = {}
+            if props.get("ResponseTemplates"):
+                response["responseTemplates"] = props["ResponseTemplates"]
+            if props.get("TemplateSelectionExpression"):
+                response["templateSelectionExpression"] = props["TemplateSelectionExpression"]
+            for name in props:
+                if name not in INTEGRATION_RESPONSE_KEYS:
+                    self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
+            response_key = str(props.get("IntegrationResponseKey", "$default"))
+            spec.setdefault("integrationResponses", {})[response_key] = response
+
+    def route_responses(self) -> None:
+        """A RouteResponse turns the route's response on; what else it says is reported, never dropped."""
+        for logical in self.of_type("AWS::ApiGatewayV2::RouteResponse"):
+            props = self.props(logical)
+            key = f"Resources.{logical}.Properties"
+            if str(props.get("RouteResponseKey", "$default")) != "$default":
+                self.out.error(f"{key}.RouteResponseKey", "only $default route responses are served")
+            for name in ("ResponseModels", "ModelSelectionExpression"):
+                if name in props:
+                    self.out.warn(f"{key}.{name}", "API Gateway does not validate responses against models "
+                                  "(they describe the API); ignored")
+            for name in sorted(set(props) - {"ApiId", "RouteId", "RouteResponseKey", "ResponseModels",
+                                              "ModelSelectionExpression"}):
+                self.out.error(f"{key}.{name}", "not served locally; the API would behave differently from AWS")
+
+    def models(self, api: str) -> None:
+        """`AWS::ApiGatewayV2::Model`s of the API → `models:` (by Name, the key routes' RequestModels use)."""
+        for logical in self.of_type("AWS::ApiGatewayV2::Model"):
+            props = self.props(logical)
+            if props.get("ApiId") != api:
+                continue
+            key = f"Resources.{logical}.Properties"
+            name, schema = props.get("Name"), props.get("Schema")
+            if isinstance(schema, str):
+                try:
+                    schema = json.loads(schema)
+                except ValueError as exc:
+                    self.out.error(f"{key}.Schema", f"not JSON ({exc})")
+                    continue
+            if not isinstance(name, str) or not isinstance(schema, dict):
+                self.out.error(key, "a model needs a Name and a Schema (a JSON Schema)")
+                continue
+            content_type = props.get("ContentType", "application/json")
+            if content_type != "application/json":
+                self.out.warn(f"{key}.ContentType", "models validate JSON bodies; read as application/json")
+            self.out.raw.setdefault("models", {})[name] = schema
 
     def read_authorizers(self, api: str) -> set[str]:
         names: set[str] = set()
@@ -357,7 +465,8 @@ class _Sam:
                         self.out.warn(key, message)
         handled = {SAM_FUNCTION, "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
                    "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Authorizer",
-                   "AWS::ApiGatewayV2::RouteResponse", "AWS::Serverless::WebSocketApi"}
+                   "AWS::ApiGatewayV2::RouteResponse", "AWS::Serverless::WebSocketApi",
+                   "AWS::ApiGatewayV2::IntegrationResponse", "AWS::ApiGatewayV2::Model"}
         for logical, resource in self.resources.items():
             kind = resource["Type"]
             if kind in handled or kind in QUIET_TYPES:

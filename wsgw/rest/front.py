@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from jsonschema.protocols import Validator
 
 from wsgw.authorizers import Authorizer, AuthOutcome, RestAuthRequest, run_authorizer, status_message
 from wsgw.authorizers.iam import IamVerifier
 from wsgw.aws.ids import method_arn, new_id
 from wsgw.aws.lambda_context import LambdaContext
+from wsgw.aws.models import BAD_REQUEST_BODY_MESSAGE, Model
 from wsgw.aws.parameter_mapping import MappingError, MappingSource
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.cache import CachedResponse
@@ -32,6 +32,7 @@ from wsgw.gateway.usage import UsagePlans
 from wsgw.http_config import HttpApiSpec, HttpRouteSpec
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.integrations.calls import ContextFactory, Deadline, Failure, invoke, report_failure
+from wsgw.integrations.mapping import Unsupported
 from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.observe.access_log import AccessLog, Record
 from wsgw.request import HttpRequest
@@ -70,7 +71,7 @@ class RestRoute:
     timeout_s: float
     authorizer: Authorizer | None
     authorizer_type: str
-    validator: Validator | None
+    validator: Model | None
     make_context: ContextFactory
     spec: HttpRouteSpec
     cache_policy: RoutePolicy | None = None     # None: the stage has no cache, or this route is not cached
@@ -243,6 +244,10 @@ class RestFront:
                     self.metrics.http_route(route.key).integration_latency.observe(latency)
                     record["integrationLatency"] = round(latency * 1000, 3)
                 result = read_http_result(raw)
+            except Unsupported as exc:        # passthroughBehavior refused the body's content type
+                log.info("HTTP route %s: %s (requestId %s)", route.key, exc, request_id)
+                record["error.message"] = exc.answer
+                return message(exc.status, exc.answer, trace)
             except Exception as exc:
                 failure = report_failure(exc, self.metrics, f"HTTP route {route.key}", route.timeout_s,
                                          request_id)
@@ -396,23 +401,15 @@ def authorizer_context(kind: str, context: dict[str, object] | None) -> dict[str
     return {"jwt": ctx} if kind == "jwt" else {"lambda": ctx}
 
 
-def validate_body(validator: Validator, request: HttpRequest) -> str | None:
-    """None when the JSON body satisfies the route's schema; else the message naming the failing field."""
+def validate_body(model: Model, request: HttpRequest) -> str | None:
+    """None when the JSON body satisfies the route's schema; else the message naming the failing field and the
+    rule (never the field's value: wsgw.aws.models.describe)."""
     body = request.body
+    if not body:
+        return f"{BAD_REQUEST_BODY_MESSAGE}: a JSON body is required"
     try:
-        document = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError as exc:
-        return f"Invalid request body: not JSON ({exc})"
-    if document is None and not body:
-        return "Invalid request body: a JSON body is required"
-    errors = sorted(validator.iter_errors(document), key=lambda e: (list(e.absolute_path), e.message))
-    if not errors:
-        return None
-    error = errors[0]
-    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    required = error.validator_value
-    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(required, list):
-        missing = [name for name in required if name not in error.instance]
-        if missing:
-            where = f"{where}.{missing[0]}"
-    return f"Invalid request body: {where}: {error.message}"
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"{BAD_REQUEST_BODY_MESSAGE}: $: the body is not JSON"
+    problem = model.problem(document)
+    return None if problem is None else f"{BAD_REQUEST_BODY_MESSAGE}: {problem}"

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from wsgw.aws.parameter_mapping import MappingSource, RequestMapping, ResponseMapping, context_variables
-from wsgw.integrations.http import MAPPED_PATH
+from wsgw.integrations.http_proxy import MAPPED_PATH
 from wsgw.rest.events import HttpResult, joined_pairs
 
 __all__ = ["MAPPED_PATH", "map_request", "map_response", "request_source"]
