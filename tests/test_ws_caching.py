@@ -14,7 +14,7 @@ import cacheapp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.helpers import eventually, serve
+from tests.helpers import eventually, serve, wait_for
 from wsgw.server.app import GatewayServer
 
 AUTH = {"cache": {"type": "request", "handler": "cacheapp:authorize", "resultTtlInSeconds": 0,
@@ -35,6 +35,8 @@ def api(stage: str = "dev", **caching: Any) -> dict[str, Any]:
             "short": {**ROUTE, "caching": {"cacheTtlInSeconds": 1, "cacheKeyParameters": ["$request.body.id"]}},
             "shared": {**ROUTE, "caching": {"principalInKey": False, "cacheKeyParameters": ["$request.body.id"]}},
             "plain": ROUTE,
+            "gated": {"handler": "cacheapp:ws_gated", "routeResponse": True,
+                      "caching": {"principalInKey": False, "cacheKeyParameters": ["$request.body.id"]}},
         },
     }
 
@@ -97,6 +99,20 @@ async def test_connections_authorized_as_different_users_never_share_an_answer()
         assert await ask(alice2, {"action": "lookup", "id": 1}) == mine       # same principal, other connection
         shared = await ask(alice, {"action": "shared", "id": 1})
         assert await ask(bob, {"action": "shared", "id": 1}) == shared        # principalInKey: false
+
+
+async def test_concurrent_messages_of_one_key_call_the_handler_once() -> None:
+    gate = asyncio.Event()
+    cacheapp.GATE.append(gate)
+    async with serve(api()) as server, clients(server, "user-1", "user-2", "user-3", "user-4") as conns:
+        for ws in conns:
+            await ws.send(json.dumps({"action": "gated", "id": 1}))
+        cache = server.gateway.dispatcher.cache
+        assert cache is not None
+        await wait_for(lambda: cacheapp.calls() == 1 and cache.cache.waiting == 3, timeout=10)
+        gate.set()
+        answers = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for ws in conns]
+        assert cacheapp.calls() == 1 and len({a["seq"] for a in answers}) == 1
 
 
 async def test_error_results_are_not_kept() -> None:

@@ -109,3 +109,13 @@ def ws_counted(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def ws_connect(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200}
+
+
+async def ws_gated(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A WebSocket route held until the test opens the gate, so concurrent messages of one key overlap."""
+    with LOCK:
+        CALLS.append(event)
+        _SEQ[0] += 1
+        seq = _SEQ[0]
+    await GATE[0].wait()
+    return {"statusCode": 200, "body": json.dumps({"seq": seq})}
