@@ -178,6 +178,61 @@ def targets(ms: Sequence[Measurement]) -> list[Target]:
     ]
 
 
+@dataclass
+class PathTarget:
+    """One row of issue 19's table: the figure as the issue found it, its target, and this run."""
+
+    figure: str
+    before: str
+    goal: str
+    measured: str
+    met: bool | None              # None: not measured in this run
+
+
+IDLE_TARGET_CONNECTIONS = 100_000
+IDLE_SWEEP_CPU_PERCENT = 5.0
+
+
+def _path_target(figure: str, before: str, goal: float, ratio: Ratio, higher_is_better: bool = True) -> PathTarget:
+    row = _ratio_target(figure, goal, ratio, higher_is_better)
+    return PathTarget(figure, before, row.goal, row.measured, row.met)
+
+
+def _idle_target(ms: Sequence[Measurement], ratio: Ratio) -> PathTarget:
+    """Connections held, RSS per connection ÷ websockets and the idle node's CPU, from the idle-memory row
+    (the CPU is there when the scenario measured it: extra `idle_cpu_percent`)."""
+    figure = "idle connections held by one node, RSS per connection ÷ bare websockets, keepalive sweep CPU"
+    goal = f"{IDLE_TARGET_CONNECTIONS:,}, ≤ 1.0x, < {IDLE_SWEEP_CPU_PERCENT:.0f}% of a core"
+    before = "15 KB, 1.03x (10,000 connections)"
+    m = _find(ms, "idle-memory", "wsgw memory")
+    if m is None or ratio.value is None or "idle_cpu_percent" not in m.extra:
+        return PathTarget(figure, before, goal, "not measured", None)
+    held = int(m.counts.get("connects_ok", 0))
+    cpu = float(str(m.extra["idle_cpu_percent"]))
+    met = held >= IDLE_TARGET_CONNECTIONS and ratio.value <= 1.0 and cpu < IDLE_SWEEP_CPU_PERCENT
+    return PathTarget(figure, before, goal, f"{held:,}, {ratio.value:.2f}x, {cpu:.1f}%", met)
+
+
+def path_targets(ms: Sequence[Measurement]) -> list[PathTarget]:
+    """Issue 19's table, from this run's figures; `before` is what the issue measured when it was filed."""
+    by_name = {r.name: r for r in ratios(ms)}
+    ws = _find(ms, "echo-baseline", "websockets-echo")
+    redis_http = _ratio("", _find(ms, "push-redis", "wsgw A←B (HTTP on B)"), ws)
+    return [
+        _path_target("routed messages/s, async handler with route response ÷ bare websockets echo", "0.54x", 1.2,
+                     by_name["routed msgs/s ÷ bare websockets echo"]),
+        _path_target("routed messages/s, sync handler ÷ bare websockets echo", "0.26x", 0.7,
+                     by_name["routed-sync msgs/s ÷ bare websockets echo"]),
+        _path_target("p99 routed latency at half of wsgw's maximum rate ÷ bare websockets p99 at the same rate",
+                     "2.65x", 1.2, by_name["p99 at 50% of routed max ÷ websockets at the same rate"],
+                     higher_is_better=False),
+        _path_target("POST @connections → frame, same node ÷ bare echo msgs/s", "0.52x", 0.8,
+                     by_name["push-http deliveries/s ÷ bare websockets echo msgs/s"]),
+        _path_target("push from another node over HTTP ÷ bare echo msgs/s", "0.19x", 0.4, redis_http),
+        _idle_target(ms, by_name["idle RSS per connection ÷ bare websockets"]),
+    ]
+
+
 def from_json(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
     """Measurements and meta back from a results file (to re-render a report without measuring again)."""
     fields = set(Measurement("x", "y").to_dict()) - {"accounted"}
@@ -291,6 +346,10 @@ def render_markdown(ms: Sequence[Measurement], meta: dict[str, Any], plots: dict
     for r in ratios(ms):
         value = f"**{r.value:.2f}x**" if r.value is not None else "not available"
         lines.append(f"| {r.name} | {value} | {r.wsgw} | {r.baseline} | {r.note} |")
+    lines += ["", "## Targets (issue 19)", "", "| figure | before | target | this run | |", "|---|---|---|---|---|"]
+    for p in path_targets(ms):
+        mark = "met" if p.met else ("**missed**" if p.met is False else "not measured")
+        lines.append(f"| {p.figure} | {p.before} | {p.goal} | {p.measured} | {mark} |")
     lines += ["", "## Targets (issue 7)", "", "| figure | target | this run | |", "|---|---|---|---|"]
     for t in targets(ms):
         mark = "met" if t.met else ("**missed**" if t.met is False else "not measured")

@@ -213,6 +213,7 @@ class Metrics:
         self._http_routes: dict[str, HttpRouteMetrics] = {}
         self._cache_routes: dict[str, CacheRouteMetrics] = {}
         self._ws_cache_routes: dict[str, CacheRouteMetrics] = {}
+        self._answered: dict[int, Counter] = {}
         self.connects = self.ws_connect.labels(**self.node, route="$connect")
         self.group_messages = self.ws_messages.labels(**self.node, route=GROUPS)
         self.pushed_messages = self.ws_messages.labels(**self.node, route=PUSHES)
@@ -279,7 +280,10 @@ class Metrics:
 
     def answered(self, status: int) -> None:
         """An HTTP answer of any path (REST, @connections, /health, a refused handshake)."""
-        self.http_requests.labels(**self.node, status=str(status)).inc()
+        child = self._answered.get(status)
+        if child is None:            # bound once per status: labels() per answer showed in the push profile
+            child = self._answered[status] = self.http_requests.labels(**self.node, status=str(status))
+        child.inc()
 
     def count(self, counter: Counter, amount: float = 1, **labels: str) -> None:
         """Increment a wsgw counter of this node by its own labels (kind=, scope=, status= …)."""

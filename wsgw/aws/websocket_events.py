@@ -139,6 +139,15 @@ def _context(
     }
 
 
+# A MESSAGE event's requestContext keys in AWS's order (what `_context` builds with a messageId), with the two
+# constant values; message_event copies it and fills in the rest.
+_MESSAGE_CONTEXT: Final[dict[str, object]] = {
+    "routeKey": None, "messageId": None, "eventType": "MESSAGE", "extendedRequestId": None, "requestTime": None,
+    "messageDirection": "IN", "stage": None, "connectedAt": None, "requestTimeEpoch": None, "identity": None,
+    "requestId": None, "domainName": None, "connectionId": None, "apiId": None,
+}
+
+
 def connect_event(
     conn: ConnectionInfo,
     headers: Pairs,
@@ -177,8 +186,23 @@ def message_event(
     message_id: str,
     now_ms: int,
 ) -> dict[str, object]:
-    """A message event (eventType MESSAGE): no headers and no query fields, as on AWS."""
-    context = _context(conn, route_key, "MESSAGE", request_id, now_ms, message_id)
+    """A message event (eventType MESSAGE): no headers and no query fields, as on AWS.
+
+    Built per message, so the requestContext is a copy of a template already holding its keys in AWS's order
+    (one C-level copy, then plain assignments keep that order) instead of merging dicts."""
+    context = _MESSAGE_CONTEXT.copy()
+    context["routeKey"] = route_key
+    context["messageId"] = message_id
+    context["extendedRequestId"] = request_id
+    context["requestTime"] = request_time(now_ms)
+    context["stage"] = conn.stage
+    context["connectedAt"] = conn.connected_at_ms
+    context["requestTimeEpoch"] = now_ms
+    context["identity"] = _identity(conn)
+    context["requestId"] = request_id
+    context["domainName"] = conn.domain_name
+    context["connectionId"] = conn.connection_id
+    context["apiId"] = conn.api_id
     if conn.authorizer is not None:
         context["authorizer"] = dict(conn.authorizer)
     event: dict[str, object] = {"requestContext": context, "body": body, "isBase64Encoded": is_base64}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from wsgw.gateway.sink import SocketSink
 from wsgw.registry.base import ConnectionRecord
 
 if TYPE_CHECKING:
+    from wsgw.gateway.eager import StandIn
     from wsgw.gateway.inspect import ConnectionTap
 
 CloseFrame = tuple[int, str]
@@ -36,7 +36,7 @@ class Connection:
         self.last_seen = now                        # monotonic: last byte from the peer (pings)
         self.ping_sent_at: float | None = None
         self.inbox: deque[tuple[str, bool, int] | None] = deque()   # None = run $disconnect
-        self.worker: asyncio.Task[None] | None = None
+        self.worker: StandIn | None = None           # the inbox's worker while messages wait (gateway/eager.py)
         self.reading_paused = False
         self.close_decided: CloseFrame | None = None   # what $disconnect reports when our side ended it
         self.tap: ConnectionTap | None = None           # inspectors tailing it (wsgw/gateway/inspect.py)

@@ -77,7 +77,7 @@ class Gateway:
         self.metrics.gauges(lambda: float(len(self.local)), self._queue_depth)
         self.metrics.authorizer_caches(self._authorizer_caches)
         registry.roundtrip_observer = self.metrics.redis_roundtrip.labels(**self.metrics.node).observe
-        self.workers: set[asyncio.Task[None]] = set()      # $disconnect workers and deregistrations
+        self.workers: set[asyncio.Future[Any]] = set()      # $disconnect workers and deregistrations
         self.accepting = False
         self.access: AccessLog | None = None
         self.deadlines = Deadlines()
@@ -244,7 +244,7 @@ class Gateway:
             self._track(asyncio.get_running_loop().create_task(
                 self.dispatcher.run_member_route(route, info, event, group, reason, since)))
 
-    def _track(self, task: asyncio.Task[None]) -> None:
+    def _track(self, task: asyncio.Future[Any]) -> None:
         self.workers.add(task)
         task.add_done_callback(self.workers.discard)
 

@@ -3,7 +3,6 @@ route response or AWS's error frame."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from wsgw.gateway.route_cache import RouteResponseCache
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.group_events import group_event
 from wsgw.integrations import Refused
-from wsgw.integrations.calls import Failure, invoke, report_failure
+from wsgw.integrations.calls import Cancellable, Failure, invoke, report_failure
 from wsgw.metrics import UNMATCHED, Metrics
 from wsgw.observe.access_log import AccessLog
 from wsgw.throttle import Throttler
@@ -138,7 +137,7 @@ class Dispatcher:
         self.send_error(conn, INTERNAL_ERROR, request_id)
 
     async def invoke(self, route: Route, event: dict[str, Any], request_id: str,
-                     task: asyncio.Task[Any] | None = None) -> object:
+                     task: Cancellable | None = None) -> object:
         """Call a route's integration under its timeout ($connect, messages, $disconnect); its latency is
         IntegrationLatency whatever the outcome."""
         started = perf_counter()

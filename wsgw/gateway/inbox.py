@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from wsgw.aws.ids import fast_id
 from wsgw.gateway.connection import Connection
+from wsgw.gateway.eager import StandIn
 from wsgw.metrics import Metrics
 
 log = logging.getLogger("wsgw.gateway")
@@ -43,13 +45,13 @@ class Inboxes:
             self._start(conn)
         return True
 
-    def finish(self, conn: Connection) -> asyncio.Task[None]:
-        """Queue $disconnect behind the messages already queued; the worker task that will run it."""
+    def finish(self, conn: Connection) -> asyncio.Future[Any]:
+        """Queue $disconnect behind the messages already queued; done once the worker ran it."""
         conn.inbox.append(None)
-        if conn.worker is None:
-            self._start(conn)
-        assert conn.worker is not None
-        return conn.worker
+        if conn.worker is None:               # a task of its own: $disconnect runs in the background
+            conn.worker = StandIn(asyncio.get_running_loop())
+            conn.worker.run_later(self._drain(conn))
+        return conn.worker.completion()
 
     def drop_queued(self, conn: Connection) -> int:
         """Forget the messages waiting behind the running one; how many there were."""
@@ -59,9 +61,12 @@ class Inboxes:
         return dropped
 
     def _start(self, conn: Connection) -> None:
-        # Not tracked by the gateway while the connection is open (a set add and a done callback per message
-        # showed in the profile); Gateway.on_closed tracks it, so shutdown still waits for every $disconnect.
-        conn.worker = asyncio.get_running_loop().create_task(self._drain(conn))
+        # Run at once (wsgw/gateway/eager.py): a handler that does not wait answers in this loop turn and no task
+        # is made; one that waits continues in a task. Not tracked by the gateway while the connection is open
+        # (a set add and a done callback per message showed in the profile); Gateway.on_closed tracks it, so
+        # shutdown still waits for every $disconnect. Set before the run: the worker clears it when it ends.
+        worker = conn.worker = StandIn(asyncio.get_running_loop())
+        worker.run(self._drain(conn))
 
     async def _drain(self, conn: Connection) -> None:
         """Handle one connection's messages in the order they arrived, $disconnect last.

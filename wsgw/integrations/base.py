@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec
+from wsgw.integrations.handler_pool import HandlerPool
 
 
 class IntegrationFailed(Exception):
@@ -25,10 +26,12 @@ class Refused(Exception):
 
 @dataclass(slots=True)
 class Resources:
-    """Things integrations share within one node: the thread pool for sync handlers, HTTP sessions, and the
-    variables every in-process function of the node sees (wsgw.integrations.environment.node_environment)."""
+    """Things integrations share within one node: the threads for sync handlers (and, apart, for the rare
+    blocking call of an integration: credentials), HTTP sessions, and the variables every in-process function
+    of the node sees (wsgw.integrations.environment.node_environment)."""
 
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(256, "wsgw-handler"))
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "wsgw-blocking"))
+    handler_pool: HandlerPool = field(default_factory=HandlerPool)
     shared: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -40,6 +43,11 @@ class Resources:
                 if asyncio.iscoroutine(result):
                     await result
         self.shared.clear()
+        self.stop_threads()
+
+    def stop_threads(self) -> None:
+        """Queued calls never run; threads end once their function returned."""
+        self.handler_pool.shutdown()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

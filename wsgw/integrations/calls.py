@@ -7,7 +7,6 @@ kind of failure returned is what each front maps to its answer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -24,16 +23,25 @@ log = logging.getLogger("wsgw.integrations")
 ContextFactory = Callable[[str, int], LambdaContext]
 
 
+class Cancellable(Protocol):
+    """What a deadline needs of the task awaiting a call: an asyncio.Task, or the stand-in of one while its
+    first step runs eagerly (wsgw/gateway/eager.py)."""
+
+    def cancel(self, msg: Any | None = None) -> bool: ...
+
+    def uncancel(self) -> int: ...
+
+
 class Deadline(Protocol):
     """Awaits `call`, raising TimeoutError once `timeout_s` passed (the gateway's watchdog enforces it);
     `task` is the task awaiting, when the caller knows it."""
 
-    def __call__(self, call: Awaitable[object], timeout_s: float, task: asyncio.Task[Any] | None = None,
+    def __call__(self, call: Awaitable[object], timeout_s: float, task: Cancellable | None = None,
                  /) -> Awaitable[object]: ...
 
 
 def invoke(integration: Integration, make_context: ContextFactory, event: dict[str, Any], request_id: str,
-           timeout_s: float, deadline: Deadline, task: asyncio.Task[Any] | None = None) -> Awaitable[object]:
+           timeout_s: float, deadline: Deadline, task: Cancellable | None = None) -> Awaitable[object]:
     """Call `integration` with this request's Lambda context under `deadline` (not a coroutine of its own:
     no extra frame on the message path)."""
     return deadline(integration.invoke(event, make_context(request_id, integration.timeout_ms)), timeout_s, task)

@@ -1,4 +1,5 @@
-"""`python`: an in-process `module:function`, async awaited on the loop, sync run in the thread pool.
+"""`python`: an in-process `module:function`, async awaited on the loop, sync run in the handler pool
+(wsgw/integrations/handler_pool.py).
 
 Options besides `handler`, all optional (the serverless.yml and SAM loaders fill them in):
 `codeUri` (the folder, relative to the config file, the module is imported from — Lambda's task root;
@@ -25,6 +26,7 @@ from wsgw.config import ApiConfig, IntegrationSpec, PythonOptions
 from wsgw.errors import ConfigError
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.environment import function_environment, function_scope
+from wsgw.integrations.handler_pool import JobState
 from wsgw.integrations.modules import import_from
 from wsgw.observe.tracing import enabled as tracing_enabled
 
@@ -54,7 +56,7 @@ class PythonIntegration(Integration):
         super().__init__(spec, function_name)
         self.function = function
         self.is_async = inspect.iscoroutinefunction(function)
-        self.executor = resources.executor
+        self.pool = resources.handler_pool
         self.environment = environment if environment is not None else {}
         self.memory = str(memory_mb)
         self.max_hung = max_hung
@@ -90,21 +92,20 @@ class PythonIntegration(Integration):
             raise IntegrationFailed(f"{self.function_name}: {self.hung} timed-out calls are still running "
                                     f"(maxHungCalls {self.max_hung}); refusing new calls until they return")
         # With tracing on, the thread runs in a copy of this context so the handler sees the current span.
-        call = (self.executor.submit(contextvars.copy_context().run, self._in_scope, event, context)
-                if tracing_enabled() else self.executor.submit(self._in_scope, event, context))
+        job = (self.pool.submit(contextvars.copy_context().run, self._in_scope, event, context)
+               if tracing_enabled() else self.pool.submit(self._in_scope, event, context))
         try:
-            return await asyncio.wrap_future(call)
+            return await job.future
         except asyncio.CancelledError:         # timed out (or shutting down) while waiting for the thread
-            if not call.cancel():              # it runs: its thread stays busy until the function returns
-                with self.lock:
+            if self.pool.give_up(job, self._returned) is JobState.RUNNING:
+                with self.lock:                # its thread stays busy until the function returns
                     self.hung += 1
-                call.add_done_callback(self._returned)
             raise
 
     def _in_scope(self, event: dict[str, Any], context: LambdaContext) -> object:
         with function_scope(self.environment):
             return self.function(event, context)
 
-    def _returned(self, _call: object) -> None:
+    def _returned(self) -> None:
         with self.lock:
             self.hung -= 1

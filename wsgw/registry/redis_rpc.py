@@ -41,6 +41,7 @@ GROUP_JOIN = "gjoin"
 GROUP_LEAVE = "gleave"
 GROUP_PUBLISH = "gpub"
 GROUP_SEND = "gsend"      # a pusher (no node, no API config) has a node publish to a group for it
+POSTS = "posts"           # several pushes to one node, sent in one message (see Rpc._flush_posts)
 
 _NOBODY: dict[str, Any] = {"s": "nobody"}   # "nobody listens on the owner's channel"
 
@@ -131,6 +132,9 @@ class Rpc:
         self.ids = itertools.count(1)
         self.owners: OrderedDict[str, str] = OrderedDict()
         self._replies: set[asyncio.Future[Any]] = set()
+        # node → the pushes to it waiting for the end of this loop turn: (message id, connection id, data, the
+        # future of the publish's receiver count)
+        self.outboxes: dict[str, list[tuple[int, str, bytes, asyncio.Future[int]]]] = {}
         link.on_message = self.on_message
         link.on_down = self._abandon
 
@@ -261,14 +265,48 @@ class Rpc:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[message_id] = future
         try:
-            header["r"] = self.reply_channel
-            header["m"] = message_id
             async with asyncio.timeout(self.timeout):
-                if await self.link.publish(self.store.keys.channel(node), encode(header, data)) == 0:
+                if header.get("o") == POST:
+                    published = self._queue_post(node, message_id, str(header.get("c", "")), data)
+                else:
+                    self._flush_posts(node)      # what was asked of the node before this goes first
+                    header["r"] = self.reply_channel
+                    header["m"] = message_id
+                    published = self.link.publish(self.store.keys.channel(node), encode(header, data))
+                if await published == 0:
                     return _NOBODY
                 return await future
         finally:
             self.pending.pop(message_id, None)
+
+    def _queue_post(self, node: str, message_id: int, connection_id: str, data: bytes) -> asyncio.Future[int]:
+        """A push joins its owner node's outbox; the outboxes go out at the end of this loop turn, one message
+        per node (one publish, one parse and one reply on each side instead of one per push). The future is
+        this push's own receiver count, so a caller timing out cancels nothing of the others'."""
+        loop = asyncio.get_running_loop()
+        published: asyncio.Future[int] = loop.create_future()
+        outbox = self.outboxes.get(node)
+        if outbox is None:
+            outbox = self.outboxes[node] = []
+            loop.call_soon(self._flush_posts, node)
+        outbox.append((message_id, connection_id, data, published))
+        return published
+
+    def _flush_posts(self, node: str) -> None:
+        """Publish a node's outbox: one `post` as before when it holds one push, else one `posts` message:
+        `{o: "posts", r, p: [[message id, connection id, size], ...]}` and the data back to back."""
+        outbox = self.outboxes.pop(node, None)
+        if not outbox:
+            return
+        channel = self.store.keys.channel(node)
+        if len(outbox) == 1:
+            message_id, connection_id, data, _ = outbox[0]
+            payload = encode({"o": POST, "c": connection_id, "r": self.reply_channel, "m": message_id}, data)
+        else:
+            header = {"o": POSTS, "r": self.reply_channel, "p": [[m, c, len(d)] for m, c, d, _ in outbox]}
+            payload = encode(header, b"".join(d for _, _, d, _ in outbox))
+        self.link.publish(channel, payload).add_done_callback(
+            lambda done: _settle_all([published for _, _, _, published in outbox], done))
 
     async def _ask(self, connection_id: str, node: str, kind: str, data: bytes,
                    extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -319,12 +357,50 @@ class Rpc:
         header, data = decode(message)
         kind = header.get("o")
         if kind is None:
-            future = self.pending.pop(header.get("m", -1), None)
-            if future is not None and not future.done():
-                future.set_result(header)
+            answers = header.get("a")
+            if isinstance(answers, list):      # the replies to a `posts` message, one per push
+                for answer in answers:
+                    if isinstance(answer, list) and len(answer) == 2:
+                        self._replied(answer[0], {"m": answer[0], "s": answer[1]})
+                return
+            self._replied(header.get("m", -1), header)
             return
         if self.node is not None:
-            self._serve(self.node, str(kind), header, data)
+            if kind == POSTS:
+                self._serve_posts(self.node, header, data)
+            else:
+                self._serve(self.node, str(kind), header, data)
+
+    def _replied(self, message_id: Any, reply: dict[str, Any]) -> None:
+        future = self.pending.pop(message_id, None) if isinstance(message_id, int) else None
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def _serve_posts(self, node: LocalNode, header: dict[str, Any], data: bytes) -> None:
+        """Each push of a `posts` message delivered in order, answered together: `{a: [[message id, "ok"|"gone"],
+        ...]}`. A push this node may not answer (fenced) gets no answer, so its caller times out rather than guess;
+        a malformed entry ends the message (the data after it cannot be placed)."""
+        answers: list[list[Any]] = []
+        offset = 0
+        entries = header.get("p")
+        for entry in entries if isinstance(entries, list) else ():
+            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], int) and entry[2] >= 0
+                    and offset + entry[2] <= len(data)):
+                log.warning("a malformed posts message: entry %r", entry)
+                break
+            message_id, connection_id, size = entry
+            chunk = data[offset:offset + size]
+            offset += size
+            try:
+                delivered = node.deliver_local(str(connection_id), chunk)
+            except RegistryUnavailable:
+                continue
+            answers.append([message_id, "ok" if delivered else "gone"])
+        reply_to = header.get("r")
+        if answers and isinstance(reply_to, str):
+            future = self.link.publish(reply_to, encode({"a": answers}))
+            self._replies.add(future)
+            future.add_done_callback(self._reply_sent)
 
     def _serve(self, node: LocalNode, kind: str, header: dict[str, Any], data: bytes) -> None:
         handler = HANDLERS.get(kind)
@@ -360,3 +436,17 @@ class Rpc:
         self._replies.discard(future)
         if not future.cancelled():
             future.exception()
+
+
+def _settle_all(waiting: list[asyncio.Future[int]], published: asyncio.Future[Any]) -> None:
+    """The outcome of one publish (the receiver count, or why it failed) to each push it carried."""
+    failed = published.cancelled() or published.exception() is not None
+    for future in waiting:
+        if future.done():                      # its caller gave up already
+            continue
+        if published.cancelled():
+            future.cancel()
+        elif failed:
+            future.set_exception(published.exception())  # type: ignore[arg-type]
+        else:
+            future.set_result(published.result())

@@ -20,6 +20,8 @@ from wsgw.registry import OwnerTimeout, RegistryUnavailable
 from wsgw.request import HttpRequest
 from wsgw.server.http import HttpResponse
 
+ALLOWED_SOURCES_KEPT = 4096     # remembered allowFrom verdicts, by source address (forgotten all at once past it)
+
 
 class ConnectionsApi:
     """POST (push), GET (describe) and DELETE (close) one connection by id."""
@@ -30,16 +32,26 @@ class ConnectionsApi:
         self.allowed = [ipaddress.ip_network(n) for n in gateway.api.management_allow_from]
         # management.auth: iam → every management call must be SigV4-signed by a configured credential
         self.iam = iam if gateway.api.management.auth == "iam" else None
+        # source address → inside management.allowFrom (parsing the address per push showed in its profile)
+        self._allowed_sources: dict[str, bool] = {}
+
+    def _source_allowed(self, source_ip: str) -> bool:
+        try:
+            source = ipaddress.ip_address(source_ip)
+        except ValueError:
+            return False
+        return any(source in network for network in self.allowed)
 
     def forbidden(self, request: HttpRequest) -> HttpResponse | None:
         """The refusal of a management call, or None: 403 ForbiddenException (as AWS answers an unauthorised
         call) for sources outside management.allowFrom; with `auth: iam`, API Gateway's 403 for a request
         that is not signed, or not signed right, by one of the configured credentials."""
-        try:
-            source = ipaddress.ip_address(request.source_ip)
-        except ValueError:
-            source = None
-        if source is None or not any(source in network for network in self.allowed):
+        allowed = self._allowed_sources.get(request.source_ip)
+        if allowed is None:
+            allowed = self._allowed_sources[request.source_ip] = self._source_allowed(request.source_ip)
+            if len(self._allowed_sources) > ALLOWED_SOURCES_KEPT:
+                self._allowed_sources.clear()
+        if not allowed:
             return HttpResponse.aws_error(403, FORBIDDEN,
                                           f"Forbidden: {request.source_ip} may not call the management API "
                                           "(see management.allowFrom)")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from wsgw.gateway import Gateway
 from wsgw.request import HttpRequest
@@ -32,7 +32,7 @@ OpenManagement = Callable[[HttpRequest, asyncio.Transport, bytes, set[OpenSocket
 @dataclass(slots=True)
 class ListenerContext:
     gateway: Gateway                  # the port's settings and HTTP metrics (its first stage's gateway)
-    handle_http: Callable[[HttpRequest], Awaitable[HttpResponse]]
+    handle_http: Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
     body_limit_for: Callable[[str], tuple[int, HttpResponse]]   # raw path → (limit, 413 response)
     open_sockets: set[OpenSocket]
     open_inspector: OpenManagement | None = None                # upgrades to /{stage}/@inspect/ws

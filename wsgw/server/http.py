@@ -12,6 +12,7 @@ from wsgw.rest.events import FRAMING_HEADERS
 
 SERVER_HEADER = b"wsgw"
 _BREAKS = re.compile(r"[\r\n]")
+_BARE: dict[tuple[int, bool, bool], bytes] = {}     # (status, keep-alive, HEAD) → a bodiless, headerless answer
 
 
 @dataclass(slots=True)
@@ -34,6 +35,15 @@ class HttpResponse:
         return cls(status, body, headers)
 
     def serialize(self, keep_alive: bool, head_only: bool = False) -> bytes:
+        if not self.body and not self.headers:      # a push's 200, a 204: the same bytes every time
+            key = (self.status, keep_alive, head_only)
+            bare = _BARE.get(key)
+            if bare is None:
+                bare = _BARE[key] = self._serialize(keep_alive, head_only)
+            return bare
+        return self._serialize(keep_alive, head_only)
+
+    def _serialize(self, keep_alive: bool, head_only: bool) -> bytes:
         try:
             phrase = HTTPStatus(self.status).phrase
         except ValueError:

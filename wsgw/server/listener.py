@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from wsgw.gateway.eager import first_step, resume
 from wsgw.headers import Headers
 from wsgw.request import HttpRequest
 from wsgw.server.budgets import tripped
@@ -29,6 +30,7 @@ __all__ = ["HttpConnection", "ListenerContext", "OpenSocket", "trusted_domain"]
 log = logging.getLogger("wsgw.server")
 
 KEEPALIVE_SECONDS = 75.0
+ANSWER_BYTES_PER_WRITE = 65_536     # answers to pipelined requests held back for one write, at most
 
 
 def trusted_domain(host_header: str | None, local: tuple[str, int], configured: str | None) -> str:
@@ -282,19 +284,30 @@ class HttpConnection(asyncio.Protocol):
             self.worker = asyncio.get_running_loop().create_task(self._process())
 
     async def _process(self) -> None:
+        # Answers to pipelined requests that needed no wait are written together, once the batch parsed so far
+        # is answered (one write instead of one per request), and always before anything waits or closes.
+        unsent: list[bytes] = []
+        held = 0
         try:
             while self.queue and not self.lost:
                 item = self.queue.popleft()
                 if isinstance(item, HttpResponse):          # the stream broke here: answer, then close
+                    self._write(unsent)
                     self._fail(item)
                     return
                 if isinstance(item, tuple):
+                    self._write(unsent)
                     await self._upgrade(*item)
                     return
                 request = item
                 self.queued_bytes -= len(request.body)
                 try:
-                    response = await self.ctx.handle_http(request)
+                    call = self.ctx.handle_http(request)
+                    answered, outcome = first_step(call)
+                    if not answered:                        # it waits: what is answered goes out first
+                        self._write(unsent)
+                        outcome = await resume(call, outcome)
+                    response: HttpResponse = outcome
                 except Exception:
                     log.exception("HTTP %s %s failed", request.method, request.raw_path)
                     response = plain_error(500, "Internal Server Error")
@@ -302,18 +315,32 @@ class HttpConnection(asyncio.Protocol):
                 transport = self.transport
                 if self.lost or transport is None:
                     return
-                transport.write(response.serialize(request.keep_alive, request.method == "HEAD"))
+                answer = response.serialize(request.keep_alive, request.method == "HEAD")
+                unsent.append(answer)
+                held += len(answer)
                 if not request.keep_alive:
+                    self._write(unsent)
                     transport.close()
                     return
-                if self.budgets.over_unsent(transport.get_write_buffer_size()):
-                    await self._drained()
                 if not self.parse_scheduled:
                     self._parse_more()
+                if not self.queue or held >= ANSWER_BYTES_PER_WRITE \
+                        or self.budgets.over_unsent(transport.get_write_buffer_size() + held):
+                    self._write(unsent)
+                    held = 0
+                    if self.budgets.over_unsent(transport.get_write_buffer_size()):
+                        await self._drained()
+            self._write(unsent)
             if not self.queue and not self.upgrading and not self.mid_request and not self.lost:
                 self._arm_timer(KEEPALIVE_SECONDS, idle=True)
         finally:
             self.worker = None
+
+    def _write(self, unsent: list[bytes]) -> None:
+        """Write the answers held back for one write (the list is emptied)."""
+        if unsent and self.transport is not None and not self.lost:
+            self.transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
+        unsent.clear()
 
     async def _drained(self) -> None:
         """The client has not read our answers: read and answer nothing more until it does."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -32,6 +31,7 @@ from wsgw.gateway.usage import build_usage
 from wsgw.http_config import HttpApiSpec
 from wsgw.integrations import Resources
 from wsgw.integrations.environment import node_environment
+from wsgw.integrations.handler_pool import HandlerPool
 from wsgw.integrations.redis_stream import REGISTRY_URL_KEY
 from wsgw.metrics import Dimensions
 from wsgw.observe.access_log import AccessLog
@@ -65,7 +65,7 @@ class Node:
 
     def discard(self) -> None:
         """Release what building made, for a node that never starts (`wsgw check`)."""
-        self.resources.executor.shutdown(wait=False, cancel_futures=True)
+        self.resources.stop_threads()
 
     def start_observing(self) -> None:
         """Open the stage's access log and wrap the entry points in spans, as this deployment configures."""
@@ -136,7 +136,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
     tls = config.tls
     trust = trust_bundle(tls.dev_ca, os.environ) if tls is not None and tls.dev_ca is not None else None
     extra = {"WSGW_SCHEME": config.scheme, **(trust.variables if trust is not None else {})}
-    resources = Resources(executor=ThreadPoolExecutor(config.gateway.handler_threads, "wsgw-handler"),
+    resources = Resources(handler_pool=HandlerPool(config.gateway.handler_threads),
                           environment=node_environment(api, os.environ, Path.home(), extra))
     resources.shared[REGISTRY_URL_KEY] = _plain_redis_url(config.redis_url)    # redis_stream's default, consumers'
     problems: list[ConfigProblem] = []
@@ -180,7 +180,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
         if problems:
             raise ConfigError(problems)
     except BaseException:
-        resources.executor.shutdown(wait=False, cancel_futures=True)
+        resources.stop_threads()
         raise
     assert rest is not None and consumers is not None
     return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust, consumers)

@@ -29,15 +29,20 @@ class HttpRouter:
         self.rest = rest
         self.groups = GroupsApi(gateway, self.connections)
         self.inspector = InspectorDoor(gateway, self.connections)
+        limits = self.limits
+        self._management_limit = (limits.max_post_bytes, too_large(limits.max_post_bytes))
+        self._no_body = (0, plain_error(413, "Request Entity Too Large: this path takes no body"))
+        self._rest_limit = (limits.max_http_body_bytes, plain_error(
+            413, f"Request Entity Too Large: the limit is {limits.max_http_body_bytes} bytes"))
 
     def body_limit_for(self, raw_path: str) -> tuple[int, HttpResponse]:
-        """How large a body this path accepts, and the 413 it answers beyond that."""
+        """How large a body this path accepts, and the 413 it answers beyond that (built once: this runs for
+        every request, the answer is rarely sent)."""
         if "/@connections/" in raw_path or "/@groups/" in raw_path or raw_path.endswith("/@broadcast"):
-            return self.limits.max_post_bytes, too_large(self.limits.max_post_bytes)
+            return self._management_limit
         if not raw_path.startswith(self.stage_prefix):      # /health, /metrics: no bodies
-            return 0, plain_error(413, "Request Entity Too Large: this path takes no body")
-        limit = self.limits.max_http_body_bytes
-        return limit, plain_error(413, f"Request Entity Too Large: the limit is {limit} bytes")
+            return self._no_body
+        return self._rest_limit
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         path = request.raw_path
