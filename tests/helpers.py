@@ -19,13 +19,16 @@ from typing import Any, TypeVar
 import yaml
 
 from wsgw.config import ApiConfig, parse_api
-from wsgw.config.node import NodeConfig
+from wsgw.config.node import DEFAULT_WS_ENGINE, NodeConfig
 from wsgw.server.app import GatewayServer
 from wsgw.server.node import build_node
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
+# The frame engine `serve` gives a node unless told: the `ws_engine` fixture (tests/conftest.py) runs a test
+# once per engine by setting this.
+ENGINE = {"name": os.environ.get("WSGW_WS_ENGINE", DEFAULT_WS_ENGINE)}
 APPS = Path(__file__).resolve().parent / "apps"
 
 
@@ -43,6 +46,7 @@ async def serve(raw: dict[str, Any] | ApiConfig, **kwargs: Any) -> AsyncIterator
     """An in-process gateway on a free port, stopped (every $disconnect run) on exit."""
     api = raw if isinstance(raw, ApiConfig) else api_from(raw)
     registry = kwargs.pop("registry", None)
+    kwargs.setdefault("ws_engine", ENGINE["name"])
     server = GatewayServer(build_node(api, NodeConfig(host="127.0.0.1", port=0, **kwargs), registry))
     await server.start()
     try:
