@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,10 +110,14 @@ def _client(port: int, target: str, seconds: float, connections: int,
         out.put((0.0, f"{target}: {exc!r}"))
 
 
-def drive(port: int, target: str, seconds: float, connections: int) -> float:
-    """One measurement in a client process of its own (the node keeps its own core)."""
+Client = Callable[[int, str, float, int, "multiprocessing.Queue[tuple[float, str]]"], None]
+
+
+def drive(port: int, target: str, seconds: float, connections: int, client: Client = _client) -> float:
+    """One measurement in a client process of its own (the node keeps its own core); `client` puts (rate,
+    problem) on the queue it is given."""
     out: multiprocessing.Queue[tuple[float, str]] = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=_client, args=(port, target, seconds, connections, out))
+    proc = multiprocessing.Process(target=client, args=(port, target, seconds, connections, out))
     proc.start()
     rate, problem = out.get(timeout=seconds + 60)
     proc.join(timeout=30)
@@ -123,9 +128,16 @@ def drive(port: int, target: str, seconds: float, connections: int) -> float:
 
 def run(seconds: float = 3.0, connections: int = 32, rounds: int = 3) -> tuple[list[Figures], tuple[float, ...]]:
     """Every target, ROUNDS times in turn; (figures, the load average when done)."""
+    return measure(CONFIG, list(TARGETS), _client, seconds, connections, rounds)
+
+
+def measure(config: str, targets: list[str], client: Client, seconds: float, connections: int,
+            rounds: int) -> tuple[list[Figures], tuple[float, ...]]:
+    """A `wsgw run` node on `config` (the HANDLER module beside it); every target driven by `client`, ROUNDS
+    times in turn; (figures, the load average when done)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "wsgw.yaml").write_text(CONFIG)
+        (folder / "wsgw.yaml").write_text(config)
         (folder / "bench_cache.py").write_text(HANDLER)
         port = free_port()
         node = subprocess.Popen([sys.executable, "-m", "wsgw", "run", "-c", str(folder / "wsgw.yaml"), "--port",
@@ -133,12 +145,12 @@ def run(seconds: float = 3.0, connections: int = 32, rounds: int = 3) -> tuple[l
                                 env={**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"}, text=True)
         try:
             wait_listening(port)
-            figures = {name: Figures(name, []) for name in TARGETS}
-            for name in TARGETS:
-                drive(port, name, 1.0, connections)                          # warm up
+            figures = {name: Figures(name, []) for name in targets}
+            for name in targets:
+                drive(port, name, 1.0, connections, client)                  # warm up
             for _ in range(rounds):
-                for name in TARGETS:
-                    figures[name].rates.append(drive(port, name, seconds, connections))
+                for name in targets:
+                    figures[name].rates.append(drive(port, name, seconds, connections, client))
             return list(figures.values()), os.getloadavg()
         finally:
             node.terminate()

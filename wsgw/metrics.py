@@ -98,7 +98,7 @@ class HttpRouteMetrics:
 
 @dataclass(slots=True)
 class CacheRouteMetrics:
-    """The response cache's counters of one REST route."""
+    """The response cache's counters of one REST or WebSocket route."""
 
     hits: Counter
     misses: Counter
@@ -139,6 +139,15 @@ class Metrics:
                                            "exceptions, timeouts (CloudWatch ExecutionError)", dims=aws_dimensions)
         self.ws_integration_latency = histogram("wsgw_websocket_IntegrationLatency_seconds", "From calling the "
                                                 "integration to its answer (CloudWatch IntegrationLatency)")
+        self.ws_cache_hits = counter("wsgw_websocket_CacheHitCount", "Messages whose route response came from the "
+                                     "stage's response cache (REST's CacheHitCount, for WebSocket routes)",
+                                     dims=aws_dimensions)
+        self.ws_cache_misses = counter("wsgw_websocket_CacheMissCount", "Messages on a cached route that the "
+                                       "integration answered (REST's CacheMissCount, for WebSocket routes)",
+                                       dims=aws_dimensions)
+        self.ws_cache_bypasses = counter("wsgw_websocket_cache_bypassed", "Messages on a cached route served "
+                                         "without the cache because its store failed (Redis down or slow)",
+                                         dims=aws_dimensions)
         # --- AWS/ApiGateway, HTTP APIs (dimensions ApiId, Stage, Route) ---
         self.http_count = counter("wsgw_http_Count", "REST front requests (CloudWatch Count)", dims=aws_dimensions)
         self.http_4xx = counter("wsgw_http_4xx", "REST front 4XX answers (CloudWatch 4xx)", dims=aws_dimensions)
@@ -155,8 +164,9 @@ class Metrics:
                                            "without the cache because its store failed (Redis down or slow)",
                                            dims=aws_dimensions)
         # --- wsgw's own ---
-        self.cache_evictions = counter("wsgw_http_cache_evictions", "Cached REST answers dropped to stay within "
-                                       "caching.maxBytes (memory store; Redis evicts by its own policy)")
+        self.cache_evictions = counter("wsgw_http_cache_evictions", "Cached answers (REST, and WebSocket route "
+                                       "responses) dropped to stay within caching.maxBytes (memory store; Redis "
+                                       "evicts by its own policy)")
         self.cache_invalidations = counter("wsgw_http_cache_invalidations", "Cache-Control: max-age=0 requests, "
                                            "by result (refreshed, refused, ignored)", "result")
         self.cache_flushes = counter("wsgw_http_cache_flushes", "Stage cache flushes (DELETE /{stage}/@cache)")
@@ -202,6 +212,7 @@ class Metrics:
         self._ws_routes: dict[str, WsRouteMetrics] = {}
         self._http_routes: dict[str, HttpRouteMetrics] = {}
         self._cache_routes: dict[str, CacheRouteMetrics] = {}
+        self._ws_cache_routes: dict[str, CacheRouteMetrics] = {}
         self._answered: dict[int, Counter] = {}
         self.connects = self.ws_connect.labels(**self.node, route="$connect")
         self.group_messages = self.ws_messages.labels(**self.node, route=GROUPS)
@@ -248,11 +259,21 @@ class Metrics:
         """The response cache counters of a configured REST route key."""
         bound = self._cache_routes.get(route)
         if bound is None:
-            labels = {**self.node, "route": route}
-            bound = self._cache_routes[route] = CacheRouteMetrics(
-                self.http_cache_hits.labels(**labels), self.http_cache_misses.labels(**labels),
-                self.http_cache_bypasses.labels(**labels))
+            bound = self._cache_routes[route] = self._cache_counters(
+                route, self.http_cache_hits, self.http_cache_misses, self.http_cache_bypasses)
         return bound
+
+    def ws_cache(self, route: str) -> CacheRouteMetrics:
+        """The response cache counters of a configured WebSocket route key."""
+        bound = self._ws_cache_routes.get(route)
+        if bound is None:
+            bound = self._ws_cache_routes[route] = self._cache_counters(
+                route, self.ws_cache_hits, self.ws_cache_misses, self.ws_cache_bypasses)
+        return bound
+
+    def _cache_counters(self, route: str, hits: Counter, misses: Counter, bypasses: Counter) -> CacheRouteMetrics:
+        labels = {**self.node, "route": route}
+        return CacheRouteMetrics(hits.labels(**labels), misses.labels(**labels), bypasses.labels(**labels))
 
     def _observer(self, histogram: Histogram, labels: dict[str, str]) -> Observer:
         return histogram.labels(**labels) if self.histograms else _Silent()

@@ -89,3 +89,33 @@ def authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"principalId": token, "context": {"user": token},
             "policyDocument": {"Version": "2012-10-17", "Statement": [
                 {"Action": actions, "Effect": "Allow", "Resource": arn}]}}
+
+
+def ws_counted(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A WebSocket route's answer, different on every call; `{"code": N}` in the message answers status N."""
+    with LOCK:
+        CALLS.append(event)
+        _SEQ[0] += 1
+        seq = _SEQ[0]
+    auth = (event.get("requestContext") or {}).get("authorizer") or {}
+    try:
+        message = json.loads(event.get("body") or "")
+    except (ValueError, RecursionError):
+        message = None
+    code = message.get("code", 200) if isinstance(message, dict) else 200
+    return {"statusCode": code, "body": json.dumps({"seq": seq, "user": auth.get("user"),
+                                                    "route": event["requestContext"]["routeKey"]})}
+
+
+def ws_connect(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"statusCode": 200}
+
+
+async def ws_gated(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A WebSocket route held until the test opens the gate, so concurrent messages of one key overlap."""
+    with LOCK:
+        CALLS.append(event)
+        _SEQ[0] += 1
+        seq = _SEQ[0]
+    await GATE[0].wait()
+    return {"statusCode": 200, "body": json.dumps({"seq": seq})}

@@ -1,4 +1,5 @@
-"""Response caches (REST stage caching): the interface, its stores, and `open_cache` picking one."""
+"""Response caches (stage caching of REST answers and WebSocket route responses): the interface, its stores,
+and `open_cache` picking one; `stage.py` is what the fronts use (single flight, counting)."""
 
 from __future__ import annotations
 

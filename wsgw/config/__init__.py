@@ -35,7 +35,7 @@ from wsgw.config.authorizers import (
     TokenAuthorizerOptions,
     parse_authorizer_options,
 )
-from wsgw.config.caching import StageCaching, parse_stage_caching
+from wsgw.config.caching import StageCaching, WsRouteCaching, parse_stage_caching, parse_ws_route_caching
 from wsgw.config.common import Collector, did_you_mean, string_map
 from wsgw.config.integrations import (
     HANDLER_PATTERN,
@@ -78,7 +78,7 @@ TOP_LEVEL_KEYS = {
 TLS_KEYS = {"mode", "certfile", "keyfile"}
 ROUTE_KEYS = {"handler", "integration", "authorizer", "routeResponse", "routeResponseSelectionExpression",
               "throttling", "environment", "apiKeyRequired", "authorizationType", "authorizationScopes",
-              "requestModels", "modelSelectionExpression"}
+              "requestModels", "modelSelectionExpression", "caching"}
 AUTHORIZER_TYPES = set(AUTHORIZER_OPTIONS)
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
@@ -91,6 +91,7 @@ class RouteSpec:
     authorization_scopes: tuple[str, ...] | None = None  # $connect: a JWT/Cognito token must carry one
     authorization_type: str = "NONE"                     # $connect: NONE or AWS_IAM (a SigV4-signed handshake)
     validator: RequestValidator | None = None            # requestModels + modelSelectionExpression, compiled
+    caching: WsRouteCaching | None = None                # a route response kept in the stage's cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +274,10 @@ def _parse_routes(raw: Any, problems: Collector, context: OptionContext,
         validator = _route_validator(route, key, models, problems)
         if validator is not None and route_key in ("$connect", "$disconnect", *JOIN_ROUTES):
             problems.add(f"{key}.requestModels", "models validate message bodies; this route has none")
+        caching = parse_ws_route_caching(route.get("caching"), f"{key}.caching", route_key, respond, problems)
         if spec is not None:
-            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access, validator)
+            routes[route_key] = RouteSpec(route_key, spec, authorizer, respond, throttling, *access, validator,
+                                          caching)
     return routes
 
 

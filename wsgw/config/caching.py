@@ -171,3 +171,113 @@ def parse_route_caching(raw: Any, key: str, problems: Collector) -> RouteCaching
         principal_in_key=principal if principal is not None else True,
         require_authorization=_bool(raw, "requireAuthorizationForCacheControl", key, problems),
         unauthorized_strategy=_strategy(raw, key, problems))
+
+
+WS_ROUTE_CACHING_KEYS = {"cachingEnabled", "cacheTtlInSeconds", "cacheKeyParameters", "principalInKey"}
+WS_UNCACHEABLE_ROUTES = ("$connect", "$disconnect", "$join", "$leave")
+MAX_BODY_PATH_CHARS = 256
+MAX_BODY_PATH_STEPS = 32
+_BODY_STEP = re.compile(r"^([A-Za-z0-9_\-]{1,128})((?:\[\d{1,6}\])*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class BodyPath:
+    """One `$request.body.<path>` of a WebSocket route's cache key: object member names and list indexes."""
+
+    text: str
+    steps: tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WsRouteCaching:
+    """A WebSocket route's `caching:` (only a route with a route response has something to cache)."""
+
+    caching_enabled: bool = True
+    ttl_seconds: int | None = None                  # None: the stage's cacheTtlInSeconds
+    body_paths: tuple[BodyPath, ...] = ()           # empty: the whole message body is the key
+    principal_in_key: bool = True                   # the connection's authorizer principal is part of the key
+
+
+def parse_body_path(text: str) -> BodyPath | str:
+    """`$request.body.a.b[0]` as steps, or why it is not one (wildcards, filters and slices are refused: a key
+    names exactly one value)."""
+    if len(text) > MAX_BODY_PATH_CHARS:
+        return f"is longer than {MAX_BODY_PATH_CHARS} characters"
+    prefix = "$request.body."
+    if not text.startswith(prefix):
+        return "is not $request.body.<path> (e.g. $request.body.action or $request.body.items[0].id)"
+    steps: list[str | int] = []
+    for segment in text[len(prefix):].split("."):
+        match = _BODY_STEP.match(segment)
+        if match is None:
+            return (f"has a bad step '{segment[:40]}': a step is a name of letters, digits, '_' or '-', optionally "
+                    "followed by [index]; wildcards, filters and quoted names are not supported")
+        steps.append(match.group(1))
+        steps.extend(int(index) for index in re.findall(r"\[(\d+)\]", match.group(2)))
+    if len(steps) > MAX_BODY_PATH_STEPS:
+        return f"has more than {MAX_BODY_PATH_STEPS} steps"
+    return BodyPath(text, tuple(steps))
+
+
+def parse_ws_route_caching(raw: Any, key: str, route_key: str, route_response: bool,
+                           problems: Collector) -> WsRouteCaching | None:
+    """Read a WebSocket route's `caching:`; None when absent or turned off."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add(key, "must be a mapping, e.g. {cacheTtlInSeconds: 60, cacheKeyParameters: "
+                     "[$request.body.action]}")
+        return None
+    if route_key in WS_UNCACHEABLE_ROUTES:
+        problems.add(key, f"{route_key} has no route response to cache; set caching on a message route")
+        return None
+    if not route_response:
+        problems.add(key, "a route without a route response has nothing to cache; set routeResponse: true "
+                     "or remove caching")
+        return None
+    _unknown(raw, WS_ROUTE_CACHING_KEYS, key, problems)
+    enabled = _bool(raw, "cachingEnabled", key, problems)
+    principal = _bool(raw, "principalInKey", key, problems)
+    paths: list[BodyPath] = []
+    parameters = raw.get("cacheKeyParameters")
+    if parameters is not None:
+        if not isinstance(parameters, list) or len(parameters) > MAX_KEY_PARAMETERS:
+            problems.add(f"{key}.cacheKeyParameters", f"must be a list of at most {MAX_KEY_PARAMETERS} body paths "
+                         "such as [$request.body.action, $request.body.room]")
+        else:
+            for item in parameters:
+                if isinstance(item, str) and item.startswith(("route.request.", "$request.header.",
+                                                              "$request.querystring.")):
+                    problems.add(f"{key}.cacheKeyParameters", f"'{item}': the $connect request's headers and query "
+                                 "strings are not kept with the connection; key on $request.body paths (the "
+                                 "connection's authorizer principal is in the key already)")
+                    continue
+                parsed = parse_body_path(item) if isinstance(item, str) else "must be a string"
+                if isinstance(parsed, str):
+                    problems.add(f"{key}.cacheKeyParameters", f"'{str(item)[:80]}' {parsed}")
+                    continue
+                paths.append(parsed)
+    ttl = _ttl(raw, key, problems)
+    if enabled is False:
+        return None
+    return WsRouteCaching(True, ttl, tuple(dict.fromkeys(paths)), principal if principal is not None else True)
+
+
+@dataclass(frozen=True, slots=True)
+class WsRoutePolicy:
+    """How one WebSocket route is cached, resolved against the stage: TTL, body paths, principal in key."""
+
+    ttl_seconds: int
+    body_paths: tuple[BodyPath, ...]
+    principal_in_key: bool
+
+
+def ws_route_policy(stage: StageCaching | None, route: WsRouteCaching | None) -> WsRoutePolicy | None:
+    """None when the route is not cached: it has no `caching:`, the stage has no cache, or the TTL is 0. The
+    stage's `cachingEnabled`/`methods` are REST defaults: a message route is cached only when it asks."""
+    if route is None or stage is None or not stage.cluster_enabled:
+        return None
+    ttl = route.ttl_seconds if route.ttl_seconds is not None else stage.ttl_seconds
+    if ttl <= 0:
+        return None
+    return WsRoutePolicy(ttl, route.body_paths, route.principal_in_key)

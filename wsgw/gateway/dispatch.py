@@ -18,6 +18,7 @@ from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_fr
 from wsgw.config import ApiConfig
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.deadlines import Deadlines
+from wsgw.gateway.route_cache import RouteResponseCache
 from wsgw.gateway.routes import Route, RouteTable
 from wsgw.group_events import group_event
 from wsgw.integrations import Refused
@@ -48,6 +49,7 @@ class Dispatcher:
         self.is_open = is_open             # connection id → still in the local table (route responses)
         self.epoch_ms = epoch_ms
         self.access: AccessLog | None = None
+        self.cache: RouteResponseCache | None = None     # the stage's response cache (routes with `caching:`)
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
         request_id = fast_id()
@@ -84,7 +86,11 @@ class Dispatcher:
                               request_id, fast_id(), at_ms)
         started = perf_counter()
         try:
-            raw = await self.invoke(route, event, request_id, conn.worker)
+            if route.caching is None or self.cache is None:
+                raw = await self.invoke(route, event, request_id, conn.worker)
+            else:        # the route response may come from the stage's cache (wsgw/gateway/route_cache.py)
+                raw = await self.cache.call(route.key, route.caching, route.timeout_s, conn.info, body, is_base64,
+                                            document, lambda: self.invoke(route, event, request_id, conn.worker))
             if route.route_response:
                 result = read_integration_result(raw)
                 if result.body is not None and self.is_open(conn.info.connection_id):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.models import RequestValidator
 from wsgw.config import ApiConfig, RouteSpec
+from wsgw.config.caching import WsRoutePolicy, ws_route_policy
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.integrations import Integration, Resources, build_integration
 from wsgw.selection import RouteSelector, SelectionExpressionError, compile_selection
@@ -22,6 +23,7 @@ class Route:
     timeout_s: float
     make_context: Callable[[str, int], LambdaContext]
     validator: RequestValidator | None = None     # requestModels: a failing body never reaches the integration
+    caching: WsRoutePolicy | None = None          # the route response is kept in the stage's cache (docs/caching.md)
 
 
 def function_name_for(api: ApiConfig, route_key: str) -> str:
@@ -59,7 +61,8 @@ class RouteTable:
     def _build(spec: RouteSpec, api: ApiConfig, resources: Resources) -> Route:
         integration = build_integration(spec.integration, api, resources, function_name_for(api, spec.key))
         return Route(spec.key, integration, spec.route_response, spec.authorizer, spec.integration.timeout_ms / 1000,
-                     LambdaContext.factory(integration.function_name, api.region, api.account_id), spec.validator)
+                     LambdaContext.factory(integration.function_name, api.region, api.account_id), spec.validator,
+                     ws_route_policy(api.caching, spec.caching))
 
     def route_for(self, body: str | bytes) -> Route | None:
         """The route a message goes to: the selected key if configured, else $default, else None."""

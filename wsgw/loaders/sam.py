@@ -8,7 +8,8 @@ to the REST front — RouteSelectionExpression), ::Route (RequestModels, ModelSe
 RequestTemplates, TemplateSelectionExpression, PassthroughBehavior), ::IntegrationResponse, ::Model,
 ::Authorizer (REQUEST, JWT), ::Stage (StageName, StageVariables) and ::RouteResponse, with
 Parameters, Mappings and Conditions. Everything else is reported: errors when the API would be served
-differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …).
+differently, warnings when ignoring it is harmless locally (IAM, tables, permissions, logging …). A REST API
+(v1) stage's cache settings are each reported by key with their wsgw.yaml equivalent (`rest_stage_caching`).
 """
 
 from __future__ import annotations
@@ -454,6 +455,14 @@ class _Sam:
             self.out.raw["stageVariables"] = served[first]["stageVariables"]
 
     def report_others(self) -> None:
+        for kind, where in REST_STAGE_CACHING_OWNERS.items():
+            for logical in self.of_type(kind):
+                props = self.props(logical)
+                holder = props.get(where) if where else props
+                prefix = f"Resources.{logical}.Properties" + (f".{where}" if where else "")
+                if isinstance(holder, dict):
+                    for key, message in rest_stage_caching(holder, prefix):
+                        self.out.warn(key, message)
         handled = {SAM_FUNCTION, "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
                    "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Authorizer",
                    "AWS::ApiGatewayV2::RouteResponse", "AWS::Serverless::WebSocketApi",
@@ -484,6 +493,55 @@ def aws_service_integration(props: dict[str, Any], keys: dict[str, str], spec: d
     """An AWS or AWS_PROXY (with IntegrationSubtype) integration: its properties under wsgw's option names; the
     options' own checks (wsgw.config.service_integrations) report a bad value under the integration's key."""
     return {**spec, **{option: props[name] for name, option in keys.items() if props.get(name) is not None}}
+
+
+#: Where a REST API (v1) stage's cache settings stand: the resource's properties, or one of them.
+REST_STAGE_CACHING_OWNERS = {"AWS::Serverless::Api": "", "AWS::ApiGateway::Stage": "",
+                             "AWS::ApiGateway::Deployment": "StageDescription"}
+#: AWS's cache cluster sizes in GB (CacheClusterSize); wsgw's memory store is bounded by caching.maxBytes instead.
+CACHE_CLUSTER_SIZES = ("0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237")
+_METHOD_CACHING = {"CachingEnabled": "cachingEnabled", "CacheTtlInSeconds": "cacheTtlInSeconds",
+                   "RequireAuthorizationForCacheControl": "requireAuthorizationForCacheControl",
+                   "UnauthorizedCacheControlHeaderStrategy": "unauthorizedCacheControlHeaderStrategy"}
+_NOT_SERVED = "REST API (v1) resources are not served from templates (their Lambda events are payload 1.0), so its "
+
+
+def rest_stage_caching(props: dict[str, Any], key: str) -> list[tuple[str, str]]:
+    """(key, message) for each cache setting of a REST API (v1) stage: none of it can apply (the API is not
+    served), so each is named with what it is in wsgw.yaml instead of being dropped in silence."""
+    notes: list[tuple[str, str]] = []
+
+    def note(name: str, wsgw: str) -> None:
+        notes.append((name, _NOT_SERVED + f"cache is not run; for http.routes in wsgw.yaml this is {wsgw}"))
+
+    if "CacheClusterEnabled" in props:
+        note(f"{key}.CacheClusterEnabled", f"caching.cacheClusterEnabled: {str(props['CacheClusterEnabled']).lower()}")
+    size = props.get("CacheClusterSize")
+    if size is not None:
+        text = str(size)
+        sizes = ", ".join(CACHE_CLUSTER_SIZES)
+        bound = (f"caching.maxBytes: {int(float(text) * 2**30)} (the memory store's bound)"
+                 if text in CACHE_CLUSTER_SIZES else f"caching.maxBytes (AWS's sizes are {sizes} GB)")
+        note(f"{key}.CacheClusterSize", bound)
+    settings = props.get("MethodSettings")
+    for index, setting in enumerate(settings if isinstance(settings, list) else []):
+        if not isinstance(setting, dict):
+            continue
+        encoded = str(setting.get("ResourcePath", "/*"))      # AWS: /resource/sub is written /~1resource~1sub
+        path = encoded.replace("~1", "/").replace("~0", "~")
+        path = path[1:] if encoded.startswith("/~1") else path
+        method = str(setting.get("HttpMethod", "*")).upper()
+        where = "caching" if path in ("/*", "*") and method == "*" else f'http.routes["{method} {path}"].caching'
+        for name, option in _METHOD_CACHING.items():
+            if name in setting:
+                value = setting[name]
+                note(f"{key}.MethodSettings[{index}].{name}",
+                     f"{where}.{option}: {str(value).lower() if isinstance(value, bool) else value}")
+        if setting.get("CacheDataEncrypted"):
+            notes.append((f"{key}.MethodSettings[{index}].CacheDataEncrypted", _NOT_SERVED + "cache is not run; "
+                          "wsgw keeps entries unencrypted in its memory store or your Redis (encrypt Redis at rest "
+                          "yourself)"))
+    return notes
 
 
 def translate_sam(doc: dict[str, Any], base_dir: Path, options: LoadOptions) -> Translation:

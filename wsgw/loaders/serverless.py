@@ -71,6 +71,16 @@ FUNCTION_WARN = {
 }
 
 
+#: What to do instead of a plugin, where wsgw has an answer. The Framework has no API Gateway cache setting of its
+#: own: caching is this plugin's, and it caches REST API (v1) `http` events only (docs/caching.md has sources).
+PLUGIN_HINTS = {
+    "serverless-python-requirements": "; install requirements.txt into your environment",
+    "serverless-api-gateway-caching": "; it caches REST API (v1) http events, which are not served here (and AWS "
+                                      "caches no HTTP API); to cache httpApi routes or WebSocket route responses, "
+                                      "write caching: in wsgw.yaml",
+}
+
+
 def looks_like_serverless(doc: Any) -> bool:
     return isinstance(doc, dict) and "service" in doc and ("functions" in doc or "provider" in doc)
 
@@ -121,8 +131,7 @@ class _Service:
                 continue
             if name == "plugins":
                 for plugin in self.doc.get("plugins") or []:
-                    hint = ("; install requirements.txt into your environment" if plugin ==
-                            "serverless-python-requirements" else "")
+                    hint = PLUGIN_HINTS.get(str(plugin), "")
                     self.out.warn(f"plugins.{plugin}", f"plugins do not run locally{hint}")
             elif name == "resources":
                 for logical, resource in ((self.doc["resources"] or {}).get("Resources") or {}).items():

@@ -25,6 +25,7 @@ from wsgw.aws.parameter_mapping import MappingError, MappingSource
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.cache import CachedResponse
 from wsgw.cache.keys import cache_key, principal_of
+from wsgw.cache.stage import StageCache
 from wsgw.config import ApiConfig
 from wsgw.gateway.routes import function_name_for
 from wsgw.gateway.usage import UsagePlans
@@ -41,7 +42,6 @@ from wsgw.rest.caching import (
     INVALIDATE_ACTION,
     CacheStep,
     Invalidation,
-    RestCache,
     RoutePolicy,
     asks_invalidation,
     invalidation,
@@ -87,7 +87,7 @@ class RestFront:
 
     def __init__(self, api: ApiConfig, spec: HttpApiSpec, *, resources: Resources,
                  authorizers: Mapping[str, Authorizer], throttle: Throttler, metrics: Metrics,
-                 deadline: Deadline, usage: UsagePlans | None = None, cache: RestCache | None = None) -> None:
+                 deadline: Deadline, usage: UsagePlans | None = None, cache: StageCache | None = None) -> None:
         self.api = api
         self.spec = spec
         self.cors: CorsConfig | None = spec.cors
@@ -212,6 +212,7 @@ class RestFront:
         cached: CacheStep | None = None
         result: HttpResult | None = None
         policy = route.cache_policy
+        counters = self.metrics.http_cache(route.key) if policy is not None else None
         if policy is not None and self.cache is not None and request.method in policy.methods:
             found = await self._from_cache(route, policy, request, event, params, query, segments, outcome,
                                            signed, principal_id)
@@ -253,14 +254,15 @@ class RestFront:
                 record["error.message"] = _FAILURE_ANSWERS[failure][1]
                 return message(*_FAILURE_ANSWERS[failure], trace)
             finally:
-                if lease is not None and result is None and self.cache is not None:
-                    await self.cache.settle(route.key, lease, None, 0)     # failed or cancelled: waiters call
-            if cached is not None and cached.state != "bypass" and self.cache is not None and policy is not None:
+                if lease is not None and result is None and self.cache is not None and counters is not None:
+                    await self.cache.settle(counters, lease, None, 0)     # failed or cancelled: waiters call
+            if (cached is not None and cached.state != "bypass" and self.cache is not None and policy is not None
+                    and counters is not None):
                 answer = CachedResponse(result.status, tuple(result.headers), result.body)
                 if lease is not None:
-                    await self.cache.settle(route.key, lease, answer, policy.ttl_seconds)
+                    await self.cache.settle(counters, lease, answer, policy.ttl_seconds)
                 else:
-                    await self.cache.keep(route.key, cached.key, answer, policy.ttl_seconds)
+                    await self.cache.keep(counters, cached.key, answer, policy.ttl_seconds)
         if spec.response_parameters is not None and source is not None:
             try:
                 result = map_response(result, spec.response_parameters, source)
@@ -296,10 +298,10 @@ class RestFront:
                         headers=list(request.headers), path_parameters=params,
                         parameters=policy.key_parameters, principal=principal)
         if what is Invalidation.REFRESH:
-            await self.cache.forget(route.key, key)
+            await self.cache.forget(self.metrics.http_cache(route.key), key)
             self.metrics.http_cache(route.key).misses.inc()
             return None, CacheStep(key, "refresh", what)
-        entry, state, lease = await self.cache.lookup(route.key, key, route.timeout_s)
+        entry, state, lease = await self.cache.lookup(self.metrics.http_cache(route.key), key, route.timeout_s)
         return entry, CacheStep(key, state, what, lease)
 
     def _may_invalidate(self, request: HttpRequest, segments: list[str], outcome: AuthOutcome | None,

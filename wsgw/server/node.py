@@ -19,11 +19,13 @@ from typing import TypeVar
 from wsgw.authorizers import build_authorizers
 from wsgw.authorizers.iam import build_iam_verifier
 from wsgw.cache import CacheNamespace, open_cache
+from wsgw.cache.stage import StageCache
 from wsgw.config import ApiConfig
 from wsgw.config.node import NodeConfig
 from wsgw.consumers import Consumers
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.gateway import Gateway
+from wsgw.gateway.route_cache import RouteResponseCache
 from wsgw.gateway.routes import RouteTable
 from wsgw.gateway.usage import build_usage
 from wsgw.http_config import HttpApiSpec
@@ -37,7 +39,6 @@ from wsgw.observe.settings import TracingSettings
 from wsgw.observe.tracing import Tracing
 from wsgw.registry import MemoryRegistry, Registry, open_registry
 from wsgw.registry.redis_wire import RedisOptions
-from wsgw.rest.caching import RestCache
 from wsgw.rest.front import RestFront
 from wsgw.runtimes.endpoint_alias import execute_api_host
 from wsgw.server.router import HttpRouter
@@ -170,6 +171,8 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
                                          metrics=gateway.metrics, deadline=gateway.deadlines.within,
                                          usage=usage, cache=cache))
         gateway.connect_flow.iam = iam
+        if cache is not None:                      # one store for REST answers and route responses
+            gateway.dispatcher.cache = RouteResponseCache(cache, gateway.metrics)
         gateway.connect_flow.usage = usage
         if rest is not None:
             rest.iam = iam
@@ -183,7 +186,7 @@ def build_node(api: ApiConfig, config: NodeConfig, registry: Registry | None = N
     return Node(api, config, resources, gateway, rest, HttpRouter(gateway, rest, iam), trust, consumers)
 
 
-def _response_cache(api: ApiConfig, config: NodeConfig, dimensions: Dimensions, gateway: Gateway) -> RestCache | None:
+def _response_cache(api: ApiConfig, config: NodeConfig, dimensions: Dimensions, gateway: Gateway) -> StageCache | None:
     """The stage's REST response cache when `caching.cacheClusterEnabled` (made, not connected), keyed apart by
     this deployment's API, stage and version."""
     caching = api.caching
@@ -194,7 +197,7 @@ def _response_cache(api: ApiConfig, config: NodeConfig, dimensions: Dimensions, 
         store = open_cache(caching.store, namespace, max_bytes=caching.max_bytes, redis_url=config.redis_url)
     except ValueError as exc:
         raise ConfigError.single("caching.store", str(exc)) from None
-    return RestCache(store, gateway.metrics)
+    return StageCache(store, gateway.metrics)
 
 
 def _consumers(api: ApiConfig, gateway: Gateway, resources: Resources) -> Consumers:
