@@ -4,6 +4,7 @@ errors naming the key, `$request.body` paths (hostile ones refused), message key
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,8 +12,11 @@ import pytest
 
 from tests.helpers import api_from
 from wsgw.cache.keys import connection_principal, ws_cache_key
+from wsgw.config import parse_api
 from wsgw.config.caching import BodyPath, StageCaching, WsRouteCaching, parse_body_path, ws_route_policy
+from wsgw.config.node import NodeConfig
 from wsgw.errors import ConfigError
+from wsgw.server.node import build_node, uncached_routes
 
 
 def path(text: str) -> BodyPath:
@@ -133,3 +137,23 @@ def test_a_connection_principal_is_its_authorizer_principal_not_its_latency() ->
         {"team": "b", "integrationLatency": 1}, None)
     assert connection_principal(None, "AKIDEXAMPLE") == "iam:AKIDEXAMPLE"
     assert connection_principal(None, None) is None
+
+
+def test_routes_asking_for_caching_on_a_stage_without_a_cache_are_named_at_build(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "cachehandlers.py").write_text("def echo(event, context):\n    return {'statusCode': 200}\n")
+    raw = {"routes": {"$default": {"handler": "cachehandlers:echo", "routeResponse": True,
+                                   "caching": {"cacheTtlInSeconds": 60}}},
+           "http": {"routes": {"GET /x": {"handler": "cachehandlers:echo", "caching": {"cachingEnabled": True}},
+                               "GET /y": {"handler": "cachehandlers:echo"}}}}
+    api = parse_api(raw, tmp_path)
+    assert uncached_routes(api) == ["routes.$default.caching", "http.routes.GET /x.caching"]
+    with caplog.at_level("WARNING", logger="wsgw.server"):
+        node = build_node(api, NodeConfig(host="127.0.0.1", port=0))
+    node.resources.stop_threads()
+    assert "routes.$default.caching, http.routes.GET /x.caching ask for caching" in caplog.text
+    with_cache = parse_api({**raw, "caching": {"cacheClusterEnabled": True}}, tmp_path)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="wsgw.server"):
+        build_node(with_cache, NodeConfig(host="127.0.0.1", port=0)).resources.stop_threads()
+    assert "ask for caching" not in caplog.text

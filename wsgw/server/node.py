@@ -9,6 +9,7 @@ registry object are made, but nothing listens, connects or writes the process's 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +47,8 @@ from wsgw.throttle import build_throttler
 from wsgw.tls.trust import TrustBundle, trust_bundle
 
 T = TypeVar("T")
+
+log = logging.getLogger("wsgw.server")
 
 
 @dataclass(slots=True)
@@ -191,6 +194,10 @@ def _response_cache(api: ApiConfig, config: NodeConfig, dimensions: Dimensions, 
     this deployment's API, stage and version."""
     caching = api.caching
     if caching is None or not caching.cluster_enabled:
+        asking = uncached_routes(api)
+        if asking:
+            log.warning("%s ask for caching, but this stage has no cache (caching.cacheClusterEnabled is off): "
+                        "they are served uncached", ", ".join(asking))
         return None
     namespace = CacheNamespace(dimensions.api, dimensions.stage, dimensions.version)
     try:
@@ -198,6 +205,17 @@ def _response_cache(api: ApiConfig, config: NodeConfig, dimensions: Dimensions, 
     except ValueError as exc:
         raise ConfigError.single("caching.store", str(exc)) from None
     return StageCache(store, gateway.metrics)
+
+
+def uncached_routes(api: ApiConfig) -> list[str]:
+    """The keys of routes whose `caching:` asks for a cache the stage does not have (as on AWS, a method's
+    caching does nothing without the stage's cache cluster; said at start rather than silently)."""
+    asking = [f"routes.{key}.caching" for key, route in api.routes.items()
+              if route.caching is not None and route.caching.caching_enabled]
+    if api.http is not None:
+        asking += [f"http.routes.{route.key}.caching" for route in api.http.routes
+                   if route.caching is not None and route.caching.caching_enabled]
+    return asking
 
 
 def _consumers(api: ApiConfig, gateway: Gateway, resources: Resources) -> Consumers:
