@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             meta["banner"] = args.banner
         write_report(args.report or HERE / "REPORT.md", results, meta)
         return 0
-    soft, hard = raise_nofile_limit()
     opts = options_from(args)
+    soft, hard = raise_nofile_limit(max(opts.idle_connections, opts.connections, opts.broadcast_connections))
     names = list(SCENARIOS) if args.scenario == "suite" else [args.scenario]
     progress = Progress(quiet=args.quiet)
     loadavg_start = [round(x, 2) for x in os.getloadavg()]

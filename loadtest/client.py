@@ -52,6 +52,8 @@ class WorkerSpec:
     concurrency: int = 32              # connect/idle: handshakes in flight
     query: str = ""                    # connect: query string (e.g. token=...)
     worker_index: int = 0
+    spread_sources: bool = False       # each worker connects from its own loopback address (127.0.1.x):
+                                       # one address has ~28,000 ephemeral ports, 100,000 sockets need several
 
 
 @dataclass
@@ -229,21 +231,43 @@ async def open_clients(state: WorkerState, count: int, factory: Callable[[], Ech
     target = url or spec.url
     clients: list[Any] = []
     gate = asyncio.Semaphore(max(1, spec.concurrency))
+    source = source_address(spec.worker_index) if spec.spread_sources else None
+
+    async def from_source(parsed: Any) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.bind((source, 0))
+            await asyncio.get_running_loop().sock_connect(sock, (parsed.host, parsed.port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     async def one() -> None:
         async with gate:
             try:
                 _, client = await ws_connect(factory, target, websocket_handshake_timeout=30,
-                                             max_frame_size=16 * 1024 * 1024)
+                                             max_frame_size=16 * 1024 * 1024,
+                                             socket_factory=from_source if source else None)
             except Exception as exc:
                 state.counts.connects_failed += 1
                 state.error(f"connect: {type(exc).__name__}")
+                return
+            if client is None:                     # picows: the socket ended before the 101 arrived
+                state.counts.connects_failed += 1
+                state.error("connect: closed before the handshake completed")
                 return
             state.counts.connects_ok += 1
             clients.append(client)
 
     await asyncio.gather(*(one() for _ in range(count)))
     return clients
+
+
+def source_address(worker_index: int) -> str:
+    """The loopback address worker N connects from when sources are spread (the server stays on 127.0.0.1)."""
+    return f"127.0.{1 + worker_index // 250}.{1 + worker_index % 250}"
 
 
 def close_clients(clients: list[EchoClient]) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -17,6 +15,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from wsgw.server.fdlimit import raise_fd_limit
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "apps"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -27,13 +27,11 @@ class NotAvailable(Exception):
     """A variant this build of wsgw (or this machine) cannot run; the report says why instead of a number."""
 
 
-def raise_nofile_limit() -> tuple[int, int]:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit (children inherit it); returns (soft, hard)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
+def raise_nofile_limit(connections: int = 0) -> tuple[int, int]:
+    """Raise RLIMIT_NOFILE for `connections` sockets per process as a node does (wsgw/server/fdlimit.py: above
+    the hard limit where allowed, else to it); children inherit it. Returns (soft, hard)."""
+    limit = raise_fd_limit(connections)
+    return limit.soft, limit.hard
 
 
 def free_port() -> int:
@@ -156,11 +154,15 @@ class ServerProcess:
         self.stop()
 
 
-def wsgw_node(config: str, redis_url: str | None = None, name: str = "wsgw") -> ServerProcess:
-    """`python -m wsgw run -c CONFIG --port 0 [--redis URL]` with bench logging kept quiet."""
+def wsgw_node(config: str, redis_url: str | None = None, name: str = "wsgw",
+              engine: str | None = None) -> ServerProcess:
+    """`python -m wsgw run -c CONFIG --port 0 [--redis URL] [--ws-engine E]` with bench logging kept quiet
+    (no engine: the node's default)."""
     argv = [sys.executable, "-m", "wsgw", "run", "-c", str(APPS / config), "--port", "0", "--log-level", "WARNING"]
     if redis_url:
         argv += ["--redis", redis_url]
+    if engine:
+        argv += ["--ws-engine", engine]
     return ServerProcess(name, argv)
 
 

@@ -100,9 +100,17 @@ def echo_baseline(ctx: Context) -> list[Measurement]:
     return out
 
 
+# The frame engines measured beside the node's default one ("wsgw"), each its own target row.
+ENGINE_TARGETS = {"wsgw websockets-engine": "websockets", "wsgw picows-engine": "picows"}
+
+
 def routed(ctx: Context) -> list[Measurement]:
-    return [_measure(ctx, "routed", "wsgw", _one(wsgw_node("bench.yaml")),
-                     lambda s: ctx.spec("echo", s[0].url, action="echo"))]
+    out = [_measure(ctx, "routed", "wsgw", _one(wsgw_node("bench.yaml")),
+                    lambda s: ctx.spec("echo", s[0].url, action="echo"))]
+    for target, engine in ENGINE_TARGETS.items():
+        out.append(_measure(ctx, "routed", target, _one(wsgw_node("bench.yaml", engine=engine)),
+                            lambda s: ctx.spec("echo", s[0].url, action="echo")))
+    return out
 
 
 def routed_sync(ctx: Context) -> list[Measurement]:
@@ -216,12 +224,18 @@ def connect_storm(ctx: Context) -> list[Measurement]:
 # ----- 8: idle memory ------------------------------------------------------------------------------------------
 
 
+IDLE_PER_WORKER = 20_000
+IDLE_HOLD_SECONDS = 30.0
+
+
 def idle_memory(ctx: Context) -> list[Measurement]:
     n = ctx.options.idle_connections
     out = []
     for target, server in (("websockets", baseline_server("websockets-echo")),
                            ("picows", baseline_server("picows-echo")),
-                           ("wsgw memory", wsgw_node("bench.yaml"))):
+                           ("wsgw memory", wsgw_node("bench.yaml")),
+                           *((f"wsgw memory {name.removeprefix('wsgw ')}", wsgw_node("bench.yaml", engine=engine))
+                             for name, engine in ENGINE_TARGETS.items())):
         out.append(_idle(ctx, target, server, n, None))
     try:
         redis = RedisServer().start()
@@ -249,17 +263,28 @@ def _idle(ctx: Context, target: str, server: ServerProcess, n: int, redis: Redis
         def measure() -> dict[str, object]:
             time.sleep(1.0)                     # let the server settle after the last handshake
             rss_after = server.rss()
+            # What holding them costs: the server's CPU while they sit idle (keepalive sweep, pings, pongs),
+            # over one default ping interval when there are many.
+            hold = IDLE_HOLD_SECONDS if n >= 10_000 else 2.0
+            server.mark()
+            time.sleep(hold)
             figures: dict[str, object] = {"rss_before_mb": rss_before / 1e6, "rss_after_mb": rss_after / 1e6,
-                                          "server_bytes_per_connection": (rss_after - rss_before) / n}
+                                          "server_bytes_per_connection": (rss_after - rss_before) / n,
+                                          "idle_cpu_percent": round(server.cpu_since_mark(), 2),
+                                          "idle_hold_seconds": hold,
+                                          "loadavg_1m": round(os.getloadavg()[0], 2)}
             if redis is not None:
                 redis_after = redis.info_value("used_memory") or 0
                 figures["redis_bytes_per_connection"] = (redis_after - redis_before) / n
                 figures["redis_keys"] = redis.dbsize()
             return figures
 
-        spec = ctx.spec("idle", server.url, connections=n, concurrency=64, duration=0.0)
-        m = run_workers("idle-memory", target, spec, ctx.options.processes, ctx.progress, [server], unit,
-                        between=measure)
+        # One source address gives ~28,000 ports: beyond IDLE_PER_WORKER connections, more workers, each
+        # from its own loopback address.
+        workers = max(ctx.options.processes, -(-n // IDLE_PER_WORKER))
+        spec = ctx.spec("idle", server.url, connections=n, concurrency=64, duration=0.0,
+                        spread_sources=n > IDLE_PER_WORKER)
+        m = run_workers("idle-memory", target, spec, workers, ctx.progress, [server], unit, between=measure)
         opened = m.counts["connects_ok"]
         if opened != n:
             m.errors[f"only {opened} of {n} connections opened"] = n - opened

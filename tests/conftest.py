@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import APPS
+from tests.helpers import APPS, ENGINE
 
 if str(APPS) not in sys.path:
     sys.path.insert(0, str(APPS))
@@ -31,3 +31,12 @@ def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from wsgw.tls.devca import ensure_dev_certificates
 
     yield ensure_dev_certificates(tmp_path_factory.mktemp("wsgw-ca"))
+
+
+@pytest.fixture(params=["websockets", "picows"])
+def ws_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test once per WebSocket frame engine: every node `serve` starts uses it (tests/helpers.ENGINE)."""
+    before = ENGINE["name"]
+    ENGINE["name"] = request.param
+    yield request.param
+    ENGINE["name"] = before

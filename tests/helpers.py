@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,13 +19,16 @@ from typing import Any, TypeVar
 import yaml
 
 from wsgw.config import ApiConfig, parse_api
-from wsgw.config.node import NodeConfig
+from wsgw.config.node import DEFAULT_WS_ENGINE, NodeConfig
 from wsgw.server.app import GatewayServer
 from wsgw.server.node import build_node
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
+# The frame engine `serve` gives a node unless told: the `ws_engine` fixture (tests/conftest.py) runs a test
+# once per engine by setting this.
+ENGINE = {"name": os.environ.get("WSGW_WS_ENGINE", DEFAULT_WS_ENGINE)}
 APPS = Path(__file__).resolve().parent / "apps"
 
 
@@ -43,6 +46,7 @@ async def serve(raw: dict[str, Any] | ApiConfig, **kwargs: Any) -> AsyncIterator
     """An in-process gateway on a free port, stopped (every $disconnect run) on exit."""
     api = raw if isinstance(raw, ApiConfig) else api_from(raw)
     registry = kwargs.pop("registry", None)
+    kwargs.setdefault("ws_engine", ENGINE["name"])
     server = GatewayServer(build_node(api, NodeConfig(host="127.0.0.1", port=0, **kwargs), registry))
     await server.start()
     try:
@@ -201,3 +205,18 @@ async def raw_http(port: int, payload: bytes, read_until_close: bool = True, tim
         return b"".join(chunks)
     finally:
         writer.close()
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """Each live (not zombie) process as its pid and the fields of /proc/<pid>/stat after the command name
+    (state, ppid, pgrp, session, ...)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            yield int(entry), fields

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import ssl
 import stat
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.helpers import live_processes
 from wsgw.runtimes.endpoint_alias import EndpointAlias, execute_api_host
 from wsgw.runtimes.environments import RUNTIME_DIR, FunctionEnvironments, FunctionSpec
 from wsgw.runtimes.runtime_api import RuntimeApi
@@ -59,18 +59,7 @@ def process_gone(pid: int) -> bool:
 
 def children_of(pid: int) -> list[int]:
     """Live processes whose parent is `pid` (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
+    return [child for child, fields in live_processes() if int(fields[1]) == pid]
 
 
 @pytest.fixture

@@ -60,7 +60,8 @@ class Errors(logging.Handler):
 
 
 class ThreadNode:
-    def __init__(self) -> None:
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
         self.port = 0
         self.ready = threading.Event()
         self.stop: asyncio.Event | None = None
@@ -72,7 +73,8 @@ class ThreadNode:
         self.loop = asyncio.get_running_loop()
         self.loop.set_exception_handler(lambda _, context: self.loop_errors.append(context))
         self.stop = asyncio.Event()
-        server = GatewayServer(build_node(api_from(API), NodeConfig(host="127.0.0.1", port=0)))
+        server = GatewayServer(build_node(api_from(API), NodeConfig(host="127.0.0.1", port=0,
+                                                                             ws_engine=self.engine)))
         await server.start()
         self.port = server.port
         self.ready.set()
@@ -85,11 +87,12 @@ class ThreadNode:
         self.thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[ThreadNode]:
+@pytest.fixture(scope="module", params=["websockets", "picows"])
+def node(request: pytest.FixtureRequest) -> Iterator[ThreadNode]:
+    """A node per WebSocket frame engine: both must answer any input well-formed."""
     errors = Errors()
     logging.getLogger().addHandler(errors)
-    running = ThreadNode()
+    running = ThreadNode(request.param)
     running.thread.start()
     assert running.ready.wait(10)
     try:

@@ -11,11 +11,15 @@ from typing import Any
 
 import pytest
 import testapp
-from websockets.server import ServerProtocol
 
 from tests.helpers import raw_http, serve, wait_for
 from wsgw.server import websocket
 from wsgw.server.budgets import BUDGET_METRIC
+from wsgw.server.engines import ENGINES
+from wsgw.server.websocket import WebSocketSocket
+
+# every test runs once per WebSocket frame engine (websockets, picows): same limits, codes and order
+pytestmark = pytest.mark.usefixtures("ws_engine")
 
 API: dict[str, Any] = {
     "routes": {
@@ -182,18 +186,20 @@ def flood_pings_and_read(port: int, megabytes: int, done: threading.Event) -> No
     sock.close()
 
 
-async def test_a_ping_flood_is_parsed_one_read_batch_per_loop_turn(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work per loop turn, counted rather than timed: the bytes websockets parses for one connection between
-    two turns of the loop (a task that counts turns) stay within the read batch; main parsed whole reads."""
+async def test_a_ping_flood_is_parsed_one_read_batch_per_loop_turn(monkeypatch: pytest.MonkeyPatch,
+                                                                   ws_engine: str) -> None:
+    """Work per loop turn, counted rather than timed: the bytes the frame engine parses for one connection
+    between two turns of the loop (a task that counts turns) stay within the read batch."""
     turn = 0
     parsed: dict[int, int] = {}
-    receive_data = ServerProtocol.receive_data
+    engine = ENGINES[ws_engine]
+    parse = engine._parse
 
-    def counting(self: ServerProtocol, data: bytes) -> None:
+    def counting(self: WebSocketSocket, data: bytes) -> None:
         parsed[turn] = parsed.get(turn, 0) + len(data)
-        receive_data(self, data)
+        parse(self, data)
 
-    monkeypatch.setattr(ServerProtocol, "receive_data", counting)
+    monkeypatch.setattr(engine, "_parse", counting)
     async with serve(API) as server:
         done = threading.Event()
         flood = threading.Thread(target=flood_pings_and_read, args=(server.port, 4, done), daemon=True)

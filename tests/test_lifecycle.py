@@ -13,6 +13,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.helpers import management_client, serve, wait_for
 
+# every test runs once per WebSocket frame engine (websockets, picows): same limits, codes and order
+pytestmark = pytest.mark.usefixtures("ws_engine")
+
 API: dict[str, Any] = {
     "routes": {
         "$connect": {"handler": "testapp:connect_by_query", "routeResponse": True},

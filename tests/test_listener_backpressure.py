@@ -12,6 +12,9 @@ import testapp
 from tests.helpers import raw_http, serve, wait_for
 from wsgw.server import websocket
 
+# every test runs once per WebSocket frame engine (websockets, picows): same limits, codes and order
+pytestmark = pytest.mark.usefixtures("ws_engine")
+
 API: dict[str, Any] = {
     "routes": {
         "$connect": {"handler": "testapp:ok"},

@@ -13,6 +13,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.helpers import raw_http, serve, wait_for
 
+# every test runs once per WebSocket frame engine (websockets, picows): same limits, codes and order
+pytestmark = pytest.mark.usefixtures("ws_engine")
+
 API: dict[str, Any] = {
     "routes": {
         "$connect": {"handler": "testapp:ok"},
@@ -188,3 +191,72 @@ async def test_unknown_stage_upgrade_is_refused_404_by_client() -> None:
             async with connect(server.urls.websocket.replace("/dev", "/prod")):
                 pass
         assert refused.value.response.status_code == 404
+
+
+def client_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
+    """One client frame as bytes on the wire (a zero mask keeps the payload readable)."""
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    size = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        head += bytes([mask_bit | size])
+    else:
+        head += bytes([mask_bit | 126]) + size.to_bytes(2, "big")
+    return head + (b"\x00\x00\x00\x00" if masked else b"") + payload
+
+
+@pytest.mark.parametrize(("frames", "code"), [
+    (client_frame(0x1, b"hi", rsv=0x40), 1002),                                 # reserved bit, no extension
+    (client_frame(0x0, b"orphan"), 1002),                                        # continuation of nothing
+    (client_frame(0x1, b"a", fin=False) + client_frame(0x1, b"b"), 1002),        # new message inside a message
+    (client_frame(0x9, b"x", fin=False), 1002),                                  # fragmented ping
+    (client_frame(0x9, b"p" * 126), 1002),                                       # control frame over 125 bytes
+    (client_frame(0x3, b"x"), 1002),                                             # reserved opcode
+    (client_frame(0x1, b"hi", masked=False), 1002),                              # unmasked client frame
+    (client_frame(0x8, (5000).to_bytes(2, "big")), 1002),                        # close code out of range
+    (client_frame(0x8, (1005).to_bytes(2, "big")), 1002),                        # a code never sent on the wire
+    (client_frame(0x8, b"\x03"), 1002),                                          # one-byte close payload
+    (client_frame(0x8, b"\x03\xe8\xc3\x28"), 1007),                              # close reason not UTF-8
+    (client_frame(0x1, b"\xc3", fin=False) + client_frame(0x0, b"\x28"), 1007),  # fragmented text not UTF-8
+    (client_frame(0x1, b"a", fin=False) + client_frame(0x0, b"b", fin=False) * 1100, 1009),   # too many fragments
+    (client_frame(0x8, (4000).to_bytes(2, "big") + b"bye"), 4000),               # the peer's close is echoed
+    (client_frame(0x8, (1000).to_bytes(2, "big")), 1000),
+])
+async def test_each_protocol_violation_closes_with_websockets_code(frames: bytes, code: int) -> None:
+    """The close code a client gets for each rule of RFC 6455, the same whichever engine parses (the reference
+    engine's codes are the contract)."""
+    async with serve(API) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write((UPGRADE.format(path="/dev") + "\r\n").encode())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(frames)
+        answer = await asyncio.wait_for(reader.read(), timeout=10)        # until the node closes TCP
+        closes = [i for i in range(len(answer) - 1) if answer[i] == 0x88]
+        assert closes, answer
+        assert int.from_bytes(answer[closes[0] + 2:closes[0] + 4], "big") == code
+        writer.close()
+        await wait_for(lambda: testapp.events_of("$disconnect"))
+        await still_serves(server)
+
+
+async def test_an_empty_close_is_answered_with_an_empty_close() -> None:
+    async with serve(API) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write((UPGRADE.format(path="/dev") + "\r\n").encode())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(client_frame(0x8))
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b"\x88\x00"
+        writer.close()
+        await wait_for(lambda: testapp.events_of("$disconnect"))
+        assert testapp.events_of("$disconnect")[0]["requestContext"]["disconnectStatusCode"] == 1005
+
+
+async def test_a_ping_is_answered_with_a_pong_of_the_same_payload_then_messages_flow() -> None:
+    async with serve(API) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write((UPGRADE.format(path="/dev") + "\r\n").encode())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(client_frame(0x9, b"are you there") + client_frame(0x1, b"echo me"))
+        assert await reader.readexactly(15) == b"\x8a\x0dare you there"
+        assert await reader.readexactly(9) == b"\x81\x07echo me"
+        writer.close()

@@ -190,7 +190,8 @@ def test_cli_json_has_every_field(tmp_path: Path) -> None:
     assert set(data) == {"meta", "measurements", "ratios"}
     assert {"machine", "options", "generated", "loadavg_start", "loadavg_end", "nofile"} <= set(data["meta"])
     assert data["meta"]["nofile"]["soft"] == data["meta"]["nofile"]["hard"]
-    [m] = data["measurements"]
+    m, *engines = data["measurements"]          # the node's default engine, then each engine by name
+    assert [e["target"] for e in engines] == ["wsgw websockets-engine", "wsgw picows-engine"]
     assert set(m) == set(Measurement("x", "y").to_dict())
     assert set(m["counts"]) == set(COUNT_KEYS)
     assert {"p50", "p90", "p99", "p99.9", "max"} <= set(m["latency_ms"])

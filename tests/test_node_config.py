@@ -41,8 +41,17 @@ def test_node_config_is_frozen() -> None:
     ({"workers": 0}, "--workers: must be 1 or more"),
     ({"workers": 2}, "--workers: several processes need the Redis registry; add --redis redis://HOST:PORT/0"),
     ({"port": 70000}, "--port: 70000 is not a TCP port (0 picks a free one)"),
+    ({"ws_engine": "tornado"}, "--ws-engine: 'tornado' is not a WebSocket engine; use one of websockets, picows"),
+    ({"planned_connections": 0}, "--planned-connections: must be 1 or more"),
 ])
-def test_bad_node_settings_name_the_flag(settings: dict[str, int], line: str) -> None:
+def test_bad_node_settings_name_the_flag(settings: dict[str, int | str], line: str) -> None:
     with pytest.raises(ConfigError) as caught:
         NodeConfig(**settings)  # type: ignore[arg-type]
     assert [str(p) for p in caught.value.problems] == [line]
+
+
+def test_every_engine_name_has_its_class() -> None:
+    from wsgw.config.node import DEFAULT_WS_ENGINE, WS_ENGINES
+    from wsgw.server.engines import ENGINES
+
+    assert set(ENGINES) == set(WS_ENGINES) and DEFAULT_WS_ENGINE in ENGINES

@@ -14,6 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import serve, wait_for
 
+# every test runs once per WebSocket frame engine (websockets, picows): same limits, codes and order
+pytestmark = pytest.mark.usefixtures("ws_engine")
+
 API: dict[str, Any] = {
     "routes": {
         "$connect": {"handler": "testapp:ok"},

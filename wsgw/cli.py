@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wsgw.config import TlsConfig
-from wsgw.config.node import NodeConfig
+from wsgw.config.node import DEFAULT_WS_ENGINE, WS_ENGINES, NodeConfig
 from wsgw.config.site import SiteConfig, load_site
 from wsgw.errors import ConfigError, ConfigProblem
 from wsgw.observe.app_logs import configure as configure_logs
@@ -45,6 +45,14 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=int(os.environ.get("WSGW_WORKERS", "1")),
                      help="N processes sharing the port with SO_REUSEPORT (needs --redis; env WSGW_WORKERS)")
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)   # set by --workers
+    run.add_argument("--planned-connections", type=int,
+                     default=int(os.environ.get("WSGW_PLANNED_CONNECTIONS", "100000")),
+                     help="connections this node is sized for: the file-descriptor limit is raised for them at "
+                          "start, and a limit the OS keeps lower is logged and shown on /health")
+    run.add_argument("--ws-engine", choices=WS_ENGINES, default=os.environ.get("WSGW_WS_ENGINE", DEFAULT_WS_ENGINE),
+                     help="who parses and writes WebSocket frames after the handshake: picows (C, the default) or "
+                          "websockets (pure Python, the reference; less memory per idle connection); same limits "
+                          "and close codes (env WSGW_WS_ENGINE)")
     run.add_argument("--tls", nargs="?", const="only", choices=["only", "both"], default=None,
                      help="serve wss:// and https:// ('both' also accepts ws:// and http:// on the same port); "
                           "without --certfile a local development CA is made once (see --ca-dir)")
@@ -253,7 +261,8 @@ def _node_config(args: argparse.Namespace, site: SiteConfig) -> NodeConfig:
     from wsgw.registry import open_registry
 
     config = NodeConfig(host=args.host, port=args.port, redis_url=args.redis, workers=args.workers,
-                        reuse_port=args.reuse_port)
+                        reuse_port=args.reuse_port, ws_engine=args.ws_engine,
+                        planned_connections=args.planned_connections)
     try:
         open_registry(config.redis_url)
     except ValueError as exc:
@@ -293,7 +302,8 @@ def _tls_settings(args: argparse.Namespace, site: SiteConfig) -> TlsSettings | N
 def _child_args(args: argparse.Namespace) -> list[str]:
     """What each --workers process is started with: the same API and TLS options. Not the Redis URL: it may
     hold a password, and a command line is visible to every user (ps); workers get it as WSGW_REDIS_URL."""
-    child = ["-c", args.config, "--log-level", args.log_level, "--log-format", args.log_format]
+    child = ["-c", args.config, "--log-level", args.log_level, "--log-format", args.log_format,
+             "--ws-engine", args.ws_engine, "--planned-connections", str(args.planned_connections)]
     for flag, value in (("--stage", args.stage), ("--region", args.region), ("--tls", args.tls),
                         ("--certfile", args.certfile), ("--keyfile", args.keyfile), ("--ca-dir", args.ca_dir)):
         if value is not None:

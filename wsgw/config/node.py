@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from wsgw.errors import ConfigError
 from wsgw.tls.context import TlsSettings
 
+# The frame engines (wsgw/server/engines.py has the class of each): websockets' pure-Python protocol, the
+# reference, and picows (Cython). Same handshake, same limits and close codes; picows is faster.
+WS_ENGINES = ("websockets", "picows")
+DEFAULT_WS_ENGINE = "picows"              # the faster one; both pass the whole suite
+
 
 @dataclass(frozen=True, slots=True)
 class ListenerSettings:
@@ -70,10 +75,18 @@ class NodeConfig:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     rest: RestSettings = field(default_factory=RestSettings)
+    ws_engine: str = DEFAULT_WS_ENGINE       # who parses and writes WebSocket frames: websockets | picows
+    planned_connections: int = 100_000       # sockets the node is sized for: its file-descriptor limit is raised
+                                             # for them at start, and reported when the OS will not allow it
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError.single("--port", f"{self.port} is not a TCP port (0 picks a free one)")
+        if self.ws_engine not in WS_ENGINES:
+            raise ConfigError.single("--ws-engine", f"{self.ws_engine!r} is not a WebSocket engine; use one of "
+                                     f"{', '.join(WS_ENGINES)}")
+        if self.planned_connections < 1:
+            raise ConfigError.single("--planned-connections", "must be 1 or more")
         if self.workers < 1:
             raise ConfigError.single("--workers", "must be 1 or more")
         if self.workers > 1 and not self.redis_url:

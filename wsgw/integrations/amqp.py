@@ -4,16 +4,20 @@ down fails the call (AWS's error frame): nothing is reported queued that the bro
 
 The payload is the body (or the template's output); the identity travels as AMQP headers (connectionId, routeKey,
 requestId, eventType, stage, apiId, sourceIp, principalId, authorizer as JSON), message_id is the requestId.
-One robust connection (aio-pika, which reconnects by itself after a broker restart) and channel per URL.
+One connection and confirm-mode channel per URL for the node (AmqpLink), opened again by the first publish after
+it closed (a broker restart or a broker-side close).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from functools import partial
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec
@@ -21,7 +25,59 @@ from wsgw.config.service_integrations import AmqpOptions
 from wsgw.integrations.base import Integration, IntegrationFailed, Resources
 from wsgw.integrations.queue_records import Shared, queued, record, shared
 
-AmqpLink = tuple[AbstractRobustConnection, AbstractRobustChannel]
+
+class AmqpLink:
+    """The node's connection and confirm-mode channel to one broker URL, opened again by the next publish once it
+    closed (broker restart, broker-side close). A plain connection, not aio-pika's robust one: its restore after
+    a broker crash could leave the connection never ready again (seen with aio-pika 10.2), and here a publish
+    either finds an open channel, opens one, or fails within its timeout."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection: AbstractConnection | None = None
+        self.channel: AbstractChannel | None = None
+        self.lock = asyncio.Lock()
+
+    async def confirm_channel(self) -> AbstractChannel:
+        channel = self.channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self.lock:
+            if self.channel is None or self.channel.is_closed:
+                await self._reopen()
+            assert self.channel is not None
+            return self.channel
+
+    async def _reopen(self) -> None:
+        """A new channel on the connection if it is still open (a channel-level error closed the last one), else
+        a new connection."""
+        self.channel = None
+        if self.connection is not None and not self.connection.is_closed:
+            with contextlib.suppress(Exception):
+                self.channel = await self.connection.channel(publisher_confirms=True)
+                return
+        closed, self.connection = self.connection, None
+        if closed is not None:
+            with contextlib.suppress(Exception):
+                await closed.close()
+        connection = await aio_pika.connect(self.url, timeout=5,
+                                            client_properties={"connection_name": connection_name("publisher")})
+        try:
+            self.channel = await connection.channel(publisher_confirms=True)
+        except BaseException:
+            await connection.close()
+            raise
+        self.connection = connection
+
+    @classmethod
+    async def open(cls, url: str) -> AmqpLink:
+        link = cls(url)
+        await link.confirm_channel()
+        return link
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
 
 
 def connection_name(role: str) -> str:
@@ -32,16 +88,7 @@ def connection_name(role: str) -> str:
 
 def amqp_link(url: str) -> Shared[AmqpLink]:
     """One robust connection and confirm-mode channel to `url` (a failed first connect is retried next call)."""
-    async def open_client() -> AmqpLink:
-        connection = await aio_pika.connect_robust(url, timeout=5, reconnect_interval=0.5,
-                                                   client_properties={"connection_name": connection_name("publisher")})
-        channel = await connection.channel(publisher_confirms=True)
-        return connection, channel
-
-    async def close_client(link: AmqpLink) -> None:
-        await link[0].close()
-
-    return Shared(open_client, close_client)
+    return Shared(partial(AmqpLink.open, url), AmqpLink.close)
 
 
 class AmqpIntegration(Integration):
@@ -72,7 +119,7 @@ class AmqpIntegration(Integration):
             content_type="application/octet-stream" if fields.get("isBase64Encoded") else "text/plain",
             app_id="wsgw")
         try:
-            _connection, channel = await self.link.get()
+            channel = await (await self.link.get()).confirm_channel()
             exchange = (channel.default_exchange if not self.options.exchange
                         else await channel.get_exchange(self.options.exchange, ensure=False))
             confirmation = await exchange.publish(message, self.options.routing_key,

@@ -19,8 +19,10 @@ from wsgw.observe.access_log import AccessLog
 from wsgw.observe.tracing import Tracing
 from wsgw.rest.front import RestFront
 from wsgw.runtimes import endpoint_alias
+from wsgw.server import fdlimit
 from wsgw.server.budgets import Budgets
 from wsgw.server.dual import DualAcceptor
+from wsgw.server.engines import ENGINES
 from wsgw.server.listener import HttpConnection, ListenerContext, OpenSocket
 from wsgw.server.node import Node, api_host_names
 from wsgw.server.router import HttpRouter
@@ -57,7 +59,8 @@ class GatewayServer:
             front = self.site.front(port)
             self.contexts[port] = ListenerContext(front.gateway(), front.handle, front.body_limit_for,
                                                   self.open_sockets, front.open_inspector, front.pick,
-                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener))
+                                                  Budgets.from_limits(front.gateway().api.limits, self.config.listener),
+                                                  ENGINES[self.config.ws_engine])
         self.context = self.contexts[None]
         self.server: asyncio.Server | None = None
         self.servers: list[asyncio.Server] = []
@@ -103,6 +106,9 @@ class GatewayServer:
         return lines
 
     async def start(self) -> None:
+        limit = fdlimit.raise_fd_limit(self.config.planned_connections)
+        fdlimit.CURRENT[:] = [limit]
+        fdlimit.report(limit, self.config.planned_connections)
         await self.site.start()
         for port in self.contexts:
             if port is not None:

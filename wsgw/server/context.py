@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wsgw.gateway import Gateway
 from wsgw.request import HttpRequest
 from wsgw.server.budgets import Budgets
 from wsgw.server.http import HttpResponse
+
+if TYPE_CHECKING:
+    from wsgw.server.websocket import WebSocketSocket
 
 
 class OpenSocket(Protocol):
@@ -39,3 +42,4 @@ class ListenerContext:
     # the gateway an upgrade request is served by (its API, stage and version), or the refusal (404)
     pick: Callable[[HttpRequest], Gateway | HttpResponse] | None = None
     budgets: Budgets = field(default_factory=Budgets)
+    engine: type[WebSocketSocket] | None = None                 # the frame engine (None: the reference one)

@@ -375,7 +375,7 @@ class HttpConnection(asyncio.Protocol):
             self._fail(problem)
             return
         assert self.transport is not None and self.flow is not None
-        ws = WebSocketProtocol(self.ctx, self.transport, self.flow, request, gateway)
+        ws = (self.ctx.engine or WebSocketProtocol)(self.ctx, self.transport, self.flow, request, gateway)
         outcome = await gateway.connect(request, ws)
         if outcome.conn is None:
             if not self.lost:

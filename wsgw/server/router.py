@@ -11,6 +11,7 @@ from wsgw.gateway import Gateway
 from wsgw.metrics import CONTENT_TYPE
 from wsgw.request import HttpRequest
 from wsgw.rest.front import RestFront
+from wsgw.server import fdlimit
 from wsgw.server.connections_api import ConnectionsApi, too_large
 from wsgw.server.groups_api import GroupsApi
 from wsgw.server.http import HttpResponse, plain_error
@@ -98,5 +99,6 @@ class HttpRouter:
         gateway = self.gateway
         ok = gateway.accepting
         payload = {"status": "ok" if ok else "stopping", "node": gateway.node_id, "stage": self.stage,
-                   "connections": len(gateway.connections), **gateway.registry.health()}
+                   "connections": len(gateway.connections), **gateway.registry.health(),
+                   **fdlimit.health_fields()}
         return HttpResponse.json(200 if ok else 503, payload)

@@ -37,6 +37,7 @@ from wsgw.metrics import CONTENT_TYPE, Dimensions, render_all
 from wsgw.registry import Registry, open_registry
 from wsgw.registry.memory import MemoryHub, MemoryRegistry
 from wsgw.request import HttpRequest
+from wsgw.server import fdlimit
 from wsgw.server.context import OpenSocket
 from wsgw.server.http import HttpResponse, plain_error
 from wsgw.server.node import Node, api_host_names, build_node
@@ -346,7 +347,8 @@ class Site:
                 for name, api in self.routing.apis.items()}
         payload = {"status": "ok" if ok else "stopping", "node": self.base_id, "apis": apis,
                    "connections": sum(len(d.gateway.connections) for d in self.live()),
-                   "retiring": len(self.retiring), **first.registry.health()}
+                   "retiring": len(self.retiring), **first.registry.health(),
+                   **fdlimit.health_fields()}
         return HttpResponse.json(200 if ok else 503, payload)
 
 

@@ -68,13 +68,14 @@ def close_frames(protocol: ServerProtocol) -> tuple[tuple[int, str] | None, tupl
             None if sent is None else (sent.code, sent.reason))
 
 
-class WebSocketProtocol(asyncio.Protocol):
-    """One WebSocket from its upgrade request to its end."""
+class WebSocketSocket(asyncio.Protocol):
+    """One WebSocket from its upgrade request to its end, whichever frame engine parses and writes its frames.
 
-    __slots__ = (
-        "budgets", "close_timer", "conn", "ctx", "flow", "fragment_opcode", "fragments", "gateway", "protocol",
-        "request", "transport", "unread",
-    )
+    Everything but the frames is here, shared by both engines: the handshake (ours: `handshake_answer` judges,
+    the 101 is written here), the budgets, the read batches, the close timer and the SocketSink methods that
+    do not touch frames. A subclass (`ENGINES`, wsgw/server/engines.py) parses and writes frames."""
+
+    __slots__ = ("budgets", "close_timer", "conn", "ctx", "flow", "gateway", "request", "transport", "unread")
 
     def __init__(self, ctx: ListenerContext, transport: asyncio.Transport, flow: FlowControl,
                  request: HttpRequest, gateway: Gateway | None = None) -> None:
@@ -82,25 +83,56 @@ class WebSocketProtocol(asyncio.Protocol):
         self.gateway: Gateway = gateway or ctx.gateway      # the connection's (API, stage, version) for life
         self.transport = transport
         self.flow = flow
-        self.request = request
+        self.request: HttpRequest | None = request      # until `accept`: the handshake's only reader
         self.budgets = ctx.budgets if self.gateway is ctx.gateway else ctx.budgets.with_limits(self.gateway.limits)
-        # Frames are parsed by a protocol that starts OPEN: the handshake is judged and answered by `accept`.
-        # Until then it is CONNECTING as far as every SocketSink method is concerned.
-        self.protocol = ServerProtocol(state=State.CONNECTING, logger=protocol_log)
         self.conn: Connection | None = None
-        self.fragments: list[bytes] = []
-        self.fragment_opcode: Opcode | None = None
         self.close_timer: asyncio.TimerHandle | None = None
         self.unread = bytearray()            # received, not parsed yet: at most one read beyond a batch
+
+    # ----- what an engine provides -----------------------------------------------------------------
+
+    def _open_frames(self) -> None:
+        """Make the frame engine, once the 101 is written; until then the socket is CONNECTING."""
+        raise NotImplementedError
+
+    def _parse(self, data: bytes) -> None:
+        """Parse frames and hand complete messages to the gateway."""
+        raise NotImplementedError
+
+    def is_open(self) -> bool:
+        raise NotImplementedError
+
+    def is_connecting(self) -> bool:
+        raise NotImplementedError
+
+    def fail(self, code: int, reason: str) -> None:
+        """A protocol or budget violation: send the close frame and close TCP (the server side ends first)."""
+        raise NotImplementedError
+
+    def close_frames(self) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
+        """The close frames received and sent, as (code, reason); the gateway decides what $disconnect reports."""
+        raise NotImplementedError
+
+    def send(self, data: bytes | str) -> bool:
+        """True once the frame is in the socket's buffer; False (the push answers 410) when the connection is
+        closed or is a slow consumer whose buffer this frame would take past maxSendBufferBytes."""
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        raise NotImplementedError
 
     # ----- the handshake (SocketSink.accept) -------------------------------------------------------
 
     def accept(self, subprotocol: str | None) -> bool:
         """Write the 101 and take the transport over; False when the client left or websockets refused."""
-        transport = self.transport
-        if transport.is_closing():
+        transport, request = self.transport, self.request
+        self.request = None                  # its headers are not kept for the connection's life
+        if transport.is_closing() or request is None:
             return False
-        response = handshake_answer(self.request, subprotocol)
+        response = handshake_answer(request, subprotocol)
         if response.status_code != 101:      # the listener asked the same question before $connect: not reached
             refusal = refusal_of(response)
             self.gateway.metrics.answered(refusal.status)
@@ -108,9 +140,7 @@ class WebSocketProtocol(asyncio.Protocol):
             transport.close()
             return False
         transport.write(response.serialize())
-        limits = self.gateway.limits
-        self.protocol = ServerProtocol(state=State.OPEN, max_size=(limits.max_message_bytes, limits.max_frame_bytes),
-                                       logger=protocol_log)
+        self._open_frames()
         transport.set_protocol(self)       # the handover: from now on its bytes and its end come here
         return True
 
@@ -153,17 +183,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self.unread.clear()
             self.flow.resume("read_batch")
 
-    def _parse(self, data: bytes) -> None:
-        conn = self.conn
-        assert conn is not None
-        protocol = self.protocol
-        protocol.receive_data(data)
-        for event in protocol.events_received():
-            if isinstance(event, Frame):
-                self._on_frame(conn, event)
-        self._flush()
-        # Pongs (and close replies) are written without asking `send`: they count against the same budget.
-        if protocol.state is State.OPEN and self.budgets.over_send(self.transport.get_write_buffer_size()):
+    def _check_owed(self) -> None:
+        """Pongs (and close replies) are written without asking `send`: they count against the same budget."""
+        if self.is_open() and self.budgets.over_send(self.transport.get_write_buffer_size()):
             self._slow_consumer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -173,11 +195,125 @@ class WebSocketProtocol(asyncio.Protocol):
             self.close_timer.cancel()
         if self.conn is None:
             return
-        received, sent = close_frames(self.protocol)
+        received, sent = self.close_frames()
         self.gateway.on_closed(self.conn, received, sent)
 
     def shutdown(self) -> None:
         """The gateway closes WebSockets itself (1001, then $disconnect)."""
+
+    def _closed_by_server(self) -> None:
+        """The closing handshake is done (or failed) on our side: close TCP once the buffer drains."""
+        self.transport.close()
+        self._abort_later()
+
+    def _abort_later(self) -> None:
+        """A close waits for the write buffer to drain; a peer that never reads must not keep it (and its
+        registration) forever, so every close path ends in an abort once a CLOSE_HANDSHAKE_SECONDS window
+        passes in which the peer did not drain at the budget's rate: a slow reader still gets every frame that
+        was answered 200, a stalled one is dropped."""
+        if self.close_timer is None:
+            self.close_timer = asyncio.get_running_loop().call_later(
+                CLOSE_HANDSHAKE_SECONDS, self._abort_unless_draining, self._owed())
+
+    def _owed(self) -> int:
+        """Bytes written and not yet acknowledged by the peer: our buffer plus the kernel's send queue (the
+        kernel's share is most of it on a fast link, so our buffer alone would not show a slow reader's progress)."""
+        owed = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                owed += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return owed
+
+    def _abort_unless_draining(self, before: int) -> None:
+        now = self._owed()
+        if self.budgets.draining(before, now, CLOSE_HANDSHAKE_SECONDS):
+            self.close_timer = asyncio.get_running_loop().call_later(
+                CLOSE_HANDSHAKE_SECONDS, self._abort_unless_draining, now)
+            return
+        if now:
+            tripped(self.gateway.metrics, "close_drain")
+        self.abort()
+
+    # ----- SocketSink (the parts that do not touch frames) -----------------------------------------
+
+    def send_encoded(self, frame: bytes) -> bool:
+        # Safe beside either engine: neither keeps state about data frames sent unfragmented.
+        if not self.is_open() or self.transport.is_closing() or not self._room_for(len(frame)):
+            return False
+        self.transport.write(frame)
+        return True
+
+    def _room_for(self, size: int) -> bool:
+        """A frame that would take the buffer past maxSendBufferBytes is refused (its push answers 410) and the
+        peer is closed with 1008 behind what it was already promised: a peer that reads again within
+        CLOSE_HANDSHAKE_SECONDS gets every frame that was answered 200, then the close."""
+        if not self.budgets.over_send(self.transport.get_write_buffer_size(), size):
+            return True
+        self._slow_consumer()
+        return False
+
+    def _slow_consumer(self) -> None:
+        log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
+        metrics = self.gateway.metrics
+        metrics.count(metrics.slow_consumers)
+        tripped(metrics, "send_buffer")
+        if self.conn is not None:
+            self.conn.decide_close(1008, "Slow consumer")
+        self.fail(1008, "Slow consumer")
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def pause_reading(self) -> None:
+        self.flow.pause("inbox")
+
+    def resume_reading(self) -> None:
+        self.flow.resume("inbox")
+
+
+class WebSocketProtocol(WebSocketSocket):
+    """The reference engine: websockets' sans-I/O ServerProtocol parses and writes the frames (pure Python)."""
+
+    __slots__ = ("fragment_opcode", "fragments", "protocol")
+
+    def __init__(self, ctx: ListenerContext, transport: asyncio.Transport, flow: FlowControl,
+                 request: HttpRequest, gateway: Gateway | None = None) -> None:
+        super().__init__(ctx, transport, flow, request, gateway)
+        # Frames are parsed by a protocol that starts OPEN: the handshake is judged and answered by `accept`.
+        # Until then it is CONNECTING as far as every SocketSink method is concerned.
+        self.protocol = ServerProtocol(state=State.CONNECTING, logger=protocol_log)
+        self.fragments: list[bytes] = []
+        self.fragment_opcode: Opcode | None = None
+
+    def _open_frames(self) -> None:
+        limits = self.gateway.limits
+        self.protocol = ServerProtocol(state=State.OPEN, max_size=(limits.max_message_bytes, limits.max_frame_bytes),
+                                       logger=protocol_log)
+
+    def _parse(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        protocol = self.protocol
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(conn, event)
+        self._flush()
+        self._check_owed()
+
+    def close_frames(self) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
+        return close_frames(self.protocol)
+
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN
+
+    def is_connecting(self) -> bool:
+        return self.protocol.state is State.CONNECTING
+
+    def fail(self, code: int, reason: str) -> None:
+        self.protocol.fail(code, reason)
+        self._flush()
 
     # ----- frames ----------------------------------------------------------------------------------
 
@@ -221,43 +357,11 @@ class WebSocketProtocol(asyncio.Protocol):
             if chunk:
                 self.transport.write(chunk)
             else:                                   # EOF: the server closes TCP after the closing handshake
-                self.transport.close()
-                self._abort_later()
-
-    def _abort_later(self) -> None:
-        """A close waits for the write buffer to drain; a peer that never reads must not keep it (and its
-        registration) forever, so every close path ends in an abort once a CLOSE_HANDSHAKE_SECONDS window
-        passes in which the peer did not drain at the budget's rate: a slow reader still gets every frame that
-        was answered 200, a stalled one is dropped."""
-        if self.close_timer is None:
-            self.close_timer = asyncio.get_running_loop().call_later(
-                CLOSE_HANDSHAKE_SECONDS, self._abort_unless_draining, self._owed())
-
-    def _owed(self) -> int:
-        """Bytes written and not yet acknowledged by the peer: our buffer plus the kernel's send queue (the
-        kernel's share is most of it on a fast link, so our buffer alone would not show a slow reader's progress)."""
-        owed = self.transport.get_write_buffer_size()
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError, ValueError):
-                owed += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-        return owed
-
-    def _abort_unless_draining(self, before: int) -> None:
-        now = self._owed()
-        if self.budgets.draining(before, now, CLOSE_HANDSHAKE_SECONDS):
-            self.close_timer = asyncio.get_running_loop().call_later(
-                CLOSE_HANDSHAKE_SECONDS, self._abort_unless_draining, now)
-            return
-        if now:
-            tripped(self.gateway.metrics, "close_drain")
-        self.abort()
+                self._closed_by_server()
 
     # ----- SocketSink ------------------------------------------------------------------------------
 
     def send(self, data: bytes | str) -> bool:
-        """True once the frame is in the socket's buffer; False (the push answers 410) when the connection is
-        closed or is a slow consumer whose buffer this frame would take past maxSendBufferBytes."""
         protocol = self.protocol
         if protocol.state is not State.OPEN or self.transport.is_closing():
             return False
@@ -275,32 +379,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self._flush()
         return True
 
-    def send_encoded(self, frame: bytes) -> bool:
-        # Safe beside the protocol object: it keeps no state about data frames sent unfragmented.
-        if self.protocol.state is not State.OPEN or self.transport.is_closing() or not self._room_for(len(frame)):
-            return False
-        self.transport.write(frame)
-        return True
-
-    def _room_for(self, size: int) -> bool:
-        """A frame that would take the buffer past maxSendBufferBytes is refused (its push answers 410) and the
-        peer is closed with 1008 behind what it was already promised: a peer that reads again within
-        CLOSE_HANDSHAKE_SECONDS gets every frame that was answered 200, then the close."""
-        if not self.budgets.over_send(self.transport.get_write_buffer_size(), size):
-            return True
-        self._slow_consumer()
-        return False
-
-    def _slow_consumer(self) -> None:
-        log.warning("closing slow consumer %s", self.conn.id if self.conn else "?")
-        metrics = self.gateway.metrics
-        metrics.count(metrics.slow_consumers)
-        tripped(metrics, "send_buffer")
-        if self.conn is not None:
-            self.conn.decide_close(1008, "Slow consumer")
-        self.protocol.fail(1008, "Slow consumer")
-        self._flush()
-
     def close(self, code: int, reason: str) -> None:
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
@@ -309,16 +387,7 @@ class WebSocketProtocol(asyncio.Protocol):
         elif self.protocol.state is State.CONNECTING:
             self.abort()
 
-    def abort(self) -> None:
-        self.transport.abort()
-
     def ping(self) -> None:
         if self.protocol.state is State.OPEN:
             self.protocol.send_ping(b"wsgw")
             self._flush()
-
-    def pause_reading(self) -> None:
-        self.flow.pause("inbox")
-
-    def resume_reading(self) -> None:
-        self.flow.resume("inbox")
