@@ -84,11 +84,7 @@ class Dispatcher:
                               request_id, new_id(), at_ms)
         started = perf_counter()
         try:
-            try:     # Dispatcher.invoke inlined: a coroutine layer and a second ws_route lookup per message
-                raw = await invoke(route.integration, route.make_context, event, request_id, route.timeout_s,
-                                   self.deadlines.within, conn.worker)
-            finally:
-                counted.integration_latency.observe(perf_counter() - started)
+            raw = await self.invoke(route, event, request_id, conn.worker)
             if route.route_response:
                 result = read_integration_result(raw)
                 if result.body is not None and self.is_open(conn.info.connection_id):
