@@ -6,6 +6,8 @@ import base64
 import dataclasses
 import datetime
 import json
+import os
+import random
 import re
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from wsgw.aws import ids
 from wsgw.aws.ids import method_arn, new_id, request_time
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.aws.proxy_result import IntegrationResult, InvalidIntegrationResult, read_integration_result
@@ -76,6 +79,30 @@ def test_new_id_has_the_aws_shape() -> None:
         assert value.endswith("=")
         assert re.fullmatch(r"[A-Za-z0-9_-]{15}=", value)
         assert len(base64.urlsafe_b64decode(value)) == 11
+
+
+def test_ids_drawn_in_blocks_are_the_base64_of_11_random_bytes_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block of ids is exactly what encoding each id's own 11 bytes would give (the 15th character carries
+    4 random bits and 2 zero bits, as AWS's 11-byte ids do), however the block's bytes fall."""
+    source = random.Random(19)
+    drawn: list[bytes] = []
+
+    def urandom(size: int) -> bytes:
+        block = source.randbytes(size)
+        drawn.append(block)
+        return block
+
+    monkeypatch.setattr(os, "urandom", urandom)
+    block = ids._draw_ids(300)
+    expected = [base64.urlsafe_b64encode(drawn[0][i:i + 11]).decode() for i in range(0, 12 * 300, 12)]
+    assert block == expected
+    assert {value[14] for value in block} <= set("AEIMQUYcgkosw048")
+
+
+def test_100k_ids_are_unique_and_shaped_like_aws_ids() -> None:
+    values = [new_id() for _ in range(100_000)]
+    assert len(set(values)) == len(values)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{14}[AEIMQUYcgkosw048]=", value) for value in values)
 
 
 def test_request_time_matches_aws_format() -> None:

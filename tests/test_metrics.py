@@ -4,9 +4,11 @@ names, counts and histogram buckets match what was sent, cardinality stays bound
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
@@ -158,3 +160,50 @@ def test_histograms_can_be_switched_off_without_losing_counts() -> None:
     route.messages.inc()
     assert quiet.value("wsgw_websocket_IntegrationLatency_seconds_count", route="echo") == 0
     assert quiet.value("wsgw_websocket_MessageCount_total", route="echo") == 1
+
+
+async def test_counts_read_exactly_n_after_n_messages_across_scrapes() -> None:
+    """Counts are tallies folded into prometheus when scraped: each scrape adds exactly what came since."""
+    async with serve(API) as server, connect(f"ws://127.0.0.1:{server.port}/dev?status=200") as ws:
+        total = 0
+        for batch in (120, 80):
+            for i in range(batch):
+                await ws.send(json.dumps({"action": "echo", "n": i}))
+                assert json.loads(await ws.recv())["n"] == i
+            total += batch
+            samples, _, _ = await scrape(server.port)
+            assert value(samples, "wsgw_websocket_MessageCount_total", route="echo") == 2 * total
+            assert value(samples, "wsgw_messages_received_total") == total
+            assert value(samples, "wsgw_messages_sent_total") == total
+            assert value(samples, "wsgw_websocket_IntegrationLatency_seconds_count", route="echo") == total
+            buckets = {dict(ls)["le"]: v for (n, ls), v in samples.items()
+                       if n == "wsgw_websocket_IntegrationLatency_seconds_bucket" and ("route", "echo") in ls}
+            assert buckets["+Inf"] == total and list(buckets.values()) == sorted(buckets.values())
+
+
+def test_tallied_histograms_and_counters_render_what_prometheus_client_would() -> None:
+    """The same observations through a route's tallies and through plain prometheus_client children give
+    the same exposition, bucket for bucket and the sum to the last bit (bounds themselves included)."""
+    tallied = Metrics("one", "dev")
+    plain = CollectorRegistry(auto_describe=False)
+    reference = Histogram("wsgw_websocket_IntegrationLatency_seconds", "x", ["route"], buckets=LATENCY_BUCKETS,
+                          registry=plain).labels(route="echo")
+    counted = Counter("wsgw_websocket_MessageCount", "x", ["route"], registry=plain).labels(route="echo")
+    route = tallied.ws_route("echo")
+    rng = random.Random(19)
+    amounts = [*LATENCY_BUCKETS, 0.0, 1e-9, 31.0, 1e6, *(rng.expovariate(200) for _ in range(5000))]
+    for n, amount in enumerate(amounts):
+        route.integration_latency.observe(amount)
+        reference.observe(amount)
+        route.messages.inc()
+        counted.inc()
+        if n % 1000 == 0:
+            tallied.render()                      # folds part way: later folds must add, not repeat
+    mine = {(s.name, s.labels.get("le")): s.value for f in text_string_to_metric_families(tallied.render().decode())
+            if f.name in ("wsgw_websocket_IntegrationLatency_seconds", "wsgw_websocket_MessageCount")
+            for s in f.samples if s.labels.get("route") == "echo" and not s.name.endswith("_created")}
+    theirs = {(s.name, s.labels.get("le")): s.value for f in text_string_to_metric_families(generate_latest(plain)
+              .decode()) for s in f.samples if not s.name.endswith("_created")}
+    assert mine == theirs
+    assert mine[("wsgw_websocket_MessageCount_total", None)] == len(amounts)
+    assert mine[("wsgw_websocket_IntegrationLatency_seconds_bucket", "+Inf")] == len(amounts)

@@ -2,34 +2,44 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
-import random
 import time
 from typing import Final
 
-__all__ = ["fast_id", "method_arn", "new_id", "request_time"]
+__all__ = ["method_arn", "new_id", "request_time"]
+
+_IDS_PER_DRAW: Final = 1024
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+_pool: list[str] = []
+
+
+def _draw_ids(count: int) -> list[str]:
+    """`count` ids from one getrandom call and one base64 pass: 11 random bytes and a zero byte per id encode
+    to 16 characters, the first 15 exactly those of the 11 bytes' own encoding, the 16th then set to its ``=``."""
+    raw = bytearray(os.urandom(12 * count))
+    raw[11::12] = bytes(count)
+    text = bytearray(binascii.b2a_base64(raw, newline=False))
+    text[15::16] = b"=" * count
+    encoded = text.translate(_URLSAFE).decode("ascii")
+    return [encoded[i:i + 16] for i in range(0, 16 * count, 16)]
 
 
 def new_id() -> str:
-    """A fresh AWS-like id (connectionId, requestId, messageId): 11 random bytes, URL-safe base64.
+    """A fresh AWS-like id (connectionId, requestId, extendedRequestId): 11 random bytes, URL-safe base64.
 
-    AWS's ids are 16 characters ending in ``=`` and use ``-``/``_`` (e.g. ``BFaT_fALIAMCKug=``).
+    AWS's ids are 16 characters ending in ``=`` and use ``-``/``_`` (e.g. ``BFaT_fALIAMCKug=``). Drawn from the
+    OS's CSPRNG (connection ids are capabilities: knowing one lets you push to it) a block at a time: a
+    getrandom call and a base64 call per id were 7% of a routed message's cost.
     """
-    return base64.urlsafe_b64encode(os.urandom(11)).decode("ascii")
+    try:
+        return _pool.pop()
+    except IndexError:
+        _pool.extend(_draw_ids(_IDS_PER_DRAW))
+        return new_id()
 
 
-_random = random.Random()  # seeded from os.urandom; not for secrets
-
-
-def fast_id() -> str:
-    """An id of the same shape for requestId/messageId, which need to be unique, not unguessable.
-
-    Two getrandom syscalls per message were measurable on the hot path; connection ids (which are
-    capabilities: knowing one lets you push to it) keep using new_id().
-    """
-    return base64.urlsafe_b64encode(_random.getrandbits(88).to_bytes(11, "big")).decode("ascii")
-
+os.register_at_fork(after_in_child=_pool.clear)   # a forked child must not hand out its parent's next ids
 
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _cached_time: tuple[int, str] = (-1, "")  # one-entry cache: many events share a second

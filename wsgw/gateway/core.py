@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wsgw.authorizers import Authorizer, build_authorizers
-from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.ids import new_id
 from wsgw.aws.websocket_events import ConnectionInfo
 from wsgw.config import ApiConfig
 from wsgw.gateway.clock import Clock
@@ -186,11 +186,11 @@ class Gateway:
         self.metrics.received_one.inc()
         if not self.throttle.admit_message(conn.info.connection_id):
             self.metrics.count(self.metrics.throttled, scope="connection")
-            self.dispatcher.send_error(conn, TOO_MANY, fast_id())
+            self.dispatcher.send_error(conn, TOO_MANY, new_id())
             return
         if not self.inboxes.push(conn, body, is_base64, at):
             self.metrics.count(self.metrics.integration_errors, kind="queue_full")
-            self.dispatcher.send_error(conn, TOO_MANY, fast_id())
+            self.dispatcher.send_error(conn, TOO_MANY, new_id())
 
     def close_connection(self, conn: Connection, code: int, reason: str, report: str | None = None) -> None:
         """Close from our side; $disconnect reports (code, report or reason) unless an earlier decision stands."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from wsgw.aws.ids import fast_id, new_id
+from wsgw.aws.ids import new_id
 from wsgw.aws.models import BAD_REQUEST_BODY_MESSAGE
 from wsgw.aws.proxy_result import read_integration_result
 from wsgw.aws.websocket_events import ConnectionInfo, disconnect_event, error_frame, message_event
@@ -52,7 +52,7 @@ class Dispatcher:
         self.cache: RouteResponseCache | None = None     # the stage's response cache (routes with `caching:`)
 
     async def handle_message(self, conn: Connection, body: str, is_base64: bool, at_ms: int) -> None:
-        request_id = fast_id()
+        request_id = new_id()
         try:     # parsed once: for the route selection and, on a validated route, the model
             document = orjson.loads(base64.b64decode(body) if is_base64 else body)
         except orjson.JSONDecodeError:
@@ -83,7 +83,7 @@ class Dispatcher:
                 self.refuse_body(conn, route.key, problem, request_id, at_ms)
                 return
         event = message_event(conn.info, route.key, body, is_base64, self.api.stage_variables or None,
-                              request_id, fast_id(), at_ms)
+                              request_id, new_id(), at_ms)
         started = perf_counter()
         try:
             if route.caching is None or self.cache is None:
@@ -182,7 +182,7 @@ class Dispatcher:
         """A $join or $leave call (wsgw's own event, wsgw/group_events.py); its result is not sent anywhere."""
         request_id = new_id()
         built = group_event(info, "join" if event == "join" else "leave", group, reason, since,
-                            self.api.stage_variables or None, request_id, fast_id(), self.epoch_ms())
+                            self.api.stage_variables or None, request_id, new_id(), self.epoch_ms())
         try:
             await self.invoke(route, built, request_id)
         except Exception as exc:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wsgw.aws.ids import fast_id
+from wsgw.aws.ids import new_id
 from wsgw.gateway.connection import Connection
 from wsgw.gateway.eager import StandIn
 from wsgw.metrics import Metrics
@@ -83,7 +83,7 @@ class Inboxes:
                 try:
                     await self.handle_message(conn, *item)
                 except Exception:
-                    request_id = fast_id()
+                    request_id = new_id()
                     log.exception("handling a message of %s failed (requestId %s)", conn.info.connection_id,
                                   request_id)
                     self.metrics.count(self.metrics.integration_errors, kind="internal")

@@ -24,7 +24,7 @@ from typing import Any
 
 from wsgw.config import ApiConfig
 
-_OVERLAY: ContextVar[dict[str, str] | None] = ContextVar("wsgw_function_environment", default=None)
+environment_overlay: ContextVar[dict[str, str] | None] = ContextVar("wsgw_function_environment", default=None)
 EXECUTION_ENV = f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -100,31 +100,31 @@ def function_environment(node: Mapping[str, str], function_name: str, handler: s
 @contextlib.contextmanager
 def function_scope(environment: dict[str, str]) -> Iterator[None]:
     """Make `environment` visible through os.environ in this thread / task until the block ends."""
-    token = _OVERLAY.set(environment)
+    token = environment_overlay.set(environment)
     try:
         yield
     finally:
-        _OVERLAY.reset(token)
+        environment_overlay.reset(token)
 
 
 class _FunctionEnviron(os._Environ):  # type: ignore[type-arg]
     """os.environ with the current function's variables laid over the process's (see the module doc)."""
 
     def __getitem__(self, key: Any) -> Any:
-        overlay = _OVERLAY.get()
+        overlay = environment_overlay.get()
         if overlay is not None and key in overlay:
             return overlay[key]
         return super().__getitem__(key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        overlay = _OVERLAY.get()
+        overlay = environment_overlay.get()
         if overlay is not None and key in overlay:
             overlay[key] = value          # the function's own variable, kept for its later invocations
             return
         super().__setitem__(key, value)
 
     def __delitem__(self, key: Any) -> None:
-        overlay = _OVERLAY.get()
+        overlay = environment_overlay.get()
         if overlay is not None and key in overlay:
             del overlay[key]
             if self._real_has(key):
@@ -133,7 +133,7 @@ class _FunctionEnviron(os._Environ):  # type: ignore[type-arg]
         super().__delitem__(key)
 
     def __iter__(self) -> Iterator[Any]:
-        overlay = _OVERLAY.get()
+        overlay = environment_overlay.get()
         yield from super().__iter__()
         if overlay is not None:
             for key in list(overlay):
@@ -144,7 +144,7 @@ class _FunctionEnviron(os._Environ):  # type: ignore[type-arg]
         return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
-        overlay = _OVERLAY.get()
+        overlay = environment_overlay.get()
         return (overlay is not None and key in overlay) or self._real_has(key)
 
     def _real_has(self, key: object) -> bool:
