@@ -18,6 +18,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.exceptions import DeliveryError
 
 from wsgw.aws.lambda_context import LambdaContext
 from wsgw.config import ApiConfig, IntegrationSpec
@@ -36,6 +37,7 @@ class AmqpLink:
         self.url = url
         self.connection: AbstractConnection | None = None
         self.channel: AbstractChannel | None = None
+        self.discarded: list[AbstractChannel] = []      # closed at the next reopen (a live connection keeps them)
         self.lock = asyncio.Lock()
 
     async def confirm_channel(self) -> AbstractChannel:
@@ -52,6 +54,10 @@ class AmqpLink:
         """A new channel on the connection if it is still open (a channel-level error closed the last one), else
         a new connection."""
         self.channel = None
+        discarded, self.discarded = self.discarded, []
+        for stale in discarded:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stale.close(), 1)
         if self.connection is not None and not self.connection.is_closed:
             with contextlib.suppress(Exception):
                 self.channel = await self.connection.channel(publisher_confirms=True)
@@ -68,6 +74,13 @@ class AmqpLink:
             await connection.close()
             raise
         self.connection = connection
+
+    def discard(self, channel: AbstractChannel) -> None:
+        """A publish on `channel` failed for a reason other than the broker's nack: the next publish opens a new
+        channel (and connection, if that closed too) instead of trusting one that may not know it is dead yet."""
+        if self.channel is channel:
+            self.channel = None
+            self.discarded.append(channel)
 
     @classmethod
     async def open(cls, url: str) -> AmqpLink:
@@ -118,16 +131,25 @@ class AmqpIntegration(Integration):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if self.options.persistent else None,
             content_type="application/octet-stream" if fields.get("isBase64Encoded") else "text/plain",
             app_id="wsgw")
+        link: AmqpLink | None = None
+        channel: AbstractChannel | None = None
         try:
-            channel = await (await self.link.get()).confirm_channel()
+            link = await self.link.get()
+            channel = await link.confirm_channel()
             exchange = (channel.default_exchange if not self.options.exchange
                         else await channel.get_exchange(self.options.exchange, ensure=False))
             confirmation = await exchange.publish(message, self.options.routing_key,
                                                   mandatory=self.options.mandatory,
                                                   timeout=self.spec.timeout_ms / 1000)
+        except DeliveryError as exc:     # the broker answered: nack or returned (unroutable); the channel is fine
+            raise IntegrationFailed(f"{self.what} failed: {type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
+            if link is not None and channel is not None:
+                link.discard(channel)
             raise IntegrationFailed(f"{self.what}: the broker did not confirm in time") from exc
-        except Exception as exc:     # aio-pika/aiormq: DeliveryError (nack, returned), closed channel or connection
+        except Exception as exc:     # closed channel or connection, a connect refused
+            if link is not None and channel is not None:
+                link.discard(channel)
             raise IntegrationFailed(f"{self.what} failed: {type(exc).__name__}: {exc}") from exc
         if confirmation is not None and not _acked(confirmation):
             raise IntegrationFailed(f"{self.what}: the broker refused the message ({confirmation!r})")
