@@ -160,20 +160,27 @@ def measure(config: str, targets: list[str], client: Client, seconds: float, con
                 node.kill()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main_for(doc: str | None, run: Callable[[float, int, int], tuple[list[Figures], tuple[float, ...]]],
+             what: str, unit: str) -> None:
+    """The command line of a hit/miss/plain measurement (this one, loadtest/ws_cache.py): run it, print figures."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     figures, load = run(args.seconds, args.connections, args.rounds)
-    print(f"{args.connections} keep-alive connections, {args.seconds:g} s per target, {args.rounds} rounds; "
+    print(f"{args.connections} {what}, {args.seconds:g} s per target, {args.rounds} rounds; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     by_name = {f.target: f for f in figures}
     for f in figures:
-        print(f"  {f.target:6s} {f.median:9.0f} req/s  ({min(f.rates):.0f}..{max(f.rates):.0f})")
-    print(f"  hit ÷ miss: {by_name['hit'].median / by_name['miss'].median:.2f}   "
-          f"miss ÷ plain (the cache's own cost on a miss): {by_name['miss'].median / by_name['plain'].median:.2f}")
+        print(f"  {f.target:6s} {f.median:9.0f} {unit}  ({min(f.rates):.0f}..{max(f.rates):.0f})")
+    hit, miss, plain = (by_name[name].median for name in ("hit", "miss", "plain"))
+    print(f"  hit ÷ miss: {hit / miss:.2f}   miss ÷ plain (the cache's own cost on a miss): {miss / plain:.2f}   "
+          f"hit ÷ plain: {hit / plain:.2f}")
+
+
+def main() -> None:
+    main_for(__doc__, run, "keep-alive connections", "req/s")
 
 
 if __name__ == "__main__":

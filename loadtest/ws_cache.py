@@ -14,14 +14,13 @@ Prints each target's median messages/s over the rounds with the spread (min..max
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import multiprocessing
 import os
 import time
 
-from loadtest.rest_cache import Figures, measure
+from loadtest.rest_cache import Figures, main_for, measure
 
 CONFIG = """
 stage: dev
@@ -74,20 +73,7 @@ def run(seconds: float, connections: int, rounds: int) -> tuple[list[Figures], t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    figures, load = run(args.seconds, args.connections, args.rounds)
-    print(f"{args.connections} WebSockets, {args.seconds:g} s per target, {args.rounds} rounds; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    by_name = {f.target: f for f in figures}
-    for f in figures:
-        print(f"  {f.target:6s} {f.median:9.0f} msg/s  ({min(f.rates):.0f}..{max(f.rates):.0f})")
-    print(f"  hit ÷ miss: {by_name['hit'].median / by_name['miss'].median:.2f}   "
-          f"miss ÷ plain: {by_name['miss'].median / by_name['plain'].median:.2f}   "
-          f"hit ÷ plain: {by_name['hit'].median / by_name['plain'].median:.2f}")
+    main_for(__doc__, run, "WebSockets", "msg/s")
 
 
 if __name__ == "__main__":
